@@ -1,0 +1,305 @@
+"""Overlapping tiles with smooth blending, batched on the device, with out-of-memory back-off.
+
+A network that maps ``(B, 1, *tile)`` to ``(B, 1, *tile)`` is applied to arrays of any size:
+the array is padded (reflect) up to at least one tile, cut into tiles that overlap by
+``overlap`` voxels, the tiles are run in batches, and the outputs are summed with a separable
+window that ramps down (raised cosine) across the overlaps, then divided by the summed window.
+Every output voxel is thus a convex combination of the tiles that saw it, weighted away from tile
+borders, where a convolutional network lacks context: no seams.
+
+Works for any number of spatial dimensions: 2D planes for destriping, 3D ``(t, y, x)`` blocks
+for SRDTrans. Accumulation happens on the compute device when the output fits there (no
+device-to-host copy per tile), else on the host.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from napari_restore.engine.device import free_memory_bytes, is_out_of_memory
+from napari_restore.engine.progress import Progress, ProgressGenerator
+
+Predict = Callable[[torch.Tensor], torch.Tensor]
+
+
+@dataclass(frozen=True)
+class TileSettings:
+    """How an array is cut into tiles.
+
+    Attributes
+    ----------
+    tile : tuple of int
+        Tile size per spatial axis (rounded to ``multiple`` and shrunk to the data).
+    overlap : tuple of int
+        Overlap between neighbouring tiles per axis.
+    batch_size : int
+        Tiles per network call.
+    multiple : tuple of int
+        The network's required size multiple per axis (e.g. 16 for a 4-level U-Net).
+    """
+
+    tile: tuple[int, ...]
+    overlap: tuple[int, ...]
+    batch_size: int = 4
+    multiple: tuple[int, ...] = ()
+
+    def describe(self) -> str:
+        """E.g. ``"tiles 512x512, overlap 64x64, batch 8"``."""
+        t = "x".join(map(str, self.tile))
+        o = "x".join(map(str, self.overlap))
+        return f"tiles {t}, overlap {o}, batch {self.batch_size}"
+
+
+def round_up(n: int, m: int) -> int:
+    """Smallest multiple of ``m`` that is >= ``n``."""
+    return int(math.ceil(n / m) * m)
+
+
+def tile_starts(size: int, tile: int, overlap: int) -> list[int]:
+    """Start offsets of full tiles covering ``[0, size)``; the last one ends exactly at ``size``.
+
+    Parameters
+    ----------
+    size, tile, overlap : int
+        Extent of the axis (``size >= tile``), tile size, and overlap (``< tile``).
+    """
+    if size <= tile:
+        return [0]
+    stride = max(1, tile - overlap)
+    starts = list(range(0, size - tile, stride))
+    starts.append(size - tile)
+    return starts
+
+
+def _ramp(tile: int, overlap: int) -> torch.Tensor:
+    """1D weights: raised-cosine ramps over ``overlap`` at both ends, 1 in between, never 0."""
+    w = torch.ones(tile, dtype=torch.float32)
+    if overlap > 0:
+        x = (torch.arange(overlap, dtype=torch.float32) + 0.5) / overlap
+        ramp = 0.5 - 0.5 * torch.cos(math.pi * x)
+        w[:overlap] = ramp
+        w[tile - overlap :] = ramp.flip(0)
+    return w
+
+
+def blend_window(tile: Sequence[int], overlap: Sequence[int]) -> torch.Tensor:
+    """Separable N-D blending window of shape ``tile`` (product of 1D ramps)."""
+    w = torch.ones((), dtype=torch.float32)
+    for t, o in zip(tile, overlap, strict=True):
+        w = w[..., None] * _ramp(t, o)
+    return w
+
+
+def fit_settings(shape: Sequence[int], settings: TileSettings) -> TileSettings:
+    """Shrink tiles to the data (rounded up to the network multiple) and clamp the overlap."""
+    nd = len(shape)
+    multiple = settings.multiple or (1,) * nd
+    tile = tuple(
+        max(m, min(round_up(t, m), round_up(s, m)))
+        for s, t, m in zip(shape, settings.tile, multiple, strict=True)
+    )
+    overlap = tuple(
+        min(o, t // 2) if s > t else 0
+        for s, t, o in zip(shape, tile, settings.overlap, strict=True)
+    )
+    return TileSettings(tile, overlap, max(1, settings.batch_size), tuple(multiple))
+
+
+def _pad_to(x: torch.Tensor, shape: Sequence[int]) -> torch.Tensor:
+    """Pad the trailing spatial axes of an ``(N, *spatial)`` tensor up to ``shape``: reflect
+    where possible, replicate where the pad exceeds the data."""
+    pads: list[int] = []
+    for s, target in zip(reversed(x.shape[1:]), reversed(tuple(shape)), strict=True):
+        pads += [0, max(0, target - s)]
+    if not any(pads):
+        return x
+    reflect_ok = all(p < s for p, s in zip(pads[1::2], reversed(x.shape[1:]), strict=True))
+    mode = "reflect" if reflect_ok else "replicate"
+    nd = x.dim() - 1
+    # F.pad's reflect/replicate modes need (N, C, *spatial) with 1 to 3 spatial dims.
+    y = F.pad(x.unsqueeze(1), pads, mode=mode) if nd <= 3 else _pad_constant_edges(x, shape)
+    return y.squeeze(1) if nd <= 3 else y
+
+
+def _pad_constant_edges(x: torch.Tensor, shape: Sequence[int]) -> torch.Tensor:
+    out = x
+    for axis, target in enumerate(shape, start=1):
+        extra = target - out.shape[axis]
+        if extra > 0:
+            edge = out.narrow(axis, out.shape[axis] - 1, 1)
+            out = torch.cat(
+                [out, edge.expand(*[extra if d == axis else -1 for d in range(out.dim())])], axis
+            )
+    return out
+
+
+def iter_tiles(
+    n_items: int, shape: Sequence[int], settings: TileSettings
+) -> Iterator[tuple[int, tuple[slice, ...]]]:
+    """``(item, spatial slices)`` of every tile of every item, in batch order."""
+    grids = [
+        tile_starts(s, t, o) for s, t, o in zip(shape, settings.tile, settings.overlap, strict=True)
+    ]
+    for item in range(n_items):
+        for starts in np.ndindex(*[len(g) for g in grids]):
+            yield (
+                item,
+                tuple(
+                    slice(g[i], g[i] + t)
+                    for g, i, t in zip(grids, starts, settings.tile, strict=True)
+                ),
+            )
+
+
+class TileTooLargeError(RuntimeError):
+    """Even one tile per batch does not fit in device memory."""
+
+
+def _predict_batch(predict: Predict, batch: torch.Tensor) -> torch.Tensor:
+    """Run ``predict``, splitting the batch in halves on out-of-memory errors."""
+    try:
+        return predict(batch).float()
+    except Exception as err:
+        if not is_out_of_memory(err):
+            raise
+        if batch.device.type == "cuda":
+            torch.cuda.empty_cache()
+        if batch.shape[0] == 1:
+            raise TileTooLargeError(str(err)) from err
+    half = batch.shape[0] // 2
+    return torch.cat([_predict_batch(predict, batch[:half]), _predict_batch(predict, batch[half:])])
+
+
+def tile_predict(
+    predict: Predict,
+    data: np.ndarray | torch.Tensor,
+    settings: TileSettings,
+    *,
+    device: torch.device | str = "cpu",
+    min_tile: int = 32,
+) -> ProgressGenerator[np.ndarray]:
+    """Apply a network to items of any size with overlapping, blended tiles.
+
+    Parameters
+    ----------
+    predict : callable
+        Maps a float32 ``(B, 1, *tile)`` tensor on ``device`` to a tensor of the same shape (it
+        may use autocast; its output is cast back to float32).
+    data : numpy.ndarray or torch.Tensor
+        ``(N, *spatial)``: ``N`` independent items (e.g. planes), each tiled on its own.
+    settings : TileSettings
+        Tile size, overlap, batch size and size multiple, per spatial axis.
+    device : torch.device or str
+        Device to compute on.
+    min_tile : int
+        Smallest tile edge tried when tiles must shrink after an out-of-memory error.
+
+    Yields
+    ------
+    Progress
+        ``stage="tiles"``, once per batch (a place to stop).
+
+    Returns
+    -------
+    numpy.ndarray
+        float32 ``(N, *spatial)`` output.
+    """
+    device = torch.device(device)
+    x = torch.as_tensor(np.asarray(data) if not torch.is_tensor(data) else data)
+    x = x.to(torch.float32)
+    spatial = tuple(x.shape[1:])
+    settings = fit_settings(spatial, settings)
+    while True:
+        try:
+            result = yield from _tile_pass(predict, x, spatial, settings, device)
+            return result
+        except TileTooLargeError:
+            smaller = tuple(
+                max(min_tile, round_up(t // 2, m))
+                for t, m in zip(settings.tile, settings.multiple, strict=True)
+            )
+            if smaller == settings.tile:
+                raise
+            settings = fit_settings(
+                spatial,
+                TileSettings(
+                    smaller, tuple(o // 2 for o in settings.overlap), 1, settings.multiple
+                ),
+            )
+
+
+def _tile_pass(
+    predict: Predict,
+    x: torch.Tensor,
+    spatial: tuple[int, ...],
+    settings: TileSettings,
+    device: torch.device,
+) -> ProgressGenerator[np.ndarray]:
+    padded_shape = tuple(max(s, t) for s, t in zip(spatial, settings.tile, strict=True))
+    xp = _pad_to(x, padded_shape)
+    n = xp.shape[0]
+    out_bytes = 2 * xp.numel() * 4
+    free = free_memory_bytes(device)
+    acc_device = device if (free is None or out_bytes < 0.3 * free) else torch.device("cpu")
+    out = torch.zeros(xp.shape, dtype=torch.float32, device=acc_device)
+    weight = torch.zeros(xp.shape, dtype=torch.float32, device=acc_device)
+    window = blend_window(settings.tile, settings.overlap).to(device)
+    tiles = list(iter_tiles(n, padded_shape, settings))
+    total = len(tiles)
+    done = 0
+    for b in range(0, total, settings.batch_size):
+        chunk = tiles[b : b + settings.batch_size]
+        batch = torch.stack([xp[(i, *sl)] for i, sl in chunk]).to(device, non_blocking=True)
+        with torch.inference_mode():
+            pred = _predict_batch(predict, batch[:, None])[:, 0] * window
+        pred = pred.to(acc_device)
+        w = window.to(acc_device)
+        for k, (i, sl) in enumerate(chunk):
+            out[(i, *sl)] += pred[k]
+            weight[(i, *sl)] += w
+        done += len(chunk)
+        yield Progress(done, total, stage="tiles")
+    result = out / weight
+    crop = (slice(None), *tuple(slice(0, s) for s in spatial))
+    return result[crop].cpu().numpy()
+
+
+def auto_tile_size(
+    device: torch.device,
+    bytes_per_voxel: float,
+    *,
+    ndim: int = 2,
+    multiple: int = 16,
+    default: int = 512,
+    largest: int = 2048,
+    share: float = 0.5,
+) -> int:
+    """Tile edge that fits a share of the free device memory.
+
+    Parameters
+    ----------
+    device : torch.device
+        Target device; on the CPU (or MPS) ``default`` is returned.
+    bytes_per_voxel : float
+        Peak inference memory of the network per input voxel (measured for each model).
+    ndim : int
+        Number of tiled axes.
+    multiple : int
+        Tile edges are multiples of this.
+    default, largest : int
+        Edge on devices without a memory query, and upper bound.
+    share : float
+        Fraction of the free memory one tile may use.
+    """
+    free = free_memory_bytes(device)
+    if free is None:
+        return default
+    edge = (share * free / bytes_per_voxel) ** (1.0 / ndim)
+    edge = int(edge // multiple * multiple)
+    return int(max(multiple, min(largest, edge)))
