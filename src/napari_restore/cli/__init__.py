@@ -1,0 +1,54 @@
+"""``napari-restore`` command line: one subcommand module per capability.
+
+Each module in this package defines ``register(subparsers)``, which adds its subcommand and sets
+``func`` (called with the parsed arguments, returns an exit code). Errors meant for users
+(:class:`~napari_restore.errors.RestoreInputError`) are printed without a traceback and exit
+with code 2; Ctrl-C exits with 130 and leaves no partial output file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from napari_restore._version import __version__
+from napari_restore.errors import RestoreInputError
+
+SUBCOMMAND_MODULES = ("demo", "simulate", "metrics", "info")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser with every subcommand registered."""
+    parser = argparse.ArgumentParser(
+        prog="napari-restore",
+        description="Remove stripes and noise from fluorescence microscopy images "
+        "(the engine of the napari-restore plugin, without a GUI).",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    for name in SUBCOMMAND_MODULES:
+        importlib.import_module(f"napari_restore.cli.{name}").register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``napari-restore`` command."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except RestoreInputError as err:
+        print(f"napari-restore {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(
+            f"napari-restore {args.command}: interrupted; no output was written.", file=sys.stderr
+        )
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
