@@ -9,16 +9,13 @@ temporary path beside the target and is renamed into place only when complete.
 from __future__ import annotations
 
 import os
-import shutil
 import sys
-import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from napari_restore._files import atomic_path
 from napari_restore.errors import RestoreInputError
 
 TIFF_SUFFIXES = (".tif", ".tiff")
@@ -142,21 +139,6 @@ def read_image(path: str | os.PathLike[str]) -> np.ndarray:
         raise RestoreInputError(f"Could not read {path}: {type(err).__name__}: {err}") from err
 
 
-@contextmanager
-def _atomic_target(path: Path) -> Iterator[Path]:
-    """Temporary sibling path, moved onto ``path`` only when the block completes."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent))
-    target = tmp / path.name
-    try:
-        yield target
-        if path.is_dir() and not path.is_symlink():
-            shutil.rmtree(path)
-        os.replace(target, path)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-
-
 class PlaneWriter:
     """Write a big image plane by plane (any order), committed atomically on success.
 
@@ -186,7 +168,7 @@ class PlaneWriter:
         self._array: Any = None
 
     def __enter__(self) -> PlaneWriter:
-        self._ctx = _atomic_target(self.path)
+        self._ctx = atomic_path(self.path)
         target = self._ctx.__enter__()
         name = self.path.name.lower()
         try:
@@ -271,7 +253,7 @@ def write_image(path: str | os.PathLike[str], data: np.ndarray) -> Path:
     if name.endswith(TIFF_SUFFIXES):
         import tifffile
 
-        with _atomic_target(p) as target:
+        with atomic_path(p) as target:
             tifffile.imwrite(target, data, photometric="minisblack", compression="zlib")
         return p
     with PlaneWriter(p, data.shape, data.dtype) as w:

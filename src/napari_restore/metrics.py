@@ -21,14 +21,18 @@ Two backends give the same numbers: ``"numpy"`` (scipy Gaussian filters, the ref
 
 from __future__ import annotations
 
+import csv
 import math
-from collections.abc import Callable, Iterator
+import os
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 from scipy import ndimage
 
+from napari_restore._files import atomic_path
 from napari_restore.engine.progress import Progress, ProgressGenerator, run_to_end
 from napari_restore.errors import RestoreInputError
 
@@ -332,3 +336,114 @@ def compute_metrics_progress(
 def _psnr(mse: np.ndarray, data_range: float) -> np.ndarray:
     with np.errstate(divide="ignore"):
         return 10.0 * np.log10(data_range**2 / mse)
+
+
+def compare_progress(
+    images: Sequence[Any],
+    ground_truth: Any,
+    *,
+    data_range: float | None = None,
+    backend: Backend = "numpy",
+    device: Any = None,
+    rgb: Sequence[bool | None] | None = None,
+) -> ProgressGenerator[list[Metrics | RestoreInputError]]:
+    """Compare several images with one ground truth; a bad image does not stop the others.
+
+    Parameters
+    ----------
+    images : sequence of array_like
+        Images to assess.
+    ground_truth : array_like
+        The common reference.
+    data_range, backend, device
+        As in :func:`compute_metrics`.
+    rgb : sequence of bool or None, optional
+        Per image, whether it is a colour image (see :func:`validate_pair`).
+
+    Yields
+    ------
+    Progress
+        Planes done over all images.
+
+    Returns
+    -------
+    list
+        Per image, its :class:`Metrics` or the :class:`RestoreInputError` that explains why
+        it could not be compared.
+    """
+    lead = tuple(ground_truth.shape[:-2])
+    per_image = int(np.prod(lead)) if lead else 1
+    total = per_image * len(images)
+    results: list[Metrics | RestoreInputError] = []
+    for i, image in enumerate(images):
+        gen = compute_metrics_progress(
+            image,
+            ground_truth,
+            data_range=data_range,
+            backend=backend,
+            device=device,
+            rgb=None if rgb is None else rgb[i],
+        )
+        try:
+            while True:
+                p = next(gen)
+                yield Progress(i * per_image + p.step, total, stage="planes")
+        except StopIteration as stop:
+            results.append(stop.value)
+        except RestoreInputError as err:
+            results.append(err)
+        finally:
+            gen.close()
+    return results
+
+
+CSV_COLUMNS = (
+    "image",
+    "ground_truth",
+    "plane",
+    "mae",
+    "psnr",
+    "ssim",
+    "data_range",
+    "data_range_source",
+)
+
+
+def metrics_rows(name: str, ground_truth: str, m: Metrics) -> list[dict[str, Any]]:
+    """Table rows of one result: the whole image (``plane="all"``), then one row per plane."""
+    base = {
+        "image": name,
+        "ground_truth": ground_truth,
+        "data_range": m.data_range,
+        "data_range_source": m.data_range_source,
+    }
+    rows = [{**base, "plane": "all", "mae": m.mae, "psnr": m.psnr, "ssim": m.ssim}]
+    if m.per_slice:
+        for i, (a, p, s) in enumerate(
+            zip(*(m.per_slice[k] for k in ("mae", "psnr", "ssim")), strict=True)
+        ):
+            rows.append({**base, "plane": i, "mae": a, "psnr": p, "ssim": s})
+    return rows
+
+
+def write_metrics_csv(path: str | os.PathLike[str], rows: Sequence[dict[str, Any]]) -> Path:
+    """Write metric rows (see :func:`metrics_rows`) to a CSV file, atomically.
+
+    Parameters
+    ----------
+    path : path-like
+        Output ``.csv`` file.
+    rows : sequence of dict
+        Rows with the keys of ``CSV_COLUMNS``.
+
+    Returns
+    -------
+    pathlib.Path
+    """
+    target = Path(path)
+    with atomic_path(target) as tmp, open(tmp, "w", newline="", encoding="utf-8") as fh:
+        writer = csv.DictWriter(fh, fieldnames=CSV_COLUMNS)
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({k: row.get(k, "") for k in CSV_COLUMNS})
+    return target

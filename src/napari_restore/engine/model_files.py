@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +18,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from napari_restore._files import atomic_path
 from napari_restore._version import __version__
 from napari_restore.errors import RestoreInputError
 
@@ -37,24 +36,6 @@ def model_paths(path: str | os.PathLike[str]) -> tuple[Path, Path]:
     if p.suffix in (".safetensors", ".json"):
         p = p.with_suffix("")
     return p.with_name(p.name + ".safetensors"), p.with_name(p.name + ".json")
-
-
-@contextmanager
-def atomic_path(final: Path):
-    """Yield a temporary path beside ``final``; rename it into place only if the block succeeds.
-
-    A crash or Ctrl-C never leaves a half-written ``final`` behind.
-    """
-    final.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".part", dir=final.parent)
-    os.close(fd)
-    tmp_path = Path(tmp)
-    try:
-        yield tmp_path
-        os.replace(tmp_path, final)
-    finally:
-        if tmp_path.exists():
-            tmp_path.unlink()
 
 
 def save_model_file(

@@ -429,6 +429,50 @@ def simulate_stripes_progress(
     return StripeResult(out, field)
 
 
+def _plane_rng(
+    params: StripeParams, lead: tuple[int, ...], index: tuple[int, ...]
+) -> np.random.Generator:
+    """The generator of one plane: its own child seed per plane, or one shared by all."""
+    n_planes = int(np.prod(lead)) if lead else 1
+    flat = int(np.ravel_multi_index(index, lead)) if lead and params.per_slice else 0
+    seeds = np.random.SeedSequence(params.seed).spawn(n_planes if params.per_slice else 1)
+    return np.random.default_rng(seeds[flat])
+
+
+def _degrade(
+    clean: np.ndarray, field: np.ndarray, params: StripeParams, baseline: float
+) -> np.ndarray:
+    if params.mode == "multiplicative":
+        return baseline + (clean - baseline) * (1.0 - field)
+    return clean + field
+
+
+def striped_plane_at(
+    image: Any,
+    params: StripeParams,
+    index: tuple[int, ...],
+    *,
+    scale: float = 1.0,
+    baseline: float = 0.0,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Striped plane and field at one plane ``index`` of ``image``, as the full run makes them.
+
+    Used for previews: the result equals that plane of :func:`simulate_stripes` (before the
+    cast to the output dtype) without computing the other planes.
+
+    Returns
+    -------
+    (numpy.ndarray, numpy.ndarray)
+        float64 striped plane and float32 field.
+    """
+    lead = tuple(image.shape[:-2])
+    field = stripe_plane(tuple(image.shape[-2:]), params, _plane_rng(params, lead, index))
+    if params.mode == "additive":
+        field = field * np.float32(scale)
+    clean = np.asarray(image[index], dtype=np.float64)
+    return _degrade(clean, field, params, baseline), field
+
+
 def iter_striped_planes(
     image: np.ndarray, params: StripeParams, *, scale: float = 1.0, baseline: float = 0.0
 ) -> Iterator[tuple[tuple[int, ...], np.ndarray, np.ndarray]]:
@@ -440,17 +484,13 @@ def iter_striped_planes(
     camera offset that multiplicative stripes leave untouched.
     """
     lead = tuple(image.shape[:-2])
-    plane_shape = tuple(image.shape[-2:])
     n_planes = int(np.prod(lead)) if lead else 1
     seeds = np.random.SeedSequence(params.seed).spawn(n_planes if params.per_slice else 1)
     shared = None
     for i, index in enumerate(np.ndindex(*lead)):
         if params.per_slice or shared is None:
-            shared = stripe_plane(plane_shape, params, np.random.default_rng(seeds[i]))
+            shared = stripe_plane(tuple(image.shape[-2:]), params, np.random.default_rng(seeds[i]))
             if params.mode == "additive":
                 shared = shared * np.float32(scale)
         clean = np.asarray(image[index], dtype=np.float64)
-        if params.mode == "multiplicative":
-            yield index, baseline + (clean - baseline) * (1.0 - shared), shared
-        else:
-            yield index, clean + shared, shared
+        yield index, _degrade(clean, shared, params, baseline), shared

@@ -1,0 +1,268 @@
+"""Pieces every dock shares: layer choices, result layers, and running engine generators.
+
+Docks only collect parameters, start an engine generator in a napari thread worker and put
+results into NEW layers. Nothing here does image math.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import traceback
+from collections.abc import Callable, Generator
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from magicgui.widgets import Container, Label, ProgressBar, PushButton
+
+from napari_restore.engine.progress import Progress
+from napari_restore.errors import RestoreInputError
+
+if TYPE_CHECKING:
+    import napari
+    from napari.layers import Image
+    from superqt.utils import GeneratorWorker
+
+
+def image_layer_choices(
+    viewer: napari.Viewer, exclude: Callable[[Any], bool] | None = None
+) -> Callable[[Any], list[tuple[str, Image]]]:
+    """A magicgui ``choices`` callable listing the viewer's image layers (name, layer)."""
+    from napari.layers import Image
+
+    def choices(_widget: Any = None) -> list[tuple[str, Image]]:
+        return [
+            (layer.name, layer)
+            for layer in viewer.layers
+            if isinstance(layer, Image) and not (exclude and exclude(layer))
+        ]
+
+    return choices
+
+
+def layer_data(layer: Image, *, min_ndim: int = 2, what: str = "This dock") -> Any:
+    """The array behind an image layer, refusing data the engine cannot take (clear message).
+
+    Dask and zarr arrays are returned as they are, so the engine reads them plane by plane.
+    """
+    if layer.multiscale:
+        raise RestoreInputError(
+            f"'{layer.name}' is a multiscale (pyramid) layer; {what} works on single-scale "
+            "layers. Use the command line for pyramids, or add the full-resolution level alone."
+        )
+    if layer.rgb:
+        raise RestoreInputError(
+            f"'{layer.name}' is an RGB layer; {what} works on greyscale channels. Split the "
+            "channels (right-click the layer > Split RGB) and pick one."
+        )
+    data = layer.data
+    if np.dtype(data.dtype).kind == "c":
+        raise RestoreInputError(f"'{layer.name}' holds complex numbers; pick a real-valued image.")
+    if data.ndim < min_ndim:
+        raise RestoreInputError(
+            f"'{layer.name}' has {data.ndim} dimension(s); {what} needs at least {min_ndim}."
+        )
+    return data
+
+
+def layer_kwargs_like(source: Image, **overrides: Any) -> dict[str, Any]:
+    """Spatial placement and display settings of ``source`` for a derived layer."""
+    kwargs: dict[str, Any] = {
+        "scale": tuple(source.scale),
+        "translate": tuple(source.translate),
+        "rotate": source.rotate,
+        "shear": source.shear,
+        "colormap": source.colormap.name,
+        "blending": source.blending,
+        "metadata": {**dict(source.metadata), "napari_restore_source": source.name},
+    }
+    kwargs.update(overrides)
+    return kwargs
+
+
+def current_plane_index(viewer: napari.Viewer, layer: Image) -> tuple[int, ...]:
+    """Index of the 2D (Y, X) plane of ``layer`` shown at the viewer's current position."""
+    lead = layer.data.ndim - 2
+    if lead <= 0:
+        return ()
+    coords = layer.world_to_data(viewer.dims.point)
+    coords = list(coords)[-layer.data.ndim :]
+    return tuple(
+        int(np.clip(np.round(c), 0, n - 1))
+        for c, n in zip(coords[:lead], layer.data.shape[:lead], strict=True)
+    )
+
+
+def error_text(err: BaseException) -> str:
+    """Message for the status line: user errors as they are, bugs with their type."""
+    if isinstance(err, RestoreInputError):
+        return str(err)
+    return f"{type(err).__name__}: {err}"
+
+
+class JobRunner:
+    """Runs one engine generator at a time in a napari thread worker for a dock.
+
+    Wires a magicgui progress bar, a status label and a Cancel/Stop button; the engine
+    generator yields :class:`Progress` (where a stop request takes effect) and returns the
+    result, which goes to ``on_done`` on the GUI thread. On cancel nothing is delivered.
+    """
+
+    def __init__(self, progress: ProgressBar, status: Label, stop_button: PushButton) -> None:
+        self.progress = progress
+        self.status = status
+        self.stop_button = stop_button
+        self.worker: GeneratorWorker | None = None
+        self._detached = False
+        self.stop_button.enabled = False
+        self.stop_button.changed.connect(self.stop)
+
+    @property
+    def running(self) -> bool:
+        return self.worker is not None
+
+    def start(
+        self,
+        gen: Generator[Progress, None, Any],
+        *,
+        on_done: Callable[[Any], None],
+        on_progress: Callable[[Progress], None] | None = None,
+        on_finish: Callable[[], None] | None = None,
+        label: str = "working",
+    ) -> GeneratorWorker:
+        """Start ``gen`` in a thread worker (the caller checks :attr:`running` first)."""
+        from napari.qt.threading import create_worker
+
+        def job() -> Generator[Progress, None, Any]:
+            return (yield from gen)
+
+        worker = create_worker(job, _start_thread=False)
+        self.worker = worker
+        self.progress.value = 0
+        self.progress.visible = True
+        self.stop_button.visible = True
+        self.stop_button.enabled = True
+        self.status.value = f"{label}…"
+
+        def yielded(p: Progress) -> None:
+            if self._detached:
+                return
+            if p.total:
+                self.progress.max = p.total
+                self.progress.value = min(p.step, p.total)
+            if on_progress is not None:
+                on_progress(p)
+
+        def returned(result: Any) -> None:
+            if self._detached:
+                return
+            self.status.value = f"{label}: done"
+            on_done(result)
+
+        def errored(err: BaseException) -> None:
+            if not isinstance(err, RestoreInputError):
+                traceback.print_exception(err)
+            if not self._detached:
+                self.status.value = f"Error: {error_text(err)}"
+
+        def aborted() -> None:
+            if not self._detached:
+                self.status.value = f"{label}: stopped"
+
+        def finished() -> None:
+            self.worker = None
+            if self._detached:
+                return
+            self.stop_button.enabled = False
+            self.stop_button.visible = False
+            self.progress.visible = False
+            if on_finish is not None:
+                on_finish()
+
+        worker.yielded.connect(yielded)
+        worker.returned.connect(returned)
+        worker.errored.connect(errored)
+        worker.aborted.connect(aborted)
+        worker.finished.connect(finished)
+        worker.start()
+        return worker
+
+    def stop(self, *_: Any) -> None:
+        """Ask the running job to stop at its next progress report."""
+        if self.worker is not None:
+            self.status.value = "stopping…"
+            self.worker.quit()
+
+    def detach(self) -> None:
+        """The dock is gone: stop the job and deliver nothing more to its widgets."""
+        self._detached = True
+        if self.worker is not None:
+            self.worker.quit()
+
+
+class DockLifetime:
+    """Ties viewer-event connections, timers and workers to a dock's Qt lifetime.
+
+    When the dock's native widget is destroyed (the dock or the viewer closed), every viewer
+    event connection made through :meth:`connect` is undone, timers stop and running jobs are
+    asked to stop, so no callback ever touches a deleted widget.
+    """
+
+    def __init__(self, native: Any) -> None:
+        self.alive = True
+        self._connections: list[tuple[Any, Callable[..., Any]]] = []
+        self._timers: list[Any] = []
+        self._runners: list[JobRunner] = []
+        self._native = native
+        native.destroyed.connect(self.close)
+
+    def connect(self, emitter: Any, callback: Callable[..., Any]) -> None:
+        """Connect a viewer/layer event to a dock method for as long as the dock lives."""
+        emitter.connect(callback)
+        self._connections.append((emitter, callback))
+
+    def timer(self, interval_ms: int, callback: Callable[[], None]) -> Any:
+        """A single-shot QTimer owned by the dock (restart it to debounce)."""
+        from qtpy.QtCore import QTimer
+
+        timer = QTimer(self._native)
+        timer.setSingleShot(True)
+        timer.setInterval(interval_ms)
+        timer.timeout.connect(lambda: self.alive and callback())
+        self._timers.append(timer)
+        return timer
+
+    def track(self, runner: JobRunner) -> JobRunner:
+        """Stop this runner's job when the dock goes away."""
+        self._runners.append(runner)
+        return runner
+
+    def close(self, *_: Any) -> None:
+        if not self.alive:
+            return
+        self.alive = False
+        for emitter, callback in self._connections:
+            with contextlib.suppress(TypeError, ValueError, RuntimeError):
+                emitter.disconnect(callback)
+        self._connections.clear()
+        for timer in self._timers:
+            with contextlib.suppress(RuntimeError):  # already deleted with the dock
+                timer.stop()
+        for runner in self._runners:
+            runner.detach()
+
+
+def status_row() -> tuple[ProgressBar, Label, PushButton, Container]:
+    """Progress bar, Cancel button and status line for the bottom of a dock.
+
+    The bar and the button show only while a job runs; the status line wraps long messages.
+    """
+    from qtpy.QtWidgets import QSizePolicy
+
+    progress = ProgressBar(value=0, min=0, max=1, visible=False, label="")
+    stop = PushButton(text="Cancel", visible=False)
+    status = Label(value="", label="")
+    status.native.setWordWrap(True)
+    status.native.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Minimum)
+    row = Container(widgets=[progress, stop, status], labels=False)
+    row.margins = (0, 0, 0, 0)
+    return progress, status, stop, row

@@ -1,0 +1,263 @@
+"""Metrics panel: MAE / PSNR / SSIM of image layers against a ground-truth layer.
+
+Results follow the layer list: a renamed layer keeps its row under the new name, a removed layer
+loses its row, and new or edited data is re-measured automatically (debounced, in a worker).
+Stacks get per-plane values in a plot; everything exports to CSV.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import TYPE_CHECKING, Any
+
+from magicgui.widgets import (
+    CheckBox,
+    ComboBox,
+    Container,
+    FileEdit,
+    FloatSpinBox,
+    PushButton,
+    Select,
+    Table,
+)
+
+from napari_restore._widgets._common import (
+    DockLifetime,
+    JobRunner,
+    error_text,
+    image_layer_choices,
+    layer_data,
+    status_row,
+)
+from napari_restore._widgets._plot import LinePlot
+from napari_restore.errors import RestoreInputError
+from napari_restore.metrics import Metrics, compare_progress, metrics_rows, write_metrics_csv
+
+if TYPE_CHECKING:
+    import napari
+    from napari.layers import Image
+
+COLUMNS = ["layer", "MAE", "PSNR dB", "SSIM", "range"]
+
+
+class MetricsPanel(Container):
+    """Dock comparing image layers with a ground-truth layer."""
+
+    def __init__(self, napari_viewer: napari.Viewer) -> None:
+        self._viewer = napari_viewer
+        #: (layer, Metrics or error) of the last computation, in the order compared.
+        self.results: list[tuple[Image, Metrics | RestoreInputError]] = []
+        self._results_gt: Image | None = None
+        self._dirty = False
+        self._watched: set[int] = set()
+
+        self.ground_truth = ComboBox(
+            label="ground truth", choices=image_layer_choices(napari_viewer), nullable=False
+        )
+        self.images = Select(
+            label="compare",
+            choices=image_layer_choices(napari_viewer, exclude=self._is_gt),
+        )
+        self.images.native.setMaximumHeight(110)
+        self.auto_range = CheckBox(label="range from ground truth", value=True)
+        self.data_range = FloatSpinBox(
+            label="data range", value=1.0, min=1e-12, max=1e12, step=1, enabled=False
+        )
+        self.compute_button = PushButton(text="Compute")
+        self.table = Table(value={"data": [], "index": [], "columns": COLUMNS})
+        self.table.read_only = True
+        self.table.native.setMinimumHeight(120)
+        self.table.native.verticalHeader().setVisible(False)
+        self.csv_path = FileEdit(label="CSV file", mode="w", filter="*.csv")
+        self.export_button = PushButton(text="Export CSV")
+        self.progress, self.status, self.cancel_button, status = status_row()
+        self.runner = JobRunner(self.progress, self.status, self.cancel_button)
+        super().__init__(
+            widgets=[
+                self.ground_truth,
+                self.images,
+                self.auto_range,
+                self.data_range,
+                self.compute_button,
+                self.table,
+                self.csv_path,
+                self.export_button,
+                status,
+            ]
+        )
+        self.plot = LinePlot(["PSNR per plane (dB)", "SSIM per plane"], "plane")
+        self.plot.setVisible(False)
+        self.native.layout().addWidget(self.plot)
+
+        self._life = DockLifetime(self.native)
+        self._life.track(self.runner)
+        self._timer = self._life.timer(250, self.compute)
+
+        self.ground_truth.changed.connect(self._selection_changed)
+        self.images.changed.connect(self._schedule)
+        self.auto_range.changed.connect(self._range_mode_changed)
+        self.data_range.changed.connect(self._schedule)
+        self.compute_button.changed.connect(self.compute)
+        self.export_button.changed.connect(self._export_clicked)
+        layers = napari_viewer.layers.events
+        self._life.connect(layers.removed, self._layer_removed)
+        self._life.connect(layers.inserted, self._watch_layers)
+        # napari resets a docked widget's choices on these events; do it here too so the panel
+        # also stays right when it is used outside a dock.
+        for event in (layers.inserted, layers.removed, layers.reordered, layers.renamed):
+            self._life.connect(event, self.reset_choices)
+        self._life.connect(layers.renamed, self._render)
+        self._watch_layers()
+
+    # -- layer bookkeeping --------------------------------------------------------------------
+    def _is_gt(self, layer: Any) -> bool:
+        return layer is self.ground_truth.value
+
+    def _watch_layers(self, *_: Any) -> None:
+        """Re-measure when the data of a compared layer (or the ground truth) changes."""
+        for layer in self._viewer.layers:
+            if id(layer) not in self._watched and hasattr(layer.events, "data"):
+                self._watched.add(id(layer))
+                self._life.connect(layer.events.data, partial(self._data_changed, layer))
+
+    def _data_changed(self, layer: Any, *_: Any) -> None:
+        if layer is self._results_gt or any(layer is lyr for lyr, _ in self.results):
+            self._schedule()
+
+    def _layer_removed(self, event: Any) -> None:
+        removed = event.value
+        self._watched.discard(id(removed))
+        if removed is self._results_gt:
+            self.results, self._results_gt = [], None
+            self.status.value = "The ground-truth layer was removed; pick another one."
+        else:
+            self.results = [(lyr, r) for lyr, r in self.results if lyr is not removed]
+        self._render()
+
+    def _selection_changed(self, *_: Any) -> None:
+        self.images.reset_choices()
+        self._schedule()
+
+    def _range_mode_changed(self, auto: bool) -> None:
+        self.data_range.enabled = not auto
+        self._schedule()
+
+    def _schedule(self, *_: Any) -> None:
+        if self.ground_truth.value is not None and self.images.value:
+            self._timer.start()
+
+    # -- computing ----------------------------------------------------------------------------
+    def compute(self, *_: Any) -> None:
+        """Measure the selected layers against the ground truth in a worker."""
+        if self.runner.running:
+            self._dirty = True  # recompute once the running job ends
+            return
+        gt = self.ground_truth.value
+        layers = [lyr for lyr in self.images.value if lyr is not gt]
+        if gt is None or not layers:
+            self.status.value = "Pick a ground-truth layer and at least one layer to compare."
+            return
+        try:
+            gt_data = layer_data(gt, what="The metrics panel")
+        except RestoreInputError as err:
+            self.status.value = error_text(err)
+            return
+        # RGB and multiscale layers get a row with the reason instead of numbers.
+        refused: list[RestoreInputError | None] = []
+        arrays: list[Any] = []
+        for layer in layers:
+            try:
+                arrays.append(layer_data(layer, what="The metrics panel"))
+                refused.append(None)
+            except RestoreInputError as err:
+                refused.append(err)
+        data_range = None if self.auto_range.value else float(self.data_range.value)
+        gen = compare_progress(arrays, gt_data, data_range=data_range)
+
+        def done(results: list[Metrics | RestoreInputError]) -> None:
+            computed = iter(results)
+            self.results = [
+                (layer, err if err is not None else next(computed))
+                for layer, err in zip(layers, refused, strict=True)
+            ]
+            self._results_gt = gt
+            self._render()
+
+        self.runner.start(gen, on_done=done, on_finish=self._after_job, label="measuring")
+
+    def _after_job(self) -> None:
+        if self._dirty and self._life.alive:
+            self._dirty = False
+            self._schedule()
+
+    # -- display ------------------------------------------------------------------------------
+    def _render(self, *_: Any) -> None:
+        """Fill the table and plot from the results, with the layers' current names."""
+        rows = []
+        errors: list[str] = []
+        psnr_lines: dict[str, Any] = {}
+        ssim_lines: dict[str, Any] = {}
+        for layer, r in self.results:
+            if isinstance(r, Metrics):
+                source = "GT" if r.data_range_source == "ground truth" else "user"
+                rows.append(
+                    [
+                        layer.name,
+                        f"{r.mae:.4g}",
+                        f"{r.psnr:.2f}",
+                        f"{r.ssim:.4f}",
+                        f"{r.data_range:g} ({source})",
+                    ]
+                )
+                if r.per_slice:
+                    x = list(range(len(r.per_slice["psnr"])))
+                    psnr_lines[layer.name] = (x, r.per_slice["psnr"])
+                    ssim_lines[layer.name] = (x, r.per_slice["ssim"])
+            else:
+                rows.append([layer.name, "—", "—", "—", "—"])
+                errors.append(f"'{layer.name}' not compared: {r}")
+        # magicgui reads a dict with data/index/columns as one table ("split" orientation).
+        self.table.value = {"data": rows, "index": list(range(len(rows))), "columns": COLUMNS}
+        self._fit_columns()
+        self.plot.setVisible(bool(psnr_lines))
+        self.plot.set_lines([psnr_lines, ssim_lines])
+        gt = self._results_gt
+        if errors:
+            self.status.value = "\n".join(errors)
+        elif gt is not None and self.results:
+            self.status.value = f"ground truth: {gt.name}"
+
+    def _fit_columns(self) -> None:
+        """Numbers sized to their contents; the layer name takes (or gives up) the rest."""
+        from qtpy.QtWidgets import QHeaderView
+
+        header = self.table.native.horizontalHeader()
+        header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+
+    def csv_rows(self) -> list[dict[str, Any]]:
+        """Rows for CSV export (whole image and per plane), with current layer names."""
+        gt_name = self._results_gt.name if self._results_gt is not None else ""
+        rows: list[dict[str, Any]] = []
+        for layer, r in self.results:
+            if isinstance(r, Metrics):
+                rows += metrics_rows(layer.name, gt_name, r)
+        return rows
+
+    def export_csv(self, path: Any) -> None:
+        """Write the current results to ``path`` (CSV, written atomically)."""
+        rows = self.csv_rows()
+        if not rows:
+            raise RestoreInputError("There are no results to export yet; click Compute first.")
+        write_metrics_csv(path, rows)
+        self.status.value = f"wrote {path}"
+
+    def _export_clicked(self, *_: Any) -> None:
+        path = self.csv_path.value
+        if path is None or str(path) in ("", "."):
+            self.status.value = "Choose a CSV file name first."
+            return
+        try:
+            self.export_csv(path)
+        except (RestoreInputError, OSError) as err:
+            self.status.value = f"Error: {error_text(err)}"
