@@ -12,7 +12,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 import napari
-import numpy as np
 from qtpy.QtWidgets import QApplication
 from skimage.io import imsave
 
@@ -77,7 +76,6 @@ def main(names: list[str]) -> None:
     for name in names or list(SCENES):
         viewer = napari.Viewer(show=True)
         viewer.window._qt_window.resize(1500, 950)
-        np.random.seed(0)
         try:
             SCENES[name](viewer)
         finally:

@@ -215,13 +215,12 @@ def _line_stripes(
 
     cos, sin = np.cos(theta), np.sin(theta)
     # Rows each stripe can reach from its centre line in one column (vertical half-extent).
-    reach = int(np.ceil(_TRUNCATE * sigma.max() / cos.min())) + 1
-    offsets = np.arange(-reach, reach + 1, dtype=np.float64)
+    # Stripes are processed in chunks of similar reach, so narrow ones do not pay for wide ones.
+    reach = np.ceil(_TRUNCATE * sigma / cos).astype(np.int64) + 1
+    order = np.argsort(reach, kind="stable")
     xs = np.arange(width, dtype=np.float64)
-    per_stripe = width * offsets.size
-    step = max(1, _CHUNK_ELEMENTS // per_stripe)
-    for s in range(0, n, step):
-        k = slice(s, s + step)
+    for k in _chunks_by_reach(order, reach, width):
+        offsets = np.arange(-reach[k].max(), reach[k].max() + 1, dtype=np.float64)
         dx = xs[None, :] - x0[k, None]  # (k, W)
         centre = y0[k, None] + dx * np.tan(theta[k])[:, None]  # centre row in every column
         rows = np.floor(centre)[:, :, None] + offsets[None, None, :]  # (k, W, R)
@@ -239,6 +238,20 @@ def _line_stripes(
         index = rows.astype(np.int64) * width + xs.astype(np.int64)[None, :, None]
         flat += np.bincount(index[inside], weights=value[inside], minlength=height * width)
     return flat
+
+
+def _chunks_by_reach(order: np.ndarray, reach: np.ndarray, width: int) -> Iterator[np.ndarray]:
+    """Split stripe indices (sorted by reach) into chunks of bounded ``count * W * rows``."""
+    start = 0
+    while start < order.size:
+        stop = start + 1
+        while (
+            stop < order.size
+            and (stop + 1 - start) * width * (2 * reach[order[stop]] + 1) <= _CHUNK_ELEMENTS
+        ):
+            stop += 1
+        yield order[start:stop]
+        start = stop
 
 
 def stripe_plane(
