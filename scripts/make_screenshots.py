@@ -50,8 +50,10 @@ def simulator(viewer: napari.Viewer) -> None:
     w.add_field.value = True
     w.create_button.clicked.emit()
     wait(lambda: not w.runner.running and len(viewer.layers) == 3)
-    viewer.layers[-1].visible = False
     layer.visible = False
+    field = viewer.layers[-1]
+    field.visible, field.blending = True, "translucent"
+    viewer.grid.enabled = True
     save(viewer, "stripe_simulator_created")
 
 
