@@ -54,6 +54,8 @@ def simulator(viewer: napari.Viewer) -> None:
     field = viewer.layers[-1]
     field.visible, field.blending = True, "translucent"
     viewer.grid.enabled = True
+    wait(lambda: True)  # let the canvas take its grid layout before fitting the view
+    viewer.reset_view()
     save(viewer, "stripe_simulator_created")
 
 
