@@ -133,3 +133,17 @@ def test_export_without_results_says_so(viewer, tmp_path):
     widget.export_button.clicked.emit()
     assert "no results" in widget.status.value
     assert not (tmp_path / "x.csv").exists()
+
+
+def test_dask_backed_layers(viewer, qtbot, rng):
+    da = pytest.importorskip("dask.array")
+    truth = rng.random((3, 24, 24))
+    gt = viewer.add_image(da.from_array(truth, chunks=(1, 24, 24)), name="gt")
+    img = viewer.add_image(da.from_array(truth + 0.1, chunks=(1, 24, 24)), name="img")
+    widget = open_panel(viewer)
+    widget.ground_truth.value = gt
+    widget.images.value = [img]
+    compute(qtbot, widget)
+    [row] = table_rows(widget)
+    assert float(row[1]) == pytest.approx(0.1, rel=1e-3)
+    assert widget.plot.isVisibleTo(widget.native)
