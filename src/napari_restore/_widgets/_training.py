@@ -1,0 +1,119 @@
+"""Pieces shared by the docks that train models: device choice, live curves, previews.
+
+A training dock owns a *trainer* (engine object with ``train()`` generator, ``save(path)``,
+``step`` and ``history``); the worker runs ``trainer.train()``, and Stop closes that generator at
+its next yield, so the trainer keeps its weights and can be saved or trained further.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+from magicgui.widgets import ComboBox, Container, Label
+from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
+from matplotlib.figure import Figure
+
+from napari_restore._widgets._plot import _BG, _FG, LinePlot
+from napari_restore.engine.progress import Progress
+
+
+def device_chooser() -> tuple[ComboBox, Label, Container]:
+    """A device menu (auto, cpu, cuda:N, mps) and a line saying what "auto" resolves to."""
+    from napari_restore.engine.device import available_devices, describe_device, resolve_device
+
+    combo = ComboBox(label="device", choices=available_devices(), value="auto")
+    using = Label(value="", label="")
+
+    def update(*_: Any) -> None:
+        try:
+            using.value = f"uses {describe_device(resolve_device(combo.value))}"
+        except ValueError as err:
+            using.value = str(err)
+
+    combo.changed.connect(update)
+    update()
+    row = Container(widgets=[combo, using], labels=False)
+    row.margins = (0, 0, 0, 0)
+    return combo, using, row
+
+
+class ImagePreview(FigureCanvasQTAgg):
+    """Small side-by-side greyscale panels (e.g. input / output / target) with one contrast."""
+
+    def __init__(self, titles: tuple[str, ...], height: float = 1.9) -> None:
+        fig = Figure(figsize=(4, height), facecolor=_BG, layout="constrained")
+        super().__init__(fig)
+        self.titles = titles
+        self.axes = fig.subplots(1, len(titles), squeeze=False)[0]
+        self.setMinimumHeight(int(height * 70))
+        self._images: dict[str, Any] = {}
+        for ax, title in zip(self.axes, titles, strict=True):
+            ax.set_axis_off()
+            ax.set_title(title, color=_FG, fontsize=8)
+
+    def show_images(self, images: Mapping[str, np.ndarray]) -> None:
+        """Show the arrays whose keys match the titles (contrast from the first one)."""
+        first = next((np.asarray(images[t]) for t in self.titles if t in images), None)
+        if first is None:
+            return
+        lo, hi = np.percentile(first, [0.5, 99.5])
+        hi = hi if hi > lo else lo + 1
+        for ax, title in zip(self.axes, self.titles, strict=True):
+            if title not in images:
+                continue
+            img = np.asarray(images[title], dtype=np.float32)
+            if title in self._images and self._images[title].get_array().shape == img.shape:
+                self._images[title].set_data(img)
+                self._images[title].set_clim(lo, hi)
+            else:
+                ax.clear()
+                ax.set_axis_off()
+                ax.set_title(title, color=_FG, fontsize=8)
+                self._images[title] = ax.imshow(img, cmap="gray", vmin=lo, vmax=hi)
+        self.draw_idle()
+
+
+class TrainingCurves:
+    """Accumulates loss terms and validation metrics from Progress reports and plots them.
+
+    Redraws at most every ``min_interval`` seconds so fast training steps do not flood the GUI
+    thread with matplotlib work.
+    """
+
+    def __init__(
+        self, loss_keys: tuple[str, ...], metric_keys: tuple[str, ...], min_interval: float = 0.5
+    ) -> None:
+        self.loss_keys = loss_keys
+        self.metric_keys = metric_keys
+        self.plot = LinePlot(["training loss", "validation"], "step", height=3.0)
+        self.min_interval = min_interval
+        self.losses: dict[str, tuple[list[int], list[float]]] = {}
+        self.metrics: dict[str, tuple[list[int], list[float]]] = {}
+        self._last_draw = 0.0
+
+    def reset(self) -> None:
+        self.losses.clear()
+        self.metrics.clear()
+        self.plot.clear()
+
+    def add(self, p: Progress) -> None:
+        """Record one report; redraw when due."""
+        for key in self.loss_keys:
+            if key in p.losses:
+                xs, ys = self.losses.setdefault(key, ([], []))
+                xs.append(p.step)
+                ys.append(float(p.losses[key]))
+        for key in self.metric_keys:
+            if key in p.metrics:
+                xs, ys = self.metrics.setdefault(key, ([], []))
+                xs.append(p.step)
+                ys.append(float(p.metrics[key]))
+        if time.monotonic() - self._last_draw >= self.min_interval:
+            self.redraw()
+
+    def redraw(self) -> None:
+        self._last_draw = time.monotonic()
+        self.plot.set_lines([dict(self.losses), dict(self.metrics)], log_y=[True, False])
