@@ -88,7 +88,9 @@ class TrainingCurves:
     ) -> None:
         self.loss_keys = loss_keys
         self.metric_keys = metric_keys
-        self.plot = LinePlot(["training loss", "validation"], "step", height=3.0)
+        # Without clean data (self-supervised denoising) there is no validation axis.
+        titles = ["training loss", "validation"] if metric_keys else ["training loss"]
+        self.plot = LinePlot(titles, "step", height=1.5 * len(titles))
         self.min_interval = min_interval
         self.losses: dict[str, tuple[list[int], list[float]]] = {}
         self.metrics: dict[str, tuple[list[int], list[float]]] = {}
@@ -116,4 +118,5 @@ class TrainingCurves:
 
     def redraw(self) -> None:
         self._last_draw = time.monotonic()
-        self.plot.set_lines([dict(self.losses), dict(self.metrics)], log_y=[True, False])
+        series = [dict(self.losses), dict(self.metrics)][: len(self.plot.axes)]
+        self.plot.set_lines(series, log_y=[True, False][: len(series)])

@@ -1,0 +1,395 @@
+"""Denoise dock: self-supervised SRDTrans (Li et al., Nat. Comput. Sci. 2023) on your own stack.
+
+Training needs no clean data: pairs come from neighbouring pixels of the same frame (spatial
+redundancy). Train on the noisy layer (a loss curve and a preview frame update meanwhile; Stop
+keeps the weights), then Apply, or do both with one click. Models can be saved and loaded.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from magicgui.widgets import (
+    ComboBox,
+    Container,
+    FileEdit,
+    FloatSpinBox,
+    Label,
+    PushButton,
+    SpinBox,
+)
+
+from napari_restore._widgets._common import (
+    DockLifetime,
+    JobRunner,
+    current_plane_index,
+    error_text,
+    image_layer_choices,
+    layer_data,
+    layer_kwargs_like,
+    status_row,
+)
+from napari_restore._widgets._session import SESSION_MODELS
+from napari_restore._widgets._training import ImagePreview, TrainingCurves, device_chooser
+from napari_restore.engine.progress import Progress
+from napari_restore.errors import RestoreInputError
+
+if TYPE_CHECKING:
+    import napari
+    from napari.layers import Image
+
+    from napari_restore.engine.denoise_train import DenoiseTrainConfig, DenoiseTrainer
+
+TASK = "denoise"
+THIS_DOCK = "trained in this dock"
+FROM_FILE = "model file…"
+
+
+def _row(*widgets: Any, label: str) -> Container:
+    row = Container(widgets=list(widgets), layout="horizontal", labels=False, label=label)
+    row.margins = (0, 0, 0, 0)
+    return row
+
+
+class DenoiseWidget(Container):
+    """Dock that trains SRDTrans on a noisy stack and denoises it."""
+
+    def __init__(self, napari_viewer: napari.Viewer) -> None:
+        from napari_restore.engine.denoise_train import DenoiseTrainConfig
+
+        defaults = DenoiseTrainConfig()
+        self._viewer = napari_viewer
+        self.trainer: DenoiseTrainer | None = None
+        self._trainer_layer: Image | None = None
+
+        self.image = ComboBox(
+            label="noisy image", choices=image_layer_choices(napari_viewer), nullable=False
+        )
+        self.stack_axis = ComboBox(label="stack axis (T or Z)", choices=self._axis_choices)
+        self.stack_info = Label(value="", label="")
+        self.stack_info.native.setWordWrap(True)
+        self.patch_t = SpinBox(
+            label="patch frames", value=defaults.patch_t, min=16, max=512, step=16
+        )
+        self.patch_xy = SpinBox(
+            label="patch size (px)", value=defaults.patch_xy, min=16, max=1024, step=16
+        )
+        self.minutes = FloatSpinBox(
+            label="time budget (min)",
+            value=5.0,
+            min=0.0,
+            max=10_000,
+            step=1,
+            tooltip="Training stops after this many minutes or the epochs, whichever comes "
+            "first; 0 = epochs only.",
+        )
+        self.epochs = SpinBox(label="epochs", value=defaults.epochs or 10, min=1, max=10_000)
+        self.learning_rate = FloatSpinBox(
+            label="learning rate", value=defaults.learning_rate, min=1e-7, max=1.0, step=1e-5
+        )
+        self.learning_rate.native.setDecimals(7)
+        self.seed = SpinBox(label="seed", value=defaults.seed, min=0, max=2**31 - 1)
+        self.device, self.device_info, device_row = device_chooser()
+        self.train_button = PushButton(text="Train")
+        self.train_apply_button = PushButton(text="Train && apply")
+        self.new_button = PushButton(text="New model")
+        train_row = _row(self.train_button, self.train_apply_button, self.new_button, label="")
+        self.model = ComboBox(label="apply with", choices=self._model_choices)
+        self.model_file = FileEdit(label="model file", mode="r", filter="*.safetensors")
+        self.output_dtype = ComboBox(label="output dtype", choices=["input", "float32"])
+        self.apply_button = PushButton(text="Apply")
+        self.save_path = FileEdit(label="save as", mode="w", filter="*.safetensors")
+        self.save_button = PushButton(text="Save model")
+        self.load_path = FileEdit(label="load", mode="r", filter="*.safetensors")
+        self.load_button = PushButton(text="Load model (resume)")
+        self.progress, self.status, self.stop_button, status = status_row()
+        self.stop_button.text = "Stop / Cancel"
+        self.runner = JobRunner(self.progress, self.status, self.stop_button)
+        super().__init__(
+            widgets=[
+                self.image,
+                self.stack_axis,
+                self.stack_info,
+                self.patch_t,
+                self.patch_xy,
+                self.minutes,
+                self.epochs,
+                self.learning_rate,
+                self.seed,
+                device_row,
+                train_row,
+                self.model,
+                self.model_file,
+                self.output_dtype,
+                self.apply_button,
+                self.save_path,
+                self.save_button,
+                self.load_path,
+                self.load_button,
+                status,
+            ]
+        )
+        self.curves = TrainingCurves(("total", "l1", "mse"), ())
+        self.preview = ImagePreview(("input", "output"))
+        self.native.layout().addWidget(self.curves.plot)
+        self.native.layout().addWidget(self.preview)
+
+        self._life = DockLifetime(self.native)
+        self._life.track(self.runner)
+        self._life.connect(SESSION_MODELS.changed, self._session_models_changed)
+        self.image.changed.connect(self._image_changed)
+        self.stack_axis.changed.connect(self._update_stack_info)
+        self.model.changed.connect(self._update_visibility)
+        self.train_button.changed.connect(lambda *_: self.train(apply=False))
+        self.train_apply_button.changed.connect(lambda *_: self.train(apply=True))
+        self.new_button.changed.connect(self.new_model)
+        self.apply_button.changed.connect(self.apply)
+        self.save_button.changed.connect(self._save_clicked)
+        self.load_button.changed.connect(self._load_clicked)
+        self._image_changed()
+
+    # -- choices ------------------------------------------------------------------------------
+    def _axis_choices(self, *_: Any) -> list[tuple[str, int]]:
+        layer = self.image.value if hasattr(self, "image") else None
+        if layer is None or layer.data.ndim < 3:
+            return [("—", 0)]
+        labels = self._viewer.dims.axis_labels[-layer.data.ndim :]
+        return [
+            (f"{i}: {labels[i]} ({layer.data.shape[i]})", i) for i in range(layer.data.ndim - 2)
+        ]
+
+    def _model_choices(self, *_: Any) -> list[str]:
+        return [THIS_DOCK, *SESSION_MODELS.names(TASK), FROM_FILE]
+
+    def _session_models_changed(self, task: str) -> None:
+        if task == TASK:
+            self.model.reset_choices()
+
+    def _image_changed(self, *_: Any) -> None:
+        self.stack_axis.reset_choices()
+        self._update_stack_info()
+        self._update_visibility()
+
+    def _update_visibility(self, *_: Any) -> None:
+        self.model_file.visible = self.model.value == FROM_FILE
+
+    def _update_stack_info(self, *_: Any) -> None:
+        layer = self.image.value
+        if layer is None:
+            self.stack_info.value = ""
+        elif layer.data.ndim == 2:
+            self.stack_info.value = (
+                "A single 2D image: SRDTrans learns from a stack (time points or z-slices); "
+                "on one frame it uses spatial redundancy only."
+            )
+        elif layer.data.ndim == 3:
+            self.stack_info.value = f"{layer.data.shape[0]} frames of {layer.data.shape[1:]}"
+        else:
+            self.stack_info.value = (
+                "Trains on the stack shown now (other axes at the viewer's position, e.g. the "
+                "current channel); Apply denoises every channel, each on its own."
+            )
+
+    # -- data -----------------------------------------------------------------------------------
+    def _layer_and_data(self) -> tuple[Image, Any]:
+        layer = self.image.value
+        if layer is None:
+            raise RestoreInputError("Add or pick a noisy image layer first.")
+        return layer, layer_data(layer, what="Denoising")
+
+    def _training_stack(self, layer: Image, data: Any) -> Any:
+        """The (T, Y, X) stack to train on: 4D/5D data at the viewer's other positions."""
+        if data.ndim <= 3:
+            return data
+        axis = int(self.stack_axis.value)
+        index = list(current_plane_index(self._viewer, layer))
+        index[axis] = slice(None)
+        return data[tuple(index)]
+
+    def config(self) -> DenoiseTrainConfig:
+        """The training settings as set in the dock."""
+        from napari_restore.engine.denoise_train import DenoiseTrainConfig
+
+        return DenoiseTrainConfig(
+            patch_t=self.patch_t.value,
+            patch_xy=self.patch_xy.value,
+            learning_rate=self.learning_rate.value,
+            epochs=self.epochs.value,
+            minutes=self.minutes.value or None,
+            seed=self.seed.value,
+            device=self.device.value,
+        )
+
+    # -- training -------------------------------------------------------------------------------
+    def new_model(self, *_: Any) -> None:
+        """Forget the current network; the next Train starts from scratch."""
+        if self.runner.running:
+            self.status.value = "Stop the training first."
+            return
+        self.trainer = None
+        self.curves.reset()
+        self.status.value = "The next Train starts a new model."
+
+    def train(self, apply: bool = False) -> None:
+        """Train (new or continued) in a worker; with ``apply``, denoise the layer afterwards."""
+        from napari_restore.engine.denoise_infer import denoise_progress
+        from napari_restore.engine.denoise_train import DenoiseTrainer
+
+        if self.runner.running:
+            return
+        try:
+            layer, data = self._layer_and_data()
+            config = self.config()
+            stack = self._training_stack(layer, data)
+        except (RestoreInputError, ValueError) as err:
+            self.status.value = error_text(err)
+            return
+        if self.trainer is not None and self._trainer_layer is not layer:
+            self.trainer = None  # a model is tied to the stack it learnt (and its mean)
+            self.curves.reset()
+        trainer = self.trainer
+        stack_axis = int(self.stack_axis.value) if data.ndim > 3 else 0
+        dtype = self.output_dtype.value
+        device = self.device.value
+
+        def job() -> Any:
+            nonlocal trainer
+            if trainer is None:
+                yield Progress(0, 0, stage="train", message="preparing data")
+                trainer = DenoiseTrainer(stack, config, source=layer.name)
+                self.trainer, self._trainer_layer = trainer, layer
+            else:
+                trainer.config = config
+            summary = yield from trainer.train(minutes=config.minutes)
+            if not apply:
+                return summary
+            return (
+                yield from denoise_progress(
+                    data, trainer.model, stack_axis=stack_axis, device=device, output_dtype=dtype
+                )
+            )
+
+        def done(result: Any) -> None:
+            if apply:
+                self._add_result(layer, result)
+            else:
+                self._trained(result)
+
+        self.runner.start(
+            job(),
+            on_done=done,
+            on_progress=self._progress,
+            on_finish=self._publish,
+            label="training" + (" and denoising" if apply else ""),
+        )
+
+    def _progress(self, p: Progress) -> None:
+        if p.stage == "train":
+            self.curves.add(p)
+            if p.preview is not None:
+                self.preview.show_images(p.preview)
+            if p.losses:
+                self.status.value = f"step {p.step}: loss {p.losses['total']:.4g}"
+        elif p.message:
+            self.status.value = p.message
+
+    def _trained(self, summary: dict[str, Any]) -> None:
+        self.curves.redraw()
+        self.status.value = (
+            f"trained {summary['steps']} steps ({summary['ms_per_step']:.0f} ms/step, "
+            f"stopped by {summary['stopped_by']})"
+        )
+
+    def _publish(self) -> None:
+        self.curves.redraw()
+        if self.trainer is not None and self.trainer.step > 0 and self._life.alive:
+            name = f"{self.trainer.source} ({self.trainer.step} steps)"
+            SESSION_MODELS.publish(TASK, name, self.trainer.model, self.trainer.metadata())
+
+    # -- applying -------------------------------------------------------------------------------
+    def model_spec(self) -> Any:
+        """The network or model file chosen under "apply with"."""
+        choice = self.model.value
+        if choice == THIS_DOCK:
+            if self.trainer is None or self.trainer.step == 0:
+                raise RestoreInputError(
+                    "No model trained in this dock yet: click Train (or Train & apply), load a "
+                    "model, or choose a model file."
+                )
+            return self.trainer.model
+        if choice == FROM_FILE:
+            path = self.model_file.value
+            if path is None or not Path(path).is_file():
+                raise RestoreInputError("Choose a .safetensors model file first.")
+            return Path(path)
+        return SESSION_MODELS.get(TASK, choice)[0]
+
+    def apply(self, *_: Any) -> None:
+        """Denoise the chosen layer in a worker; the result becomes a new layer."""
+        from napari_restore.engine.denoise_infer import denoise_progress
+
+        if self.runner.running:
+            return
+        try:
+            layer, data = self._layer_and_data()
+            model = self.model_spec()
+        except RestoreInputError as err:
+            self.status.value = error_text(err)
+            return
+        gen = denoise_progress(
+            data,
+            model,
+            stack_axis=int(self.stack_axis.value) if data.ndim > 3 else 0,
+            device=self.device.value,
+            output_dtype=self.output_dtype.value,
+        )
+        self.runner.start(gen, on_done=lambda out: self._add_result(layer, out), label="denoising")
+
+    def _add_result(self, source: Image, data: Any) -> None:
+        kwargs = layer_kwargs_like(source, contrast_limits=source.contrast_limits)
+        self._viewer.add_image(data, name=f"{source.name} denoised", **kwargs)
+
+    # -- files ----------------------------------------------------------------------------------
+    def save(self, path: Any) -> Path:
+        """Save the network trained here (safetensors + JSON, with the optimizer state)."""
+        if self.trainer is None or self.trainer.step == 0:
+            raise RestoreInputError("There is no trained model yet: click Train first.")
+        if self.runner.running:
+            raise RestoreInputError("Stop the training before saving.")
+        return self.trainer.save(path)
+
+    def load(self, path: Any) -> None:
+        """Resume a saved model on the chosen layer (train further, or apply it)."""
+        from napari_restore.engine.denoise_train import DenoiseTrainer
+
+        if self.runner.running:
+            raise RestoreInputError("Stop the training before loading another model.")
+        layer, data = self._layer_and_data()
+        self.trainer = DenoiseTrainer.resume(
+            path, self._training_stack(layer, data), device=self.device.value
+        )
+        self._trainer_layer = layer
+        self.model.value = THIS_DOCK
+        self.curves.reset()
+        self.status.value = f"loaded {Path(path).name} at step {self.trainer.step}"
+
+    def _save_clicked(self, *_: Any) -> None:
+        path = self.save_path.value
+        if path is None or str(path) in ("", "."):
+            self.status.value = "Choose a file name to save to."
+            return
+        try:
+            self.status.value = f"saved {self.save(path)}"
+        except (RestoreInputError, OSError) as err:
+            self.status.value = f"Error: {error_text(err)}"
+
+    def _load_clicked(self, *_: Any) -> None:
+        path = self.load_path.value
+        if path is None or not Path(path).is_file():
+            self.status.value = "Choose a model file to load."
+            return
+        try:
+            self.load(path)
+        except (RestoreInputError, ValueError, OSError) as err:
+            self.status.value = f"Error: {error_text(err)}"

@@ -1,0 +1,173 @@
+"""Destripe dock: one click removes stripes from an image layer with a trained network.
+
+The built-in model ships with the package; a model file or a model trained in this session
+(training dock) can be picked instead. The work runs in a worker over blended tiles, plane by
+plane for stacks; Cancel leaves no layer behind.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from magicgui.widgets import ComboBox, Container, FileEdit, Label, PushButton, SpinBox
+
+from napari_restore._widgets._common import (
+    DockLifetime,
+    JobRunner,
+    error_text,
+    image_layer_choices,
+    layer_data,
+    layer_kwargs_like,
+    status_row,
+)
+from napari_restore._widgets._session import SESSION_MODELS
+from napari_restore._widgets._training import device_chooser
+from napari_restore.errors import RestoreInputError
+
+if TYPE_CHECKING:
+    import napari
+    from napari.layers import Image
+
+BUILTIN = "built-in"
+FROM_FILE = "model file…"
+TASK = "destripe"
+
+
+def describe_model(meta: dict[str, Any]) -> str:
+    """One line about a destripe model: network size, steps, validation PSNR."""
+    kwargs = meta.get("architecture", {}).get("kwargs", {})
+    parts = [f"{meta.get('architecture', {}).get('name', '?')}"]
+    if kwargs:
+        parts.append(f"{kwargs.get('base_channels', '?')} ch × {kwargs.get('depth', '?')} levels")
+    if "steps" in meta:
+        parts.append(f"{meta['steps']} steps")
+    val = meta.get("validation") or {}
+    if "val_psnr" in val:
+        parts.append(f"val. PSNR {val['val_psnr']:.1f} dB")
+    return ", ".join(parts)
+
+
+class DestripeWidget(Container):
+    """Dock that removes stripe artifacts from an image layer."""
+
+    def __init__(self, napari_viewer: napari.Viewer) -> None:
+        self._viewer = napari_viewer
+        self.image = ComboBox(
+            label="image", choices=image_layer_choices(napari_viewer), nullable=False
+        )
+        self.model = ComboBox(label="model", choices=self._model_choices)
+        self.model_file = FileEdit(label="model file", mode="r", filter="*.safetensors")
+        self.model_info = Label(value="", label="")
+        self.model_info.native.setWordWrap(True)
+        self.direction = ComboBox(
+            label="stripes run", choices=["horizontal", "vertical", "auto"], value="horizontal"
+        )
+        self.device, self.device_info, device_row = device_chooser()
+        self.output_dtype = ComboBox(label="output dtype", choices=["input", "float32"])
+        self.tile = SpinBox(
+            label="tile (0 = auto)",
+            value=0,
+            min=0,
+            max=8192,
+            step=64,
+            tooltip="Tile edge in pixels; tiles overlap and are blended. Auto sizes them from "
+            "free GPU memory (512 on the CPU).",
+        )
+        self.run_button = PushButton(text="Destripe")
+        self.progress, self.status, self.cancel_button, status = status_row()
+        self.runner = JobRunner(self.progress, self.status, self.cancel_button)
+        super().__init__(
+            widgets=[
+                self.image,
+                self.model,
+                self.model_file,
+                self.model_info,
+                self.direction,
+                device_row,
+                self.output_dtype,
+                self.tile,
+                self.run_button,
+                status,
+            ]
+        )
+        self._life = DockLifetime(self.native)
+        self._life.track(self.runner)
+        self._life.connect(SESSION_MODELS.changed, self._session_models_changed)
+        self.model.changed.connect(self._model_changed)
+        self.model_file.changed.connect(self._model_changed)
+        self.run_button.changed.connect(self.run)
+        self._model_changed()
+
+    # -- model choice -------------------------------------------------------------------------
+    def _model_choices(self, *_: Any) -> list[str]:
+        return [BUILTIN, *SESSION_MODELS.names(TASK), FROM_FILE]
+
+    def _session_models_changed(self, task: str) -> None:
+        if task == TASK:
+            self.model.reset_choices()
+
+    def _model_changed(self, *_: Any) -> None:
+        choice = self.model.value
+        self.model_file.visible = choice == FROM_FILE
+        try:
+            self.model_info.value = describe_model(self._metadata(choice))
+        except (RestoreInputError, KeyError, OSError) as err:
+            self.model_info.value = error_text(err)
+
+    def _metadata(self, choice: str) -> dict[str, Any]:
+        from napari_restore.engine.destripe_infer import builtin_model_path
+        from napari_restore.engine.model_files import read_model_metadata
+
+        if choice == BUILTIN:
+            return read_model_metadata(builtin_model_path())
+        if choice == FROM_FILE:
+            path = self.model_file.value
+            if path is None or not Path(path).is_file():
+                raise RestoreInputError("Choose a .safetensors model file.")
+            return read_model_metadata(path)
+        return SESSION_MODELS.get(TASK, choice)[1]
+
+    def model_spec(self) -> Any:
+        """What to pass as ``model`` to the engine for the current choice."""
+        choice = self.model.value
+        if choice == BUILTIN:
+            return "builtin"
+        if choice == FROM_FILE:
+            path = self.model_file.value
+            if path is None or not Path(path).is_file():
+                raise RestoreInputError("Choose a .safetensors model file first.")
+            return Path(path)
+        return SESSION_MODELS.get(TASK, choice)
+
+    # -- run ----------------------------------------------------------------------------------
+    def run(self, *_: Any) -> None:
+        """Destripe the chosen layer in a worker; the result becomes a new layer."""
+        from napari_restore.engine.destripe_infer import destripe_progress
+
+        if self.runner.running:
+            return
+        layer = self.image.value
+        if layer is None:
+            self.status.value = "Add or pick an image layer first."
+            return
+        try:
+            data = layer_data(layer, what="Destripe")
+            model = self.model_spec()
+        except RestoreInputError as err:
+            self.status.value = error_text(err)
+            return
+        gen = destripe_progress(
+            data,
+            model,
+            device=self.device.value,
+            direction=self.direction.value,
+            tile=self.tile.value or None,
+            output_dtype=self.output_dtype.value,
+        )
+        self.runner.start(gen, on_done=lambda out: self._add_result(layer, out), label="destriping")
+
+    def _add_result(self, source: Image, data: Any) -> None:
+        kwargs = layer_kwargs_like(source, contrast_limits=source.contrast_limits)
+        kwargs["metadata"] = {**kwargs["metadata"], "destripe_model": str(self.model.value)}
+        self._viewer.add_image(data, name=f"{source.name} destriped", **kwargs)

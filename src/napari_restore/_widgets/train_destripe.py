@@ -1,0 +1,306 @@
+"""Destripe training dock: train the attention residual U-Net on your own clean images.
+
+Training pairs are made on the fly from the chosen layers with fresh synthetic stripes (the
+three types in the proportions set here). The loss is MAE + λ·perceptual (VGG-19 features); λ is
+the "perceptual weight". Loss curves, validation PSNR/SSIM and a before/after preview update
+while it trains; Stop keeps the weights, Train continues, Save/Load write and resume model files.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from magicgui.widgets import (
+    CheckBox,
+    Container,
+    FileEdit,
+    FloatSpinBox,
+    PushButton,
+    Select,
+    SpinBox,
+)
+
+from napari_restore._widgets._common import (
+    DockLifetime,
+    JobRunner,
+    error_text,
+    image_layer_choices,
+    layer_data,
+    status_row,
+)
+from napari_restore._widgets._session import SESSION_MODELS
+from napari_restore._widgets._training import ImagePreview, TrainingCurves, device_chooser
+from napari_restore.engine.progress import Progress
+from napari_restore.errors import RestoreInputError
+
+if TYPE_CHECKING:
+    import napari
+
+    from napari_restore.engine.destripe_train import DestripeTrainConfig, DestripeTrainer
+
+
+def _row(*widgets: Any, label: str) -> Container:
+    row = Container(widgets=list(widgets), layout="horizontal", labels=False, label=label)
+    row.margins = (0, 0, 0, 0)
+    return row
+
+
+class TrainDestripeWidget(Container):
+    """Dock that trains a destriping network on clean image layers."""
+
+    def __init__(self, napari_viewer: napari.Viewer) -> None:
+        from napari_restore.engine.destripe_train import DestripeTrainConfig
+
+        defaults = DestripeTrainConfig()
+        self._viewer = napari_viewer
+        self.trainer: DestripeTrainer | None = None
+        self._trained_on: list[Any] = []
+
+        self.images = Select(label="clean images", choices=image_layer_choices(napari_viewer))
+        self.images.native.setMaximumHeight(90)
+        self.mix_regular = FloatSpinBox(value=defaults.stripe_mix[0], min=0, max=100, step=0.5)
+        self.mix_gaussian = FloatSpinBox(value=defaults.stripe_mix[1], min=0, max=100, step=0.5)
+        self.mix_tilted = FloatSpinBox(value=defaults.stripe_mix[2], min=0, max=100, step=0.5)
+        mix = _row(self.mix_regular, self.mix_gaussian, self.mix_tilted, label="mix reg/gau/tilt")
+        self.additive = CheckBox(text="additive", value="additive" in defaults.modes)
+        self.multiplicative = CheckBox(
+            text="multiplicative", value="multiplicative" in defaults.modes
+        )
+        modes = _row(self.additive, self.multiplicative, label="stripe modes")
+        self.perceptual_weight = FloatSpinBox(
+            label="perceptual weight λ",
+            value=defaults.perceptual_weight,
+            min=0,
+            max=1000,
+            step=0.01,
+            tooltip="Loss = MAE + λ·perceptual (VGG-19 relu4_3 features). λ > 0 needs the "
+            "ImageNet VGG-19 weights (torch hub cache, a file, or a download).",
+        )
+        self.vgg_weights = FileEdit(label="VGG-19 weights", mode="r", filter="*.pth *.safetensors")
+        self.download_vgg = CheckBox(label="download VGG-19 if missing", value=False)
+        self.steps = SpinBox(label="steps", value=defaults.steps, min=1, max=10_000_000, step=100)
+        self.learning_rate = FloatSpinBox(
+            label="learning rate", value=defaults.learning_rate, min=1e-6, max=1.0, step=1e-4
+        )
+        self.learning_rate.native.setDecimals(6)
+        self.patch_size = SpinBox(
+            label="patch size", value=defaults.patch_size, min=32, max=1024, step=16
+        )
+        self.batch_size = SpinBox(label="batch size", value=defaults.batch_size, min=1, max=256)
+        self.base_channels = SpinBox(
+            label="base channels", value=defaults.base_channels, min=2, max=256
+        )
+        self.depth = SpinBox(label="depth", value=defaults.depth, min=1, max=6)
+        self.seed = SpinBox(label="seed", value=defaults.seed, min=0, max=2**31 - 1)
+        self.device, self.device_info, device_row = device_chooser()
+        self.train_button = PushButton(text="Train")
+        self.new_button = PushButton(text="New model")
+        buttons = _row(self.train_button, self.new_button, label="")
+        self.save_path = FileEdit(label="save as", mode="w", filter="*.safetensors")
+        self.save_button = PushButton(text="Save model")
+        self.load_path = FileEdit(label="load", mode="r", filter="*.safetensors")
+        self.load_button = PushButton(text="Load model (resume)")
+        self.progress, self.status, self.stop_button, status = status_row()
+        self.stop_button.text = "Stop (keeps the weights)"
+        self.runner = JobRunner(self.progress, self.status, self.stop_button)
+        super().__init__(
+            widgets=[
+                self.images,
+                mix,
+                modes,
+                self.perceptual_weight,
+                self.vgg_weights,
+                self.download_vgg,
+                self.steps,
+                self.learning_rate,
+                self.patch_size,
+                self.batch_size,
+                self.base_channels,
+                self.depth,
+                self.seed,
+                device_row,
+                buttons,
+                self.save_path,
+                self.save_button,
+                self.load_path,
+                self.load_button,
+                status,
+            ]
+        )
+        self.curves = TrainingCurves(("total", "mae", "perceptual"), ("val_psnr", "val_input_psnr"))
+        self.preview = ImagePreview(("input", "output", "target"))
+        self.native.layout().addWidget(self.curves.plot)
+        self.native.layout().addWidget(self.preview)
+
+        self._life = DockLifetime(self.native)
+        self._life.track(self.runner)
+        self.perceptual_weight.changed.connect(self._update_visibility)
+        self.train_button.changed.connect(self.train)
+        self.new_button.changed.connect(self.new_model)
+        self.save_button.changed.connect(self._save_clicked)
+        self.load_button.changed.connect(self._load_clicked)
+        self._update_visibility()
+
+    # -- settings -----------------------------------------------------------------------------
+    def _update_visibility(self, *_: Any) -> None:
+        vgg = self.perceptual_weight.value > 0
+        self.vgg_weights.visible = vgg
+        self.download_vgg.visible = vgg
+
+    def config(self) -> DestripeTrainConfig:
+        """The training settings as set in the dock."""
+        from napari_restore.engine.destripe_train import DestripeTrainConfig
+
+        modes = tuple(
+            m
+            for m, on in (("additive", self.additive), ("multiplicative", self.multiplicative))
+            if on.value
+        )
+        vgg = self.vgg_weights.value
+        return DestripeTrainConfig(
+            steps=self.steps.value,
+            learning_rate=self.learning_rate.value,
+            batch_size=self.batch_size.value,
+            patch_size=self.patch_size.value,
+            perceptual_weight=self.perceptual_weight.value,
+            stripe_mix=(self.mix_regular.value, self.mix_gaussian.value, self.mix_tilted.value),
+            modes=modes,
+            base_channels=self.base_channels.value,
+            depth=self.depth.value,
+            seed=self.seed.value,
+            device=self.device.value,
+            vgg_weights=str(vgg) if vgg is not None and Path(vgg).is_file() else None,
+            download_vgg=self.download_vgg.value,
+        )
+
+    def _clean_layers(self) -> tuple[list[Any], list[str]]:
+        layers = list(self.images.value)
+        if not layers:
+            raise RestoreInputError("Pick at least one clean image layer to train on.")
+        return [layer_data(lyr, what="Training") for lyr in layers], [lyr.name for lyr in layers]
+
+    # -- training -----------------------------------------------------------------------------
+    def new_model(self, *_: Any) -> None:
+        """Forget the current network; the next Train starts from scratch."""
+        if self.runner.running:
+            self.status.value = "Stop the training first."
+            return
+        self.trainer = None
+        self.curves.reset()
+        self.status.value = "The next Train starts a new model."
+
+    def train(self, *_: Any) -> None:
+        """Train (a new model, or continue the current one) in a worker."""
+        from napari_restore.engine.destripe_train import DestripeTrainer
+
+        if self.runner.running:
+            return
+        try:
+            config = self.config()
+            images, names = self._clean_layers()
+        except (RestoreInputError, ValueError) as err:
+            self.status.value = error_text(err)
+            return
+        trainer = self.trainer
+        if trainer is not None and trainer.step >= config.steps:
+            self.status.value = (
+                f"Already trained {trainer.step} steps: raise 'steps' to continue, or click "
+                "New model."
+            )
+            return
+
+        def job() -> Any:
+            nonlocal trainer
+            if trainer is None:
+                yield Progress(0, config.steps, stage="train", message="preparing data")
+                trainer = DestripeTrainer(images, config, names=names)
+                self.trainer = trainer
+            else:
+                trainer.config = trainer.config.replace(
+                    steps=config.steps, learning_rate=config.learning_rate
+                )
+            return (yield from trainer.train())
+
+        self.runner.start(
+            job(),
+            on_done=self._trained,
+            on_progress=self._progress,
+            on_finish=self._publish,
+            label="training",
+        )
+
+    def _progress(self, p: Progress) -> None:
+        self.curves.add(p)
+        if p.preview is not None:
+            self.preview.show_images(p.preview)
+        if p.losses:
+            val = self.curves.metrics.get("val_psnr")
+            tail = f", val. PSNR {val[1][-1]:.2f} dB" if val else ""
+            self.status.value = f"step {p.step}/{p.total}: loss {p.losses['total']:.4g}{tail}"
+
+    def _trained(self, summary: dict[str, Any]) -> None:
+        self.curves.redraw()
+        ms = summary.get("ms_per_step", float("nan"))
+        psnr = summary.get("val_psnr")
+        self.status.value = f"trained {summary['steps']} steps ({ms:.0f} ms/step)" + (
+            f", val. PSNR {psnr:.2f} dB" if psnr is not None else ""
+        )
+
+    def _publish(self) -> None:
+        """Offer the network (a snapshot) to the Destripe dock once the worker is done."""
+        self.curves.redraw()
+        if self.trainer is not None and self.trainer.step > 0 and self._life.alive:
+            name = f"trained here ({self.trainer.step} steps)"
+            SESSION_MODELS.publish("destripe", name, self.trainer.model, self.trainer.metadata())
+
+    # -- files --------------------------------------------------------------------------------
+    def save(self, path: Any) -> Path:
+        """Save the current network (safetensors + JSON)."""
+        if self.trainer is None:
+            raise RestoreInputError("There is no trained model yet: click Train first.")
+        if self.runner.running:
+            raise RestoreInputError("Stop the training before saving.")
+        return self.trainer.save(path)
+
+    def load(self, path: Any) -> None:
+        """Resume a saved model: training continues on the chosen layers."""
+        from napari_restore.engine.destripe_train import DestripeTrainer
+
+        if self.runner.running:
+            raise RestoreInputError("Stop the training before loading another model.")
+        images, names = self._clean_layers()
+        cfg = self.config()
+        self.trainer = DestripeTrainer.resume(
+            path,
+            images,
+            names=names,
+            steps=cfg.steps,
+            device=cfg.device,
+            learning_rate=cfg.learning_rate,
+        )
+        kwargs = self.trainer.config
+        self.base_channels.value, self.depth.value = kwargs.base_channels, kwargs.depth
+        self.perceptual_weight.value = kwargs.perceptual_weight
+        self.curves.reset()
+        self.status.value = f"loaded {Path(path).name} at step {self.trainer.step}"
+
+    def _save_clicked(self, *_: Any) -> None:
+        path = self.save_path.value
+        if path is None or str(path) in ("", "."):
+            self.status.value = "Choose a file name to save to."
+            return
+        try:
+            self.status.value = f"saved {self.save(path)}"
+        except (RestoreInputError, OSError) as err:
+            self.status.value = f"Error: {error_text(err)}"
+
+    def _load_clicked(self, *_: Any) -> None:
+        path = self.load_path.value
+        if path is None or not Path(path).is_file():
+            self.status.value = "Choose a model file to load."
+            return
+        try:
+            self.load(path)
+        except (RestoreInputError, ValueError, OSError) as err:
+            self.status.value = f"Error: {error_text(err)}"
