@@ -7,9 +7,19 @@ import torch
 import torch.nn.functional as F
 
 from napari_restore.models import build_model
-from napari_restore.models.srdtrans import SRDTrans, _SwinBlock, window_mask
+from napari_restore.models.srdtrans import SRDTrans, _SwinBlock, attention, window_mask
 
 TINY = {"channels": (2, 4, 4, 8), "embed_dim": 16, "heads": 2}
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_torch_thread():
+    # Two shared cores: OpenMP threads that wait for each other are far slower than one.
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
 
 # Default configuration (channels 8-16-32-64, transformer dim 128, 8 heads, 2 + 2 layers,
 # window 7): the paper's network has about 1.80 M parameters.
@@ -151,15 +161,18 @@ def test_window_mask_never_masks_a_whole_row() -> None:
     assert window_mask(14, 21, 7, (0, 0), torch.device("cpu")) is None
 
 
-def test_scaled_dot_product_attention_is_what_runs() -> None:
-    """The attention path uses the fused kernel entry point (flash / memory-efficient on
-    CUDA): check it agrees with an explicit softmax on the same inputs, masks included."""
+def test_attention_in_chunks_equals_one_call() -> None:
+    """Calls wider than the CUDA grid limit are split along batch and heads, masks included;
+    the result equals one fused call and an explicit softmax."""
     torch.manual_seed(0)
-    q, k, v = torch.randn(3, 2, 4, 49, 8).unbind(0)
-    bias = torch.randn(4, 49, 49)
-    fused = F.scaled_dot_product_attention(q, k, v, attn_mask=bias)
-    explicit = ((q @ k.transpose(-1, -2)) / 8**0.5 + bias).softmax(-1) @ v
-    torch.testing.assert_close(fused, explicit, atol=1e-5, rtol=1e-4)
+    q, k, v = torch.randn(3, 10, 12, 49, 8).unbind(0)
+    per_head = torch.randn(1, 12, 49, 49)
+    shared = torch.randn(1, 1, 49, 49)
+    for mask in (None, per_head, shared):
+        whole = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+        torch.testing.assert_close(attention(q, k, v, mask, max_grid=3), whole)
+        explicit = (q @ k.transpose(-1, -2)) / 8**0.5 + (0 if mask is None else mask)
+        torch.testing.assert_close(whole, explicit.softmax(-1) @ v, atol=1e-5, rtol=1e-4)
 
 
 @pytest.mark.gpu

@@ -30,6 +30,33 @@ from torch import nn
 from napari_restore.models import register_architecture
 
 _SLOPE = 0.1
+# CUDA's fused attention kernels put batch items and heads on grid axes limited to 65535 blocks;
+# larger calls (wide tiles: one temporal sequence per pixel) are split into chunks below that.
+_MAX_GRID = 32768
+
+
+def attention(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    mask: torch.Tensor | None = None,
+    dropout_p: float = 0.0,
+    max_grid: int = _MAX_GRID,
+) -> torch.Tensor:
+    """:func:`~torch.nn.functional.scaled_dot_product_attention` on ``(N, H, L, E)`` tensors,
+    split along ``N`` and ``H`` into calls of at most ``max_grid`` (same result).
+
+    ``mask`` is additive, broadcastable, with size 1 or ``N`` / ``H`` on its first two axes.
+    """
+    for axis in (0, 1):
+        if q.shape[axis] > max_grid:
+            parts = []
+            for start in range(0, q.shape[axis], max_grid):
+                sl = (slice(None),) * axis + (slice(start, start + max_grid),)
+                m = mask if mask is None or mask.shape[axis] == 1 else mask[sl]
+                parts.append(attention(q[sl], k[sl], v[sl], m, dropout_p, max_grid))
+            return torch.cat(parts, dim=axis)
+    return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout_p)
 
 
 def _conv_act(cin: int, cout: int) -> nn.Sequential:
@@ -85,7 +112,7 @@ class _TemporalLayer(nn.Module):
         qkv = self.qkv(self.norm1(x)).view(n, length, 3, self.heads, dim // self.heads)
         q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # each (n, heads, length, head_dim)
         drop = self.attn_drop if self.training else 0.0
-        y = F.scaled_dot_product_attention(q, k, v, dropout_p=drop)
+        y = attention(q, k, v, dropout_p=drop)
         x = x + self.proj(y.transpose(1, 2).reshape(n, length, dim))
         return x + self.mlp(self.norm2(x))
 
@@ -207,23 +234,23 @@ class _WindowAttention(nn.Module):
         if masked is None:
             # Same bias for every window: windows go to the batch axis, bias broadcasts.
             mask = bias.to(q.dtype)[None]
-            y = F.scaled_dot_product_attention(
+            y = attention(
                 q.reshape(b * nw, self.heads, n, hd),
                 k.reshape(b * nw, self.heads, n, hd),
                 v.reshape(b * nw, self.heads, n, hd),
-                attn_mask=mask,
-                dropout_p=drop,
+                mask,
+                drop,
             ).view(b, nw, self.heads, n, hd)
         else:
             # A different mask per window: fold windows into the head axis so the kernels get
             # 4-D tensors and a mask that broadcasts over the batch (nothing per batch item).
             mask = bias[None].masked_fill(masked[:, None], float("-inf")).to(q.dtype)
-            y = F.scaled_dot_product_attention(
+            y = attention(
                 q.reshape(b, nw * self.heads, n, hd),
                 k.reshape(b, nw * self.heads, n, hd),
                 v.reshape(b, nw * self.heads, n, hd),
-                attn_mask=mask.reshape(1, nw * self.heads, n, n),
-                dropout_p=drop,
+                mask.reshape(1, nw * self.heads, n, n),
+                drop,
             ).view(b, nw, self.heads, n, hd)
         return self.proj(y.transpose(2, 3).reshape(b, nw, n, c))
 
