@@ -212,3 +212,17 @@ def test_memory_mapped_stacks_are_cropped_not_copied(noisy: np.ndarray, tmp_path
 def test_invalid_settings_are_refused(kw: dict, match: str) -> None:
     with pytest.raises(RestoreInputError, match=match):
         tiny_config(**kw)
+
+
+@pytest.mark.gpu
+def test_cuda_bf16_training_and_inference(noisy: np.ndarray) -> None:
+    from napari_restore.engine.denoise_infer import denoise
+
+    trainer = DenoiseTrainer(noisy, tiny_config(device="cuda", preview_every=2))
+    progress = list(trainer.train(steps=4))
+    assert all(np.isfinite(p.losses["total"]) for p in progress)
+    assert progress[1].preview["output"].dtype == np.float32
+    out = denoise(noisy, trainer.model, device="cuda", output_dtype="float32")
+    ref = denoise(noisy, trainer.model, device="cuda", output_dtype="float32", amp=False)
+    assert out.shape == noisy.shape and np.isfinite(out).all()
+    assert np.abs(out - ref).mean() < 0.05 * np.abs(ref - ref.mean()).mean() + 1e-3

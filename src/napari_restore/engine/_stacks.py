@@ -21,7 +21,7 @@ def as_stack(data: Any, name: str = "The image") -> Any:
     """
     shape = tuple(int(s) for s in getattr(data, "shape", np.shape(data)))
     dtype = np.dtype(getattr(data, "dtype", np.asarray(data).dtype))
-    if dtype.kind not in "buif":
+    if dtype.kind not in "uif":
         raise RestoreInputError(f"{name} has dtype {dtype}; a real-valued image is needed.")
     if len(shape) == 2:
         data = np.asarray(data)[None]  # 2D images are small: read them

@@ -187,14 +187,12 @@ def _cast(values: np.ndarray, dtype: np.dtype) -> np.ndarray:
     if dtype.kind in "ui":
         info = np.iinfo(dtype)
         return np.clip(np.rint(values), info.min, info.max).astype(dtype)
-    if dtype.kind == "b":
-        raise RestoreInputError("Boolean images cannot be denoised.")
     return values.astype(dtype, copy=False)
 
 
 def _output_dtype(output_dtype: Any, input_dtype: np.dtype) -> np.dtype:
     if isinstance(output_dtype, str) and output_dtype == "input":
-        return np.dtype(input_dtype) if np.dtype(input_dtype).kind != "b" else np.dtype("float32")
+        return np.dtype(input_dtype)
     try:
         return np.dtype(output_dtype)
     except TypeError as err:
@@ -224,7 +222,7 @@ def _denoise_one(
     x -= np.float32(mean)
     out = yield from denoise_centered(x, model, settings, device, amp)
     if intensity == "mean":
-        # x has mean ~0 by construction: shift the output to the same mean.
+        # Same mean as the input block (the whole stack in memory, a chunk when streaming).
         out -= np.float32(out.mean(dtype=np.float64) - x.mean(dtype=np.float64))
     out += np.float32(mean)
     return out
