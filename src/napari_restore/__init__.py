@@ -29,6 +29,14 @@ _LAZY: dict[str, str] = {
     "write_image": "napari_restore.io",
     "load_sample": "napari_restore._sample_data",
     "RestoreInputError": "napari_restore.errors",
+    "denoise": "napari_restore.engine.denoise_infer",
+    "denoise_progress": "napari_restore.engine.denoise_infer",
+    "denoise_file": "napari_restore.engine.denoise_infer",
+    "load_denoise_model": "napari_restore.engine.denoise_infer",
+    "DenoiseTrainer": "napari_restore.engine.denoise_train",
+    "DenoiseTrainConfig": "napari_restore.engine.denoise_train",
+    "SRDTrans": "napari_restore.models.srdtrans",
+    "simulate_timelapse": "napari_restore.simulate.timelapse",
 }
 
 __all__ = ["__version__", *sorted(_LAZY)]

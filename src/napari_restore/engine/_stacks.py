@@ -1,0 +1,94 @@
+"""Helpers shared by SRDTrans training and inference: stack checks, means, time padding."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from napari_restore.errors import RestoreInputError
+
+# Frames read at once when a statistic runs over a (possibly memory-mapped) stack.
+_CHUNK_VOXELS = 1 << 24
+
+
+def as_stack(data: Any, name: str = "The image") -> Any:
+    """Check a ``(T, Y, X)`` stack (a 2D image becomes a one-frame stack, see below).
+
+    A 2D image ``(Y, X)`` is accepted as a stack of one frame: SRDTrans then learns from the
+    spatial redundancy inside that frame only (the temporal transformer sees copies of it).
+    Data are not read here: memory-mapped and zarr arrays stay lazy.
+    """
+    shape = tuple(int(s) for s in getattr(data, "shape", np.shape(data)))
+    dtype = np.dtype(getattr(data, "dtype", np.asarray(data).dtype))
+    if dtype.kind not in "uif":
+        raise RestoreInputError(f"{name} has dtype {dtype}; a real-valued image is needed.")
+    if len(shape) == 2:
+        data = np.asarray(data)[None]  # 2D images are small: read them
+        shape = (1, *shape)
+    if len(shape) != 3:
+        raise RestoreInputError(
+            f"{name} has shape {shape}; SRDTrans needs a stack (T, Y, X) of time points or "
+            "z-slices (a 2D image is treated as a one-frame stack). For 4D/5D data choose the "
+            "stack axis (stack_axis / --stack-axis); the other leading axes are processed "
+            "one by one."
+        )
+    if min(shape[1:]) < 4:
+        raise RestoreInputError(
+            f"{name} has frames of {shape[1]}x{shape[2]} pixels; SRDTrans needs at least 4x4."
+        )
+    if min(shape) == 0:
+        raise RestoreInputError(f"{name} is empty (shape {shape}).")
+    return data
+
+
+def stack_mean(stack: Any) -> float:
+    """Mean of a ``(T, Y, X)`` array, read a block of frames at a time (float64 sums)."""
+    t = stack.shape[0]
+    per = max(1, _CHUNK_VOXELS // max(1, int(np.prod(stack.shape[1:]))))
+    total = 0.0
+    for s in range(0, t, per):
+        block = np.asarray(stack[s : s + per])
+        if block.dtype.kind == "f" and not np.isfinite(block).all():
+            raise RestoreInputError("The stack contains NaN or infinite values.")
+        total += float(block.sum(dtype=np.float64))
+    return total / float(np.prod(stack.shape))
+
+
+def reflect_index(n: int, target: int) -> np.ndarray:
+    """Indices ``0..n-1`` extended to length ``target`` by repeated mirror reflection.
+
+    ``reflect_index(3, 8) -> [0 1 2 1 0 1 2 1]``; a single frame is repeated.
+    """
+    return np.pad(np.arange(n), (0, max(0, target - n)), mode="reflect")
+
+
+def resolve_stack_axis(ndim: int, stack_axis: int) -> int:
+    """Validate ``stack_axis`` for an array with ``ndim`` axes (the last two are Y and X)."""
+    if ndim < 3:
+        return 0
+    axis = stack_axis + ndim if stack_axis < 0 else stack_axis
+    if not 0 <= axis < ndim - 2:
+        raise RestoreInputError(
+            f"stack_axis={stack_axis} is not a leading axis of this {ndim}D image: the last two "
+            f"axes are Y and X, so choose one of 0..{ndim - 3} (the T or Z axis)."
+        )
+    return axis
+
+
+def leading_items(shape: tuple[int, ...], stack_axis: int) -> list[tuple[Any, ...]]:
+    """Index tuples selecting every ``(T, Y, X)`` stack of an N-D array.
+
+    Every leading axis other than ``stack_axis`` (e.g. channels) is iterated; the stack axis,
+    Y and X are kept whole and in that order.
+    """
+    if len(shape) <= 3:
+        return [(slice(None),) * len(shape)]
+    others = [a for a in range(len(shape) - 2) if a != stack_axis]
+    items = []
+    for combo in np.ndindex(*[shape[a] for a in others]):
+        index: list[Any] = [slice(None)] * len(shape)
+        for a, i in zip(others, combo, strict=True):
+            index[a] = int(i)
+        items.append(tuple(index))
+    return items

@@ -1,0 +1,148 @@
+"""``napari-restore denoise`` end to end on tiny TIFF files, and its error cases."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tifffile
+import torch
+
+from napari_restore.cli import main
+from napari_restore.engine.denoise_infer import denoise, load_denoise_model
+from napari_restore.simulate.timelapse import simulate_timelapse
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_torch_thread():
+    # Two shared cores: OpenMP threads that wait for each other are far slower than one.
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture
+def noisy_tif(tmp_path: Path) -> Path:
+    stack = simulate_timelapse((16, 32, 32), photons=3.0, seed=2, output_dtype="uint16").noisy
+    path = tmp_path / "noisy.tif"
+    tifffile.imwrite(path, stack)
+    return path
+
+
+def cli(*args: object) -> int:
+    return main(["denoise", *(str(a) for a in args)])
+
+
+TRAIN = ["--train-steps", "2", "--patch-t", "16", "--patch-xy", "16", "--device", "cpu", "-q"]
+
+
+def test_train_save_and_denoise_with_the_saved_model(noisy_tif: Path, tmp_path: Path) -> None:
+    out1, out2, model = tmp_path / "d1.tif", tmp_path / "d2.tif", tmp_path / "model"
+    rc = cli(noisy_tif, "-o", out1, *TRAIN, "--save-model", model)
+    assert rc == 0
+    noisy = tifffile.imread(noisy_tif)
+    first = tifffile.imread(out1)
+    assert first.shape == noisy.shape and first.dtype == np.uint16
+    meta = json.loads((tmp_path / "model.json").read_text())
+    assert meta["task"] == "denoise" and meta["steps"] == 2
+    assert meta["architecture"]["kwargs"]["patch_t"] == 16
+    assert meta["data"]["source"] == "noisy.tif"
+
+    weights = f"{model}.safetensors"
+    rc = cli(
+        noisy_tif, "-o", out2, "--model", weights, "--device", "cpu", "--dtype", "float32", "-q"
+    )
+    assert rc == 0
+    second = tifffile.imread(out2)
+    assert second.dtype == np.float32
+    # The saved model reproduces the trained one: same result up to the uint16 rounding.
+    np.testing.assert_array_equal(np.clip(np.rint(second), 0, 65535).astype(np.uint16), first)
+    expected = denoise(
+        noisy, load_denoise_model(model, "cpu"), device="cpu", output_dtype="float32"
+    )
+    np.testing.assert_allclose(second, expected, rtol=1e-6)
+
+
+def test_progress_bars_and_summary_are_printed(noisy_tif: Path, tmp_path: Path, capsys) -> None:
+    args = [a for a in TRAIN if a != "-q"]
+    assert cli(noisy_tif, "-o", tmp_path / "d.tif", *args) == 0
+    captured = capsys.readouterr()
+    assert "trained 2 steps" in captured.out and "wrote" in captured.out
+    assert "train" in captured.err and "denoise" in captured.err  # tqdm bars
+
+
+def run_error(args: list[object], capsys) -> str:
+    assert cli(*args) == 2
+    return capsys.readouterr().err
+
+
+def leftovers(folder: Path, keep: set[str]) -> list[str]:
+    return sorted(p.name for p in folder.iterdir() if p.name not in keep)
+
+
+def test_errors_exit_2_and_leave_no_output(noisy_tif: Path, tmp_path: Path, capsys) -> None:
+    out = str(tmp_path / "out.tif")
+    keep = {"noisy.tif"}
+    err = run_error([str(tmp_path / "missing.tif"), "-o", out, *TRAIN], capsys)
+    assert "not found" in err
+    err = run_error([str(noisy_tif), "-o", str(noisy_tif), *TRAIN], capsys)
+    assert "is the input file" in err
+    err = run_error([str(noisy_tif), "-o", out, *TRAIN, "--stack-axis", "1"], capsys)
+    assert "stack_axis=1" in err
+    err = run_error([str(noisy_tif), "-o", out, *TRAIN, "--patch-t", "24"], capsys)
+    assert "multiple of 16" in err
+    err = run_error([noisy_tif, "-o", out, "--model", tmp_path / "none.safetensors"], capsys)
+    assert "Model file not found" in err
+    err = run_error([noisy_tif, "-o", out, "--model", noisy_tif, "--save-model", "m"], capsys)
+    assert "--save-model needs training" in err
+    err = run_error([str(noisy_tif), "-o", out, *TRAIN, "--device", "cuda:7"], capsys)
+    assert "cuda:7" in err
+    assert leftovers(tmp_path, keep) == []
+
+
+def test_model_method_is_required_and_exclusive(noisy_tif: Path, tmp_path: Path) -> None:
+    out = str(tmp_path / "out.tif")
+    with pytest.raises(SystemExit) as exc:
+        main(["denoise", str(noisy_tif), "-o", out])
+    assert exc.value.code == 2
+    with pytest.raises(SystemExit) as exc:
+        main(["denoise", str(noisy_tif), "-o", out, "--model", "m", "--train-minutes", "1"])
+    assert exc.value.code == 2
+    assert not Path(out).exists()
+
+
+def test_existing_outputs_need_overwrite(noisy_tif: Path, tmp_path: Path, capsys) -> None:
+    out = tmp_path / "out.tif"
+    out.write_bytes(b"keep me")
+    err = run_error([str(noisy_tif), "-o", str(out), *TRAIN], capsys)
+    assert "--overwrite" in err and out.read_bytes() == b"keep me"
+    (tmp_path / "m.safetensors").write_bytes(b"old")
+    new = tmp_path / "new.tif"
+    err = run_error([noisy_tif, "-o", new, *TRAIN, "--save-model", tmp_path / "m"], capsys)
+    assert "--overwrite" in err and not (tmp_path / "new.tif").exists()
+    assert cli(noisy_tif, "-o", out, *TRAIN, "--overwrite") == 0
+    assert tifffile.imread(out).shape == (16, 32, 32)
+
+
+def test_four_d_files_train_refused_but_denoise_per_channel(tmp_path: Path, capsys) -> None:
+    ct = np.stack(
+        [simulate_timelapse((16, 20, 20), seed=s, output_dtype="uint16").noisy for s in (1, 2)]
+    )
+    path = tmp_path / "ct.tif"
+    tifffile.imwrite(path, ct)
+    err = run_error([str(path), "-o", str(tmp_path / "o.tif"), *TRAIN, "--stack-axis", "1"], capsys)
+    assert "one (T, Y, X) stack" in err
+    channel = tmp_path / "c0.tif"
+    tifffile.imwrite(channel, ct[0])
+    model = tmp_path / "m"
+    assert cli(channel, "-o", tmp_path / "c0d.tif", *TRAIN, "--save-model", model) == 0
+    all_out = tmp_path / "all.tif"
+    assert (
+        cli(path, "-o", all_out, "--model", model, "--stack-axis", 1, "-q", "--device", "cpu") == 0
+    )
+    out = tifffile.imread(tmp_path / "all.tif")
+    assert out.shape == ct.shape and out.dtype == np.uint16
+    np.testing.assert_array_equal(out[0], tifffile.imread(tmp_path / "c0d.tif"))
