@@ -48,6 +48,7 @@ def test_manifest_contributions_resolve():
     assert {w.display_name for w in manifest.contributions.widgets} >= {
         "Stripe Simulator",
         "Metrics",
+        "Denoise (SRDTrans)",
     }
     for command in manifest.contributions.commands:
         assert callable(_resolve(command)), command.id
@@ -68,6 +69,7 @@ def _resolve(command):
         _sample_data.smartspim_striped,
         _sample_data.cancer_cells_timelapse,
         _sample_data.stripe_pair,
+        _sample_data.noisy_timelapse_pair,
     ],
 )
 def test_sample_data_is_real_and_offline(func):
@@ -75,6 +77,7 @@ def test_sample_data_is_real_and_offline(func):
     for data, meta, kind in layers:
         assert kind == "image" and data.ndim in (2, 3) and data.size > 10_000
         assert meta["name"] and meta["metadata"]["attribution"]
+        assert np.isfinite(data).all()
         assert np.ptp(data) > 0
 
 

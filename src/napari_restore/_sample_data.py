@@ -116,3 +116,33 @@ def stripe_pair() -> list[LayerData]:
             "image",
         ),
     ]
+
+
+def noisy_timelapse_pair() -> list[LayerData]:
+    """A synthetic low-light time-lapse (1.5 photons/pixel) and its noise-free truth.
+
+    Drifting, blinking spots and filaments (:func:`~napari_restore.simulate.timelapse.
+    simulate_timelapse`), for trying the Denoise dock and the Metrics panel at once.
+    """
+    from napari_restore.simulate.timelapse import simulate_timelapse
+
+    result = simulate_timelapse((48, 128, 128), photons=1.5, seed=0)
+    contrast = [float(result.clean.min()), float(np.percentile(result.clean, 99.9))]
+    meta = {"attribution": "synthetic (napari-restore)", "photons_per_pixel": 1.5}
+    return [
+        (
+            result.clean,
+            {
+                "name": "time-lapse (truth)",
+                "metadata": meta,
+                "contrast_limits": contrast,
+                "visible": False,
+            },
+            "image",
+        ),
+        (
+            result.noisy,
+            {"name": "time-lapse (noisy)", "metadata": meta, "contrast_limits": contrast},
+            "image",
+        ),
+    ]

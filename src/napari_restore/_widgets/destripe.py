@@ -117,6 +117,7 @@ class DestripeWidget(Container):
 
     def _metadata(self, choice: str) -> dict[str, Any]:
         from napari_restore.engine.destripe_infer import builtin_model_path
+
         from napari_restore.engine.model_files import read_model_metadata
 
         if choice == BUILTIN:

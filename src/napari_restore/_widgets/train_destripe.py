@@ -36,7 +36,6 @@ from napari_restore.errors import RestoreInputError
 
 if TYPE_CHECKING:
     import napari
-
     from napari_restore.engine.destripe_train import DestripeTrainConfig, DestripeTrainer
 
 

@@ -1,0 +1,134 @@
+"""Denoise dock: train on the layer, stop, save/load, apply, train & apply — in a real viewer."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from napari_restore._widgets._session import SESSION_MODELS
+from napari_restore.simulate.timelapse import simulate_timelapse
+
+PLUGIN = "napari-restore"
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture
+def viewer(make_napari_viewer):
+    return make_napari_viewer()
+
+
+@pytest.fixture(scope="module")
+def stack():
+    return simulate_timelapse((16, 48, 48), photons=2.0, seed=3, output_dtype="uint16")
+
+
+def open_dock(viewer):
+    _, widget = viewer.window.add_plugin_dock_widget(PLUGIN, "Denoise (SRDTrans)")
+    widget.patch_t.value = 16
+    widget.patch_xy.value = 32
+    widget.minutes.value = 0.04  # ~2.4 s of training
+    widget.device.value = "cpu"
+    return widget
+
+
+def wait_idle(qtbot, widget, timeout=120_000):
+    qtbot.waitUntil(lambda: not widget.runner.running, timeout=timeout)
+
+
+def test_train_then_apply_save_and_load(viewer, qtbot, stack, tmp_path):
+    layer = viewer.add_image(stack.noisy, name="noisy")
+    widget = open_dock(viewer)
+    assert "16 frames" in widget.stack_info.value
+    widget.train_button.clicked.emit()
+    wait_idle(qtbot, widget)
+    trainer = widget.trainer
+    assert trainer is not None and trainer.step > 0
+    assert "trained" in widget.status.value and "ms/step" in widget.status.value
+    assert widget.curves.losses["total"][0], "the loss curve received points"
+    assert any("noisy" in n for n in SESSION_MODELS.names("denoise"))
+
+    widget.apply_button.clicked.emit()
+    wait_idle(qtbot, widget)
+    out = viewer.layers["noisy denoised"]
+    assert out.data.shape == stack.noisy.shape and out.data.dtype == np.uint16
+    np.testing.assert_array_equal(layer.data, stack.noisy)  # the input is never changed
+
+    path = tmp_path / "srd.safetensors"
+    widget.save_path.value = path
+    widget.save_button.clicked.emit()
+    assert path.exists() and path.with_suffix(".json").exists()
+    steps = trainer.step
+    widget.new_button.clicked.emit()
+    assert widget.trainer is None
+    widget.load_path.value = path
+    widget.load_button.clicked.emit()
+    assert widget.trainer.step == steps
+    assert "loaded" in widget.status.value
+
+
+def test_stop_keeps_the_weights_and_train_and_apply_in_one_click(viewer, qtbot, stack):
+    viewer.add_image(stack.noisy, name="cells")
+    widget = open_dock(viewer)
+    widget.minutes.value = 30.0
+    widget.train_button.clicked.emit()
+    qtbot.waitUntil(lambda: widget.trainer is not None and widget.trainer.step >= 2, timeout=60_000)
+    widget.stop_button.clicked.emit()
+    wait_idle(qtbot, widget)
+    assert "stopped" in widget.status.value
+    steps = widget.trainer.step
+    assert steps >= 2
+    weights = {k: v.clone() for k, v in widget.trainer.model.state_dict().items()}
+
+    widget.minutes.value = 0.03
+    widget.output_dtype.value = "float32"
+    widget.train_apply_button.clicked.emit()
+    wait_idle(qtbot, widget)
+    assert widget.trainer.step > steps, "training continued from the stopped model"
+    changed = any(
+        not torch.equal(weights[k], v) for k, v in widget.trainer.model.state_dict().items()
+    )
+    assert changed
+    out = viewer.layers["cells denoised"]
+    assert out.data.dtype == np.float32 and out.data.shape == stack.noisy.shape
+
+
+def test_cancel_apply_leaves_no_layer(viewer, qtbot, stack):
+    viewer.add_image(np.tile(stack.noisy, (4, 1, 1)), name="long")
+    widget = open_dock(viewer)
+    widget.train_button.clicked.emit()
+    wait_idle(qtbot, widget)
+    widget.apply_button.clicked.emit()
+    worker = widget.runner.worker
+    with qtbot.waitSignal(worker.finished, timeout=60_000):
+        widget.stop_button.clicked.emit()
+    assert [lyr.name for lyr in viewer.layers] == ["long"]
+
+
+def test_messages_for_bad_choices(viewer, qtbot, rng):
+    viewer.add_image(rng.random((40, 40)), name="single")
+    widget = open_dock(viewer)
+    assert "single 2D image" in widget.stack_info.value
+    widget.apply_button.clicked.emit()
+    assert "No model trained" in widget.status.value
+    viewer.add_image(rng.random((20, 20, 3)), rgb=True, name="colour")
+    widget.image.value = viewer.layers["colour"]
+    widget.train_button.clicked.emit()
+    assert "RGB" in widget.status.value
+    assert len(viewer.layers) == 2
+
+
+def test_4d_stack_axis_choices(viewer, rng):
+    viewer.add_image(rng.random((2, 16, 24, 24)).astype(np.float32), name="tc")
+    widget = open_dock(viewer)
+    assert list(widget.stack_axis.choices) == [0, 1]
+    widget.stack_axis.value = 1
+    layer = viewer.layers["tc"]
+    assert widget._training_stack(layer, layer.data).shape == (16, 24, 24)
