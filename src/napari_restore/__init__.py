@@ -28,6 +28,12 @@ _LAZY: dict[str, str] = {
     "read_image": "napari_restore.io",
     "write_image": "napari_restore.io",
     "load_sample": "napari_restore._sample_data",
+    "destripe": "napari_restore.engine.destripe_infer",
+    "destripe_file": "napari_restore.engine.destripe_infer",
+    "load_destripe_model": "napari_restore.engine.destripe_infer",
+    "detect_stripe_direction": "napari_restore.engine.destripe_infer",
+    "DestripeTrainer": "napari_restore.engine.destripe_train",
+    "DestripeTrainConfig": "napari_restore.engine.destripe_train",
     "RestoreInputError": "napari_restore.errors",
 }
 
