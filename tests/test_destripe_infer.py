@@ -209,3 +209,20 @@ def test_cuda_bf16_matches_cpu(net, striped):
     gpu = destripe(striped, net, device="cuda:0", output_dtype="float32", tile=64)
     # bf16 activations: agreement to a small fraction of the range.
     assert np.abs(cpu - gpu).max() < 0.02 * np.ptp(cpu)
+
+
+def test_public_api_is_lazy_and_complete():
+    import subprocess
+    import sys
+
+    import napari_restore as nr
+
+    assert nr.destripe is destripe and nr.destripe_file is destripe_file
+    assert nr.load_destripe_model is load_destripe_model
+    assert nr.detect_stripe_direction is detect_stripe_direction
+    from napari_restore.engine.destripe_train import DestripeTrainConfig, DestripeTrainer
+
+    assert nr.DestripeTrainer is DestripeTrainer and nr.DestripeTrainConfig is DestripeTrainConfig
+    code = "import sys, napari_restore; print('torch' in sys.modules, 'napari' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["False", "False"]
