@@ -240,7 +240,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--depth", type=int, default=4)
     p.add_argument("--patch-size", type=int, default=128)
     p.add_argument("--batch-size", type=int, default=8)
-    p.add_argument("--lr", type=float, default=5e-4)
+    p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--perceptual-weight", type=float, default=0.0)
     p.add_argument("--vgg-weights", type=Path, default=None)
     p.add_argument("--val-patches", type=int, default=32)

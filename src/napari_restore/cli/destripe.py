@@ -119,7 +119,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         default=None,
         help="steps to run (2000; with --resume: further steps)",
     )
-    t.add_argument("--lr", type=float, default=None, help="Adam learning rate (5e-4)")
+    t.add_argument("--lr", type=float, default=None, help="Adam learning rate (1e-3)")
     t.add_argument("--patch-size", type=_positive_int, default=None, help="patch edge (128)")
     t.add_argument("--batch-size", type=_positive_int, default=None, help="patches per step (8)")
     t.add_argument(

@@ -143,9 +143,10 @@ def random_stripe_params(
       log-uniform in 0.5 to 5 px, so single stripes span sigma 0.5 to 15 px;
     - length: through the whole patch with probability 0.6, else sigma along the stripe
       ``[L, 2L]`` with ``L`` uniform in 0.3 to 2 patch widths (stripes that fade out);
-    - amplitude: multiplicative attenuation ``[a, a + U(0.05, 0.5)]`` with ``a`` uniform in
-      0.03 to 0.5, capped at 0.95; additive, fractions of the normalised range with the same
-      bounds, polarity dark, bright or mixed (equally likely);
+    - amplitude: multiplicative attenuation ``[a, a + U(0.05, 0.4)]`` with ``a`` uniform in
+      0.05 to 0.5, capped at 0.9 (light-sheet shadows dim the signal by some 10 to 90 %);
+      additive ``[a, a + U(0.02, 0.25)]`` with ``a`` uniform in 0.02 to 0.25 of the normalised
+      range, polarity dark, bright or mixed (equally likely);
     - regular stripes: period log-uniform 4 to 48 px, band sigma 0.5 px to a quarter period;
     - tilted stripes: a centre angle uniform in -20 to 20 degrees and a spread uniform in 0 to
       10 degrees, i.e. angles within +-30 degrees of the x axis.
@@ -165,9 +166,14 @@ def random_stripe_params(
     -------
     StripeParams
     """
-    a_lo = rng.uniform(0.03, 0.5)
-    a_hi = min(0.95, a_lo + rng.uniform(0.05, 0.5))
-    polarity = "dark" if mode == "multiplicative" else rng.choice(["dark", "bright", "mixed"])
+    if mode == "multiplicative":
+        a_lo = rng.uniform(0.05, 0.5)
+        a_hi = min(0.9, a_lo + rng.uniform(0.05, 0.4))
+        polarity = "dark"
+    else:
+        a_lo = rng.uniform(0.02, 0.25)
+        a_hi = a_lo + rng.uniform(0.02, 0.25)
+        polarity = rng.choice(["dark", "bright", "mixed"])
     common: dict[str, Any] = {
         "kind": kind,
         "mode": mode,

@@ -8,6 +8,11 @@ and cast. Stacks ``(..., Y, X)`` are processed plane by plane, a group of planes
 The network removes horizontal stripes (along x); vertical stripes are handled by transposing
 each plane, and ``direction="auto"`` decides from the power spectrum
 (:func:`detect_stripe_direction`).
+
+CBAM's channel attention pools over a whole input, so a tile's result depends a little on the
+tile's content: tiles should not be smaller than the training patches (128 px by default); the
+default tiles (512 px on the CPU, larger on GPUs) are well above that, and the blending of the
+overlaps hides what remains.
 """
 
 from __future__ import annotations

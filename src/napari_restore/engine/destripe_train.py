@@ -104,7 +104,7 @@ class DestripeTrainConfig:
     """
 
     steps: int = 2000
-    learning_rate: float = 5e-4
+    learning_rate: float = 1e-3
     batch_size: int = 8
     patch_size: int = 128
     perceptual_weight: float = 0.0

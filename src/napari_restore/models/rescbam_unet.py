@@ -13,7 +13,8 @@ channel attention (a shared MLP over the average- and max-pooled features) follo
 attention (a 7x7 convolution over the channel-wise mean and max).
 
 Choices of this project where the paper gives no number: no batch normalisation (training
-batches are small, and an inference tile should see the same network as a training patch);
+batches are small, and an inference tile should see the same network as a training patch), with
+He initialisation of the feature convolutions instead;
 down-sampling by 2x2 max pooling; up-sampling by bilinear interpolation followed by a 1x1
 convolution (no transposed convolutions, so no checkerboard pattern); channels double per level
 from ``base_channels``.
@@ -207,6 +208,21 @@ class ResCBAMUNet(nn.Module):
             self.ups.append(Up(widths[level + 1], w))
             self.decoders.append(block(2 * w, w))  # concatenated skip + up-sampled features
         self.head = nn.Conv2d(widths[0], 1, 1)
+        self._init_weights()
+
+    def _init_weights(self) -> None:
+        # He initialisation of the feature convolutions: without normalisation layers, torch's
+        # default (variance 1/(3 fan_in)) shrinks activations level by level, and the deep
+        # levels then barely learn at first. CBAM and the head keep torch's default, so the
+        # untrained network starts close to the identity (output = input - small residual).
+        for name, module in self.named_modules():
+            if (
+                isinstance(module, nn.Conv2d)
+                and ".attention." not in f".{name}."
+                and name != "head"
+            ):
+                nn.init.kaiming_normal_(module.weight, nonlinearity="relu")
+                nn.init.zeros_(module.bias)
 
     @property
     def multiple(self) -> int:
