@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from napari_restore._version import __version__
 from napari_restore.errors import RestoreInputError
 
-SUBCOMMAND_MODULES = ("demo", "simulate", "denoise", "metrics", "info")
+SUBCOMMAND_MODULES = ("demo", "simulate", "metrics", "destripe", "denoise", "info")
 
 
 def build_parser() -> argparse.ArgumentParser:

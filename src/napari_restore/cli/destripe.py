@@ -1,0 +1,301 @@
+"""``napari-restore destripe`` and ``napari-restore train-destripe``."""
+
+from __future__ import annotations
+
+import argparse
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+from napari_restore.cli._common import (
+    add_overwrite,
+    add_quiet,
+    check_distinct,
+    existing_output,
+    parse_dtype,
+)
+from napari_restore.errors import RestoreInputError
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from err
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} must be >= 1")
+    return value
+
+
+def _non_negative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from err
+    if not (math.isfinite(value) and value >= 0):
+        raise argparse.ArgumentTypeError(f"{text} must be a number >= 0")
+    return value
+
+
+def _add_threads(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--threads",
+        type=_positive_int,
+        default=None,
+        help="CPU threads for torch (default: torch's choice; 1 is often fastest on a busy "
+        "machine)",
+    )
+
+
+def _set_threads(args: argparse.Namespace) -> None:
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "destripe",
+        help="remove stripe artifacts with a trained ResCBAM U-Net",
+        description="Remove stripe artifacts from an image or stack (Wei et al. 2022 network). "
+        "Stacks are processed plane by plane and written as they are done, so files larger "
+        "than memory work; the output appears only when complete.",
+    )
+    p.add_argument("input", type=Path, help="striped image: TIFF, zarr, OME-Zarr, .npy or PNG")
+    p.add_argument(
+        "-o", "--output", type=Path, required=True, help="output: .tif, .zarr, .ome.zarr or .npy"
+    )
+    p.add_argument(
+        "--model",
+        default="builtin",
+        help="model file (.safetensors) from train-destripe, or 'builtin' (default)",
+    )
+    p.add_argument("--device", default="auto", help="auto (default), cpu, cuda:N or mps")
+    p.add_argument(
+        "--direction",
+        choices=("horizontal", "vertical", "auto"),
+        default="horizontal",
+        help="direction the stripes run in (default horizontal; auto: from the spectrum)",
+    )
+    p.add_argument(
+        "--tile", type=_positive_int, default=None, help="tile edge (default: from memory)"
+    )
+    p.add_argument("--overlap", type=int, default=None, help="tile overlap (default tile/8)")
+    p.add_argument("--batch-size", type=_positive_int, default=None, help="tiles per network call")
+    p.add_argument(
+        "--dtype",
+        type=parse_dtype,
+        default="input",
+        help="output dtype: 'input' (default, clipped to its range) or float32",
+    )
+    _add_threads(p)
+    add_overwrite(p)
+    add_quiet(p)
+    p.set_defaults(func=run_destripe)
+
+    t = sub.add_parser(
+        "train-destripe",
+        help="train a destriping model on clean images (synthetic stripes on the fly)",
+        description="Train a ResCBAM U-Net to remove stripes: random patches of the clean "
+        "images get fresh random stripes every step (regular, Gaussian, tilted; additive or "
+        "multiplicative). Loss = MAE + lambda * VGG-19 perceptual loss. Writes MODEL.safetensors "
+        "and MODEL.json.",
+    )
+    t.add_argument("clean", type=Path, nargs="+", help="clean images or stacks (TIFF, PNG ...)")
+    t.add_argument("-o", "--output", type=Path, required=True, help="model file to write")
+    t.add_argument(
+        "--perceptual-weight",
+        type=_non_negative_float,
+        required=True,
+        metavar="LAMBDA",
+        help="weight of the VGG-19 perceptual loss (0: MAE only, needs no VGG weights)",
+    )
+    # None = not given: the default of DestripeTrainConfig, or the resumed model's setting.
+    t.add_argument(
+        "--steps",
+        type=_positive_int,
+        default=None,
+        help="steps to run (2000; with --resume: further steps)",
+    )
+    t.add_argument("--lr", type=float, default=None, help="Adam learning rate (1e-3)")
+    t.add_argument("--patch-size", type=_positive_int, default=None, help="patch edge (128)")
+    t.add_argument("--batch-size", type=_positive_int, default=None, help="patches per step (8)")
+    t.add_argument(
+        "--mix",
+        type=_non_negative_float,
+        nargs=3,
+        metavar=("R", "G", "T"),
+        default=None,
+        help="relative frequencies of regular, gaussian and tilted stripes (1 1 1)",
+    )
+    t.add_argument(
+        "--modes",
+        nargs="+",
+        choices=("additive", "multiplicative"),
+        default=None,
+        help="stripe modes to train on (both)",
+    )
+    t.add_argument("--base-channels", type=_positive_int, default=None, help="U-Net width (16)")
+    t.add_argument("--depth", type=_positive_int, default=None, help="U-Net levels (4)")
+    t.add_argument("--seed", type=int, default=None, help="random seed (0)")
+    t.add_argument("--val-every", type=_positive_int, default=None, help="validate every N (100)")
+    t.add_argument("--device", default=None, help="auto (default), cpu, cuda:N or mps")
+    t.add_argument(
+        "--vgg-weights",
+        type=Path,
+        default=None,
+        metavar="PATH",
+        help="VGG-19 weights (torchvision's vgg19-dcbb9e9d.pth, or .safetensors)",
+    )
+    t.add_argument(
+        "--download-vgg",
+        action="store_true",
+        help="download the VGG-19 weights into the torch hub cache if missing",
+    )
+    t.add_argument(
+        "--resume", type=Path, default=None, metavar="MODEL", help="continue training this model"
+    )
+    t.add_argument(
+        "--minutes", type=float, default=None, help="stop after this many minutes and save"
+    )
+    _add_threads(t)
+    add_overwrite(t)
+    add_quiet(t)
+    t.set_defaults(func=run_train)
+
+
+def run_destripe(args: argparse.Namespace) -> int:
+    from napari_restore.engine.destripe_infer import destripe_file_progress
+    from napari_restore.engine.device import describe_device, resolve_device
+    from napari_restore.engine.progress import run_to_end
+    from napari_restore.io import PlaneWriter
+
+    if not args.input.exists():
+        raise RestoreInputError(f"File not found: {args.input}")
+    check_distinct(args.input, args.output)
+    existing_output(args.output, args.overwrite)
+    PlaneWriter(args.output, (1, 1), "uint8")  # refuses an unsupported output suffix early
+    device = resolve_device(args.device)
+    _set_threads(args)
+    gen = destripe_file_progress(
+        args.input,
+        args.output,
+        args.model,
+        device=device,
+        direction=args.direction,
+        tile=args.tile,
+        overlap=args.overlap,
+        batch_size=args.batch_size,
+        output_dtype=args.dtype,
+        overwrite=args.overwrite,
+    )
+    run_to_end(gen, desc="destripe", progress_bar=not args.quiet)
+    if not args.quiet:
+        print(f"wrote {args.output} (device {describe_device(device)})")
+    return 0
+
+
+def _load_clean(paths: list[Path]) -> list[Any]:
+    from napari_restore.io import read_image
+
+    images = []
+    for path in paths:
+        image = read_image(path)
+        if image.ndim < 2 or image.dtype.kind not in "buif":
+            raise RestoreInputError(
+                f"{path}: shape {image.shape}, dtype {image.dtype}; a greyscale 2D image or "
+                "3D stack is needed."
+            )
+        images.append(image)
+    return images
+
+
+def _overrides(args: argparse.Namespace) -> dict[str, Any]:
+    pairs = {
+        "perceptual_weight": args.perceptual_weight,
+        "learning_rate": args.lr,
+        "patch_size": args.patch_size,
+        "batch_size": args.batch_size,
+        "stripe_mix": tuple(args.mix) if args.mix else None,
+        "modes": tuple(args.modes) if args.modes else None,
+        "base_channels": args.base_channels,
+        "depth": args.depth,
+        "seed": args.seed,
+        "val_every": args.val_every,
+        "device": args.device,
+        "vgg_weights": str(args.vgg_weights) if args.vgg_weights else None,
+    }
+    out = {k: v for k, v in pairs.items() if v is not None}
+    if args.download_vgg:
+        out["download_vgg"] = True
+    return out
+
+
+def run_train(args: argparse.Namespace) -> int:
+    from tqdm.auto import tqdm
+
+    from napari_restore.engine.destripe_train import DestripeTrainConfig, DestripeTrainer
+    from napari_restore.engine.device import describe_device, resolve_device
+    from napari_restore.engine.model_files import model_paths
+
+    if args.device is not None:
+        resolve_device(args.device)  # a bad device fails before the images are read
+
+    weights, meta_path = model_paths(args.output)
+    for target in (weights, meta_path):
+        for path in args.clean:
+            if path.exists():
+                check_distinct(path, target)
+        existing_output(target, args.overwrite)
+    if args.resume is not None and not model_paths(args.resume)[0].exists():
+        raise RestoreInputError(f"Model file not found: {model_paths(args.resume)[0]}")
+    if args.vgg_weights is not None and not args.vgg_weights.is_file():
+        raise RestoreInputError(f"VGG-19 weights file not found: {args.vgg_weights}")
+    overrides = _overrides(args)
+    _set_threads(args)
+    images = _load_clean(args.clean)
+    names = [p.name for p in args.clean]
+    if args.resume is not None:
+        from napari_restore.engine.model_files import read_model_metadata
+
+        done = int(read_model_metadata(args.resume).get("steps", 0))
+        steps = args.steps or DestripeTrainConfig().steps
+        trainer = DestripeTrainer.resume(
+            args.resume, images, names=names, steps=done + steps, **overrides
+        )
+    else:
+        config = DestripeTrainConfig(**overrides, **({"steps": args.steps} if args.steps else {}))
+        trainer = DestripeTrainer(images, config, names=names)
+        steps = config.steps
+    if not args.quiet:
+        print(
+            f"training on {describe_device(trainer.device)}: {len(images)} image(s), "
+            f"{steps} steps, lambda {trainer.config.perceptual_weight:g}; validation input "
+            f"PSNR {trainer.val_input_psnr:.2f} dB"
+        )
+    deadline = time.monotonic() + 60 * args.minutes if args.minutes is not None else math.inf
+    bar = tqdm(total=trainer.step + steps, initial=trainer.step, unit="step", disable=args.quiet)
+    gen = trainer.train(steps)
+    post: dict[str, str] = {}
+    try:
+        for p in gen:
+            bar.update(p.step - bar.n)
+            post.update({k: f"{v:.4g}" for k, v in p.losses.items() if k != "perceptual" or v})
+            if "val_psnr" in p.metrics:
+                post["val_psnr"] = f"{p.metrics['val_psnr']:.2f}"
+            bar.set_postfix(post, refresh=False)
+            if time.monotonic() > deadline:
+                break
+    finally:
+        gen.close()
+        bar.close()
+    if trainer.history and "val_psnr" not in trainer.history[-1]:
+        trainer.validate(record=True)  # stopped by --minutes between validations
+    trainer.save(args.output)
+    if not args.quiet:
+        val = trainer.history[-1] if trainer.history else {}
+        psnr = f", validation PSNR {val['val_psnr']:.2f} dB" if "val_psnr" in val else ""
+        print(f"wrote {weights} ({trainer.step} steps{psnr})")
+    return 0

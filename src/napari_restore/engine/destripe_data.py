@@ -1,0 +1,260 @@
+"""Data for the destriping network: intensity normalisation and random stripe degradation.
+
+Normalisation (the same in training and inference)
+--------------------------------------------------
+Every source image or stack is mapped to ``(x - lo) / (hi - lo)`` with ``lo``, ``hi`` its 1st and
+99.9th percentiles (:data:`NORM_PERCENTILES`), computed over the *whole* image or stack, never
+per tile or patch, so that a plane keeps its brightness relative to the rest of the volume. The
+1st percentile sits at the dark background (camera offset, which multiplicative shadows do not
+attenuate); the 99.9th at the bright structures without being set by a few hot pixels. For big
+stacks the percentiles come from a subsample: at most :data:`NORM_MAX_PLANES` evenly spaced
+planes, read with a stride so that at most :data:`NORM_MAX_SAMPLES` values are used. A
+network's output is mapped back with ``y * (hi - lo) + lo``.
+
+Degradation (training pairs, drawn fresh for every patch)
+---------------------------------------------------------
+The stripes of :func:`napari_restore.simulate.stripes.stripe_plane` are applied in the
+normalised domain: multiplicative ``x = c * (1 - f)`` (a shadow attenuates the signal above
+the background), additive ``x = c + f`` (``f`` in units of the normalised range, i.e. of the
+source image's robust range). The random parameter ranges are in :func:`random_stripe_params`;
+with probability :data:`SECOND_FIELD_PROBABILITY` a second, independent stripe field of another
+drawn type is combined with the first (real light-sheet images often mix broad faint shadows with
+narrow dark lines).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from napari_restore.errors import RestoreInputError
+from napari_restore.simulate.stripes import STRIPE_KINDS, STRIPE_MODES, StripeParams, stripe_plane
+
+NORM_PERCENTILES: tuple[float, float] = (1.0, 99.9)
+NORM_MAX_PLANES = 16
+NORM_MAX_SAMPLES = 4_000_000
+SECOND_FIELD_PROBABILITY = 0.25
+# Random brightness gain of a training patch (log-uniform): makes the network tolerant of the
+# shift in the percentiles that the stripes themselves cause on the image being corrected.
+GAIN_RANGE: tuple[float, float] = (0.75, 1.33)
+
+
+def normalisation_description() -> dict[str, Any]:
+    """How intensities are normalised, for model metadata."""
+    return {
+        "method": "percentile",
+        "percentiles": list(NORM_PERCENTILES),
+        "scope": "whole image or stack",
+        "max_planes": NORM_MAX_PLANES,
+        "max_samples": NORM_MAX_SAMPLES,
+        "formula": "(x - lo) / (hi - lo); output * (hi - lo) + lo",
+    }
+
+
+def sample_plane_indices(lead: tuple[int, ...], max_planes: int = NORM_MAX_PLANES) -> list[int]:
+    """Flat indices of at most ``max_planes`` evenly spaced planes of a stack (first and last
+    included)."""
+    n = int(np.prod(lead)) if lead else 1
+    if n <= max_planes:
+        return list(range(n))
+    return sorted({round(v) for v in np.linspace(0, n - 1, max_planes)})
+
+
+def intensity_range(
+    image: Any,
+    percentiles: tuple[float, float] = NORM_PERCENTILES,
+    *,
+    max_planes: int = NORM_MAX_PLANES,
+    max_samples: int = NORM_MAX_SAMPLES,
+) -> tuple[float, float]:
+    """Robust intensity range ``(lo, hi)`` of an image or stack for normalisation.
+
+    Parameters
+    ----------
+    image : array_like
+        ``(Y, X)`` or ``(..., Y, X)``; numpy, zarr, memory-mapped TIFF (only sampled planes are
+        read).
+    percentiles : (float, float)
+        Lower and upper percentile.
+    max_planes, max_samples : int
+        Subsampling bounds (see the module docstring).
+
+    Returns
+    -------
+    (float, float)
+        ``lo < hi``; a constant image gives ``(v, v + 1)`` so that it maps to 0.
+
+    Raises
+    ------
+    RestoreInputError
+        If the sampled values contain NaN or infinities.
+    """
+    shape = tuple(image.shape)
+    lead, plane_shape = shape[:-2], shape[-2:]
+    picks = sample_plane_indices(lead, max_planes)
+    per_plane = max(1, max_samples // len(picks))
+    stride = max(1, math.ceil(math.sqrt(plane_shape[0] * plane_shape[1] / per_plane)))
+    values = []
+    for flat in picks:
+        index = np.unravel_index(flat, lead) if lead else ()
+        plane = np.asarray(image[tuple(int(i) for i in index)])
+        values.append(np.asarray(plane[::stride, ::stride], dtype=np.float64).ravel())
+    sample = np.concatenate(values)
+    if not np.isfinite(sample).all():
+        raise RestoreInputError(
+            "The image contains NaN or infinite values; replace them (e.g. with np.nan_to_num) "
+            "before destriping."
+        )
+    lo, hi = (float(v) for v in np.percentile(sample, percentiles))
+    if not hi > lo:
+        hi = lo + 1.0
+    return lo, hi
+
+
+def normalise(values: np.ndarray, lo: float, hi: float) -> np.ndarray:
+    """``(values - lo) / (hi - lo)`` as float32."""
+    return ((np.asarray(values, dtype=np.float32) - np.float32(lo)) / np.float32(hi - lo)).astype(
+        np.float32, copy=False
+    )
+
+
+def denormalise(values: np.ndarray, lo: float, hi: float) -> np.ndarray:
+    """Inverse of :func:`normalise` (float32)."""
+    return (values * np.float32(hi - lo) + np.float32(lo)).astype(np.float32, copy=False)
+
+
+def _log_uniform(rng: np.random.Generator, lo: float, hi: float) -> float:
+    return float(np.exp(rng.uniform(np.log(lo), np.log(hi))))
+
+
+def random_stripe_params(
+    rng: np.random.Generator, kind: str, mode: str, shape: tuple[int, int]
+) -> StripeParams:
+    """Draw stripe parameters for one training patch.
+
+    Ranges (pixels; chosen to cover light-sheet stripes seen at the scale of a training patch):
+
+    - density (gaussian, tilted): log-uniform 0.5 to 15 stripes per 100 px across, at least
+      one stripe per patch;
+    - width (Gaussian sigma across): per patch a range ``[w, w * U(1, 3)]`` with ``w``
+      log-uniform in 0.5 to 5 px, so single stripes span sigma 0.5 to 15 px;
+    - length: through the whole patch with probability 0.6, else sigma along the stripe
+      ``[L, 2L]`` with ``L`` uniform in 0.3 to 2 patch widths (stripes that fade out);
+    - amplitude: multiplicative attenuation ``[a, a + U(0.05, 0.4)]`` with ``a`` uniform in
+      0.05 to 0.5, capped at 0.9 (light-sheet shadows dim the signal by some 10 to 90 %);
+      additive ``[a, a + U(0.02, 0.25)]`` with ``a`` uniform in 0.02 to 0.25 of the normalised
+      range, polarity dark, bright or mixed (equally likely);
+    - regular stripes: period log-uniform 4 to 48 px, band sigma 0.5 px to a quarter period;
+    - tilted stripes: a centre angle uniform in -20 to 20 degrees and a spread uniform in 0 to
+      10 degrees, i.e. angles within +-30 degrees of the x axis.
+
+    Parameters
+    ----------
+    rng : numpy.random.Generator
+        Source of randomness.
+    kind : {"regular", "gaussian", "tilted"}
+        Stripe type.
+    mode : {"additive", "multiplicative"}
+        Degradation mode.
+    shape : (int, int)
+        Patch shape (sets the length scale of fading stripes).
+
+    Returns
+    -------
+    StripeParams
+    """
+    if mode == "multiplicative":
+        a_lo = rng.uniform(0.05, 0.5)
+        a_hi = min(0.9, a_lo + rng.uniform(0.05, 0.4))
+        polarity = "dark"
+    else:
+        a_lo = rng.uniform(0.02, 0.25)
+        a_hi = a_lo + rng.uniform(0.02, 0.25)
+        polarity = rng.choice(["dark", "bright", "mixed"])
+    common: dict[str, Any] = {
+        "kind": kind,
+        "mode": mode,
+        "amplitude": (a_lo, a_hi),
+        "polarity": str(polarity),
+        "seed": None,
+    }
+    if kind == "regular":
+        period = _log_uniform(rng, 4.0, 48.0)
+        w_lo = rng.uniform(0.5, max(0.5, period / 4))
+        return StripeParams(
+            **common, period=period, width=(w_lo, max(w_lo, rng.uniform(w_lo, period / 4)))
+        )
+    w_lo = _log_uniform(rng, 0.5, 5.0)
+    length = None
+    if rng.random() >= 0.6:
+        ell = rng.uniform(0.3, 2.0) * shape[1]
+        length = (ell, 2 * ell)
+    angle = (0.0, 0.0)
+    if kind == "tilted":
+        centre, spread = rng.uniform(-20, 20), rng.uniform(0, 10)
+        angle = (centre - spread, centre + spread)
+    # At least one stripe: a small patch at a low density would otherwise often get none.
+    max_tan = math.tan(math.radians(max(abs(angle[0]), abs(angle[1]))))
+    extent = shape[0] + 2 * max_tan * shape[1]  # rows from which a stripe can cross the patch
+    count = max(1, round(_log_uniform(rng, 0.5, 15.0) * extent / 100.0))
+    return StripeParams(
+        **common,
+        count=count,
+        width=(w_lo, w_lo * rng.uniform(1.0, 3.0)),
+        length=length,
+        angle=angle,
+    )
+
+
+def check_mix(mix: Sequence[float], modes: Sequence[str]) -> tuple[np.ndarray, tuple[str, ...]]:
+    """Validate stripe-type weights (regular, gaussian, tilted) and allowed modes."""
+    weights = np.asarray(mix, dtype=np.float64)
+    if weights.shape != (len(STRIPE_KINDS),) or (weights < 0).any() or not weights.sum() > 0:
+        raise RestoreInputError(
+            f"stripe mix {tuple(mix)!r}: give {len(STRIPE_KINDS)} non-negative weights for "
+            f"{', '.join(STRIPE_KINDS)} with a positive sum."
+        )
+    modes = tuple(dict.fromkeys(modes))
+    if not modes or any(m not in STRIPE_MODES for m in modes):
+        raise RestoreInputError(
+            f"stripe modes {modes!r}: choose one or both of {', '.join(STRIPE_MODES)}."
+        )
+    return weights / weights.sum(), modes
+
+
+def random_degradation(
+    rng: np.random.Generator,
+    clean: np.ndarray,
+    mix: np.ndarray,
+    modes: Sequence[str],
+) -> np.ndarray:
+    """Striped version of a normalised clean patch, with freshly drawn random stripes.
+
+    Parameters
+    ----------
+    rng : numpy.random.Generator
+        Source of randomness.
+    clean : numpy.ndarray
+        float32 ``(H, W)`` normalised patch.
+    mix : numpy.ndarray
+        Probabilities of regular, gaussian and tilted stripes (sum 1).
+    modes : sequence of str
+        Allowed modes; one is drawn (uniformly) per patch.
+
+    Returns
+    -------
+    numpy.ndarray
+        float32 striped patch.
+    """
+    shape = clean.shape
+    mode = str(modes[rng.integers(len(modes))])
+    n_fields = 2 if rng.random() < SECOND_FIELD_PROBABILITY else 1
+    out = clean
+    for _ in range(n_fields):
+        kind = STRIPE_KINDS[int(rng.choice(len(STRIPE_KINDS), p=mix))]
+        field = stripe_plane(shape, random_stripe_params(rng, kind, mode, shape), rng)
+        out = out * (1.0 - field) if mode == "multiplicative" else out + field
+    return out.astype(np.float32, copy=False)

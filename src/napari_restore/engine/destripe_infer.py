@@ -1,0 +1,520 @@
+"""Destriping images and volumes with a trained ResCBAM U-Net.
+
+The image is normalised as in training (1st/99.9th percentiles of the *whole* image or stack,
+never per tile: :mod:`napari_restore.engine.destripe_data`), cut into overlapping tiles that are
+blended without seams (:func:`~napari_restore.engine.tiling.tile_predict`), run in batches with
+bf16 mixed precision on CUDA, mapped back to the input's intensities, clipped to the output dtype
+and cast. Stacks ``(..., Y, X)`` are processed plane by plane, a group of planes at a time.
+The network removes horizontal stripes (along x); vertical stripes are handled by transposing
+each plane, and ``direction="auto"`` decides from the power spectrum
+(:func:`detect_stripe_direction`).
+
+CBAM's channel attention pools over a whole input, so a tile's result depends a little on the
+tile's content: tiles should not be smaller than the training patches (128 px by default); the
+default tiles (512 px on the CPU, larger on GPUs) are well above that, and the blending of the
+overlaps hides what remains.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+from collections.abc import Callable, Sequence
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from torch import nn
+
+from napari_restore.engine.destripe_data import (
+    NORM_PERCENTILES,
+    denormalise,
+    intensity_range,
+    normalisation_description,
+    normalise,
+    sample_plane_indices,
+)
+from napari_restore.engine.device import autocast, free_memory_bytes, resolve_device
+from napari_restore.engine.model_files import load_model_file, model_paths
+from napari_restore.engine.progress import Progress, ProgressGenerator, run_to_end
+from napari_restore.engine.tiling import TileSettings, auto_tile_size, fit_settings, tile_starts
+from napari_restore.errors import RestoreInputError
+from napari_restore.simulate.stripes import cast_clipped, check_real_image
+
+Direction = Literal["horizontal", "vertical", "auto"]
+ModelSpec = str | os.PathLike[str] | nn.Module | tuple[nn.Module, dict[str, Any]] | None
+
+BUILTIN_MODEL = "destripe_default"
+# Planes are sent to the tiler in groups of at most this many voxels (64 MiB of float32).
+GROUP_VOXELS = 16 * 1024 * 1024
+# Estimated peak inference memory per input voxel and per base channel (float32 activations
+# alive at once across the U-Net levels, with a margin); sizes tiles from free GPU memory.
+BYTES_PER_VOXEL_PER_CHANNEL = 64
+CPU_TILE = 512
+
+
+def builtin_model_path() -> Path:
+    """Path of the shipped default model (``pretrained/destripe_default.safetensors``)."""
+    root = resources.files("napari_restore") / "pretrained" / f"{BUILTIN_MODEL}.safetensors"
+    return Path(str(root))
+
+
+def load_destripe_model(
+    model: ModelSpec = None, device: str | torch.device = "auto"
+) -> tuple[nn.Module, dict[str, Any]]:
+    """Load a destriping network for inference.
+
+    Parameters
+    ----------
+    model : None, "builtin", path-like, torch.nn.Module or (module, metadata)
+        ``None`` or ``"builtin"``: the default model shipped with the package; a path: a model
+        file written by :meth:`DestripeTrainer.save <napari_restore.engine.destripe_train.
+        DestripeTrainer.save>` or ``napari-restore train-destripe``; a network (e.g. a
+        trainer's ``model``) is used as it is, with the default normalisation.
+    device : str or torch.device
+        ``"auto"``, ``"cpu"``, ``"cuda:N"`` or ``"mps"``.
+
+    Returns
+    -------
+    (torch.nn.Module, dict)
+        The network in eval mode on the device, and its metadata.
+
+    Raises
+    ------
+    RestoreInputError
+        For a missing or unreadable file, a model of another task, or an unknown device.
+    """
+    from napari_restore.models import build_model
+
+    dev = resolve_device(device)
+    if isinstance(model, tuple):
+        net, meta = model
+        return net.to(dev).eval(), dict(meta)
+    if isinstance(model, nn.Module):
+        arch = model.architecture() if hasattr(model, "architecture") else {}
+        meta = {
+            "task": "destripe",
+            "architecture": arch,
+            "normalisation": normalisation_description(),
+        }
+        return model.to(dev).eval(), meta
+    if model is None or (isinstance(model, str) and model == "builtin"):
+        path = builtin_model_path()
+        if not path.is_file():
+            raise RestoreInputError(
+                f"The built-in destriping model is not installed ({path} is missing). Train one "
+                "with `napari-restore train-destripe CLEAN.tif ... -o MODEL` (or the training "
+                "dock) and pass it with --model MODEL, or update napari-restore to a version "
+                "that ships the default model."
+            )
+    else:
+        path = model_paths(model)[0]
+    state, meta = load_model_file(path, task="destripe")
+    net = build_model(meta["architecture"])
+    try:
+        net.load_state_dict(state, strict=True)
+    except RuntimeError as err:
+        raise RestoreInputError(
+            f"{path}: the weights do not fit the network described in its metadata ({err})."
+        ) from err
+    return net.to(dev).eval(), meta
+
+
+def _spectrum_plane(plane: np.ndarray, max_edge: int = 1024) -> np.ndarray:
+    """Hann-windowed power spectrum of the central crop (at most ``max_edge`` square)."""
+    h, w = plane.shape
+    y0, x0 = max(0, (h - max_edge) // 2), max(0, (w - max_edge) // 2)
+    crop = np.asarray(plane[y0 : y0 + max_edge, x0 : x0 + max_edge], dtype=np.float64)
+    crop = crop - crop.mean()
+    # The window keeps the image borders from adding a bright cross along both axes.
+    window = np.outer(np.hanning(crop.shape[0]), np.hanning(crop.shape[1]))
+    return np.abs(np.fft.fft2(crop * window)) ** 2
+
+
+def stripe_direction_scores(image: Any, *, max_planes: int = 8) -> tuple[float, float]:
+    """How strongly the image shows horizontal and vertical stripes, from its power spectrum.
+
+    Stripes are long and straight, so they put sharp angular peaks into the 2D power spectrum:
+    horizontal stripes (constant along x) near the ky axis, vertical ones near the kx axis,
+    tilted ones at their angle. The spectrum (Hann-windowed, central crop of at most 1024 px,
+    averaged over up to ``max_planes`` planes) is split into 12 log-spaced rings between 0.01
+    and 0.45 cycles/pixel and 1-degree angular bins; in each ring the angular profile is divided
+    by its median (so the image's own fall-off and broad anisotropy cancel), and the highest
+    peak within 30 degrees of each axis is taken. A score is the sum over rings of the log peak.
+
+    Returns
+    -------
+    (float, float)
+        ``(horizontal, vertical)`` scores; the larger one wins.
+    """
+    shape = tuple(image.shape)
+    lead = shape[:-2]
+    total = None
+    for flat in sample_plane_indices(lead, max_planes):
+        index = tuple(int(i) for i in np.unravel_index(flat, lead)) if lead else ()
+        p = _spectrum_plane(np.asarray(image[index]))
+        total = p if total is None else total + p
+    assert total is not None
+    fy = np.fft.fftfreq(total.shape[0])[:, None]
+    fx = np.fft.fftfreq(total.shape[1])[None, :]
+    radius = np.hypot(fy, fx)
+    # Angle of the frequency vector in [0, 180): 90 = ky axis (horizontal stripes).
+    angle_bin = np.minimum((np.degrees(np.arctan2(fy, fx)) % 180).astype(np.int64), 179)
+    centres = np.arange(180) + 0.5
+    near_ky = np.abs(centres - 90) <= 30
+    near_kx = (centres <= 30) | (centres >= 150)
+    scores = np.zeros(2)
+    edges = np.geomspace(0.01, 0.45, 13)
+    for lo, hi in itertools.pairwise(edges):
+        ring = (radius > lo) & (radius <= hi)
+        counts = np.bincount(angle_bin[ring], minlength=180)
+        if (counts > 0).mean() < 0.5:
+            continue  # too few frequencies in this ring (small images) to resolve angles
+        profile = np.bincount(angle_bin[ring], total[ring], minlength=180) / np.maximum(counts, 1)
+        filled = counts > 0
+        profile = np.where(filled, profile / max(np.median(profile[filled]), 1e-300), 0.0)
+        peaks = np.array([profile[near_ky].max(), profile[near_kx].max()])
+        scores += np.log(np.maximum(peaks, 1e-12))
+    return float(scores[0]), float(scores[1])
+
+
+def detect_stripe_direction(image: Any, *, max_planes: int = 8) -> str:
+    """Guess whether stripes run horizontally (along x) or vertically (along y).
+
+    Parameters
+    ----------
+    image : array_like
+        ``(Y, X)`` or ``(..., Y, X)``; up to ``max_planes`` evenly spaced planes are read.
+    max_planes : int
+        Planes whose spectra are averaged.
+
+    Returns
+    -------
+    str
+        ``"horizontal"`` or ``"vertical"``, whichever has the higher score of
+        :func:`stripe_direction_scores`. Stripes should be the dominant long straight structure;
+        where they are faint, set the direction by hand.
+    """
+    check_real_image(image if hasattr(image, "dtype") else np.asarray(image))
+    horizontal, vertical = stripe_direction_scores(image, max_planes=max_planes)
+    return "horizontal" if horizontal >= vertical else "vertical"
+
+
+def _resolve_direction(image: Any, direction: str) -> str:
+    if direction == "auto":
+        return detect_stripe_direction(image)
+    if direction not in ("horizontal", "vertical"):
+        raise RestoreInputError(f"direction={direction!r}: horizontal, vertical or auto.")
+    return direction
+
+
+def _output_dtype(input_dtype: np.dtype, output_dtype: str | np.dtype) -> np.dtype:
+    if isinstance(output_dtype, str) and output_dtype == "input":
+        return np.dtype(input_dtype)
+    try:
+        dt = np.dtype(output_dtype)
+    except TypeError as err:
+        raise RestoreInputError(f"output dtype {output_dtype!r} is not a dtype.") from err
+    if dt.kind not in "uif":
+        raise RestoreInputError(f"output dtype {dt} is not a real number type.")
+    return dt
+
+
+def tile_settings_for(
+    net: nn.Module,
+    device: torch.device,
+    *,
+    tile: int | None = None,
+    overlap: int | None = None,
+    batch_size: int | None = None,
+) -> TileSettings:
+    """Tile size, overlap and batch size for a network on a device.
+
+    Defaults: tiles of :data:`CPU_TILE` (512) px on the CPU/MPS, and on CUDA the largest edge
+    (up to 2048) whose estimated activations fit half the free memory; overlap an eighth of
+    the tile (at least 32 px); batch 1 on the CPU, on CUDA as many tiles as fit (up to 16).
+    """
+    multiple = int(getattr(net, "multiple", 16))
+    arch = net.architecture() if hasattr(net, "architecture") else {}
+    base = int(arch.get("kwargs", {}).get("base_channels", 16))
+    bytes_per_voxel = BYTES_PER_VOXEL_PER_CHANNEL * base
+    if tile is None:
+        tile = auto_tile_size(
+            device, bytes_per_voxel, multiple=multiple, default=CPU_TILE, largest=2048
+        )
+    if tile < multiple:
+        raise RestoreInputError(f"tile={tile} is smaller than the network's multiple {multiple}.")
+    if overlap is None:
+        overlap = max(32, tile // 8)
+    if overlap < 0:
+        raise RestoreInputError(f"overlap={overlap} must be >= 0.")
+    if batch_size is None:
+        free = free_memory_bytes(device)
+        per_tile = bytes_per_voxel * tile * tile
+        batch_size = 1 if free is None else int(max(1, min(16, 0.5 * free // per_tile)))
+    if batch_size < 1:
+        raise RestoreInputError(f"batch_size={batch_size} must be >= 1.")
+    return TileSettings((tile, tile), (overlap, overlap), batch_size, (multiple, multiple))
+
+
+def _plane_indices(lead: tuple[int, ...]) -> list[tuple[int, ...]]:
+    return list(np.ndindex(*lead)) if lead else [()]
+
+
+def _destripe_planes(
+    image: Any,
+    net: nn.Module,
+    device: torch.device,
+    settings: TileSettings,
+    *,
+    lo: float,
+    hi: float,
+    vertical: bool,
+    dtype: np.dtype,
+    sink: Callable[[tuple[int, ...], np.ndarray], None],
+    amp: bool = True,
+) -> ProgressGenerator[None]:
+    """Run every plane of ``image`` through the network and hand the results to ``sink``."""
+    shape = tuple(image.shape)
+    lead = shape[:-2]
+    work = shape[-2:][::-1] if vertical else shape[-2:]
+    fitted = fit_settings(work, settings)
+    padded = [max(s, t) for s, t in zip(work, fitted.tile, strict=True)]
+    per_plane = len(tile_starts(padded[0], fitted.tile[0], fitted.overlap[0])) * len(
+        tile_starts(padded[1], fitted.tile[1], fitted.overlap[1])
+    )
+    indices = _plane_indices(lead)
+    total = per_plane * len(indices)
+    group = max(1, min(len(indices), GROUP_VOXELS // max(1, work[0] * work[1])))
+
+    def predict(batch: torch.Tensor) -> torch.Tensor:
+        with autocast(device, enabled=amp):
+            return net(batch)
+
+    from napari_restore.engine.tiling import tile_predict
+
+    done = 0
+    for g0 in range(0, len(indices), group):
+        chunk = indices[g0 : g0 + group]
+        planes = np.stack([np.asarray(image[i]) for i in chunk])
+        if vertical:
+            planes = planes.swapaxes(-1, -2)
+        x = normalise(planes, lo, hi)
+        units = per_plane * len(chunk)
+        inner = tile_predict(predict, x, settings, device=device)
+        while True:
+            try:
+                p = next(inner)
+            except StopIteration as stop:
+                result = stop.value
+                break
+            yield Progress(
+                done + round(p.fraction * units),
+                total,
+                stage="tiles",
+                message=f"planes {g0 + 1}-{g0 + len(chunk)} of {len(indices)}",
+            )
+        y = denormalise(result, lo, hi)
+        if vertical:
+            y = y.swapaxes(-1, -2)
+        for i, plane in zip(chunk, y, strict=True):
+            sink(i, cast_clipped(plane, dtype))
+        done += units
+    return None
+
+
+def _prepare(
+    image: Any,
+    model: ModelSpec,
+    device: str | torch.device,
+    direction: str,
+    tile: int | None,
+    overlap: int | None,
+    batch_size: int | None,
+    output_dtype: str | np.dtype,
+) -> dict[str, Any]:
+    if not hasattr(image, "shape") or not hasattr(image, "dtype"):
+        image = np.asarray(image)
+    check_real_image(image)
+    dtype = _output_dtype(image.dtype, output_dtype)
+    net, meta = load_destripe_model(model, device)
+    dev = next(net.parameters()).device
+    percentiles = tuple(meta.get("normalisation", {}).get("percentiles", NORM_PERCENTILES))
+    lo, hi = intensity_range(image, percentiles)
+    settings = tile_settings_for(net, dev, tile=tile, overlap=overlap, batch_size=batch_size)
+    return {
+        "image": image,
+        "net": net,
+        "device": dev,
+        "settings": settings,
+        "lo": lo,
+        "hi": hi,
+        "vertical": _resolve_direction(image, direction) == "vertical",
+        "dtype": dtype,
+    }
+
+
+def destripe_progress(
+    image: Any,
+    model: ModelSpec = None,
+    *,
+    device: str | torch.device = "auto",
+    direction: Direction = "horizontal",
+    tile: int | None = None,
+    overlap: int | None = None,
+    batch_size: int | None = None,
+    output_dtype: str | np.dtype = "input",
+) -> ProgressGenerator[np.ndarray]:
+    """Remove stripes from an image or stack (generator form of :func:`destripe`).
+
+    Parameters
+    ----------
+    image : array_like
+        ``(Y, X)`` or ``(..., Y, X)`` (numpy, dask, zarr); planes are read a group at a time.
+    model : None, "builtin", path-like, torch.nn.Module or (module, metadata)
+        The network (see :func:`load_destripe_model`); default the built-in model.
+    device : str or torch.device
+        ``"auto"``, ``"cpu"``, ``"cuda:N"`` or ``"mps"``.
+    direction : {"horizontal", "vertical", "auto"}
+        Direction in which the stripes run; ``"auto"`` uses :func:`detect_stripe_direction`.
+    tile, overlap, batch_size : int, optional
+        Tiling (see :func:`tile_settings_for` for the defaults). Tiles are blended, so the
+        result does not depend much on them; smaller tiles use less memory.
+    output_dtype : "input" or dtype
+        ``"input"`` (default: clipped to the input dtype's range and cast) or e.g.
+        ``"float32"``.
+
+    Yields
+    ------
+    Progress
+        ``stage="tiles"`` after every batch of tiles.
+
+    Returns
+    -------
+    numpy.ndarray
+        The destriped image, same shape as ``image``.
+    """
+    job = _prepare(image, model, device, direction, tile, overlap, batch_size, output_dtype)
+    image = job.pop("image")
+    out = np.empty(tuple(image.shape), dtype=job["dtype"])
+
+    def sink(index: tuple[int, ...], plane: np.ndarray) -> None:
+        out[index] = plane
+
+    yield from _destripe_planes(image, sink=sink, **job)
+    return out
+
+
+def destripe(
+    image: Any,
+    model: ModelSpec = None,
+    *,
+    device: str | torch.device = "auto",
+    direction: Direction = "horizontal",
+    tile: int | None = None,
+    overlap: int | None = None,
+    batch_size: int | None = None,
+    output_dtype: str | np.dtype = "input",
+    progress_bar: bool = False,
+) -> np.ndarray:
+    """Remove stripe artifacts from an image or stack with a trained ResCBAM U-Net.
+
+    Same parameters as :func:`destripe_progress`, plus ``progress_bar`` (a tqdm bar).
+
+    Examples
+    --------
+    >>> clean = destripe(striped, "my_model.safetensors", device="cuda:0")  # doctest: +SKIP
+    """
+    gen = destripe_progress(
+        image,
+        model,
+        device=device,
+        direction=direction,
+        tile=tile,
+        overlap=overlap,
+        batch_size=batch_size,
+        output_dtype=output_dtype,
+    )
+    return run_to_end(gen, desc="destripe", progress_bar=progress_bar)
+
+
+def destripe_file_progress(
+    inp: str | os.PathLike[str],
+    out: str | os.PathLike[str],
+    model: ModelSpec = None,
+    *,
+    device: str | torch.device = "auto",
+    direction: Direction = "horizontal",
+    tile: int | None = None,
+    overlap: int | None = None,
+    batch_size: int | None = None,
+    output_dtype: str | np.dtype = "input",
+    overwrite: bool = False,
+) -> ProgressGenerator[Path]:
+    """Destripe an image file into a new file, streaming plane by plane.
+
+    The input is opened lazily (:func:`~napari_restore.io.open_image`: memory-mapped TIFF,
+    zarr, OME-Zarr, .npy), so volumes larger than memory work. The normalisation statistic is
+    estimated from a subsample (at most 16 evenly spaced planes, strided to at most 4 million
+    values: :func:`~napari_restore.engine.destripe_data.intensity_range`), the same estimate
+    as for an in-memory array. The output (.tif, .zarr, .ome.zarr, .npy) is written through
+    :class:`~napari_restore.io.PlaneWriter` and appears only when complete.
+
+    Parameters
+    ----------
+    inp, out : path-like
+        Input and output paths.
+    model, device, direction, tile, overlap, batch_size, output_dtype
+        As for :func:`destripe_progress`.
+    overwrite : bool
+        Replace an existing output.
+
+    Returns
+    -------
+    pathlib.Path
+        The output path.
+    """
+    from napari_restore.io import PlaneWriter, open_image
+
+    inp, out = Path(inp), Path(out)
+    if out.exists() and not overwrite:
+        raise RestoreInputError(f"{out} exists; pass overwrite=True (--overwrite) to replace it.")
+    if inp.exists() and out.exists() and out.resolve() == inp.resolve():
+        raise RestoreInputError(f"The output {out} is the input file; choose another path.")
+    image = open_image(inp)
+    job = _prepare(image, model, device, direction, tile, overlap, batch_size, output_dtype)
+    image = job.pop("image")
+    with PlaneWriter(out, tuple(image.shape), job["dtype"]) as writer:
+        yield from _destripe_planes(image, sink=writer.__setitem__, **job)
+    return out
+
+
+def destripe_file(
+    inp: str | os.PathLike[str],
+    out: str | os.PathLike[str],
+    model: ModelSpec = None,
+    *,
+    progress_bar: bool = False,
+    **kwargs: Any,
+) -> Path:
+    """Run :func:`destripe_file_progress` to the end (same arguments, plus ``progress_bar``)."""
+    return run_to_end(
+        destripe_file_progress(inp, out, model, **kwargs),
+        desc="destripe",
+        progress_bar=progress_bar,
+    )
+
+
+__all__: Sequence[str] = (
+    "builtin_model_path",
+    "destripe",
+    "destripe_file",
+    "destripe_file_progress",
+    "destripe_progress",
+    "detect_stripe_direction",
+    "load_destripe_model",
+    "stripe_direction_scores",
+    "tile_settings_for",
+)

@@ -1,0 +1,615 @@
+"""Training the destriping network on clean images with synthetic stripes drawn on the fly.
+
+Every training pair is made when it is needed (infinite data, Wei et al. 2022): a random patch
+of a clean image, flipped at random (flips along x and y keep stripes horizontal; 90 degree
+rotations would not, so there are none), given a random brightness gain, and degraded by fresh
+random stripes (:mod:`napari_restore.engine.destripe_data`). The loss is
+
+    L = MAE(y_hat, y) + lambda * mean((phi(y_hat) - phi(y))**2)
+
+with phi the frozen VGG-19 relu4_3 features (:mod:`napari_restore.models.vgg`); lambda = 0
+trains with the MAE alone and needs no VGG weights.
+
+:meth:`DestripeTrainer.train` is a generator: it yields a
+:class:`~napari_restore.engine.progress.Progress` after every step and returns a summary. The
+caller stops training by closing the generator (napari's worker quit, Ctrl-C in the CLI); the
+trainer keeps its weights, step count and history, and ``train()`` continues from there.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from napari_restore.engine.destripe_data import (
+    GAIN_RANGE,
+    check_mix,
+    intensity_range,
+    normalisation_description,
+    normalise,
+    random_degradation,
+)
+from napari_restore.engine.device import autocast, describe_device, resolve_device
+from napari_restore.engine.model_files import load_model_file, save_model_file
+from napari_restore.engine.progress import Progress, ProgressGenerator
+from napari_restore.errors import RestoreInputError
+from napari_restore.models.rescbam_unet import ResCBAMUNet
+
+# Patches whose 1st-to-99th percentile spread (normalised units) is below this are redrawn up to
+# _PATCH_TRIES times: pure background teaches little about structure under stripes.
+_MIN_PATCH_SPREAD = 0.05
+_PATCH_TRIES = 4
+# Floor of the cosine learning-rate schedule, as a fraction of the initial rate.
+_COSINE_FLOOR = 0.05
+VAL_DATA_RANGE = 1.0  # PSNR/SSIM of validation patches in normalised units (robust range = 1)
+
+
+@dataclass(frozen=True)
+class DestripeTrainConfig:
+    """Settings of a destriping training run.
+
+    Parameters
+    ----------
+    steps : int
+        Optimisation steps that :meth:`DestripeTrainer.train` runs up to (in total).
+    learning_rate : float
+        Adam learning rate.
+    batch_size : int
+        Patches per step.
+    patch_size : int
+        Edge of the square training patches (pixels).
+    perceptual_weight : float
+        lambda of the VGG-19 perceptual term; 0 (allowed always) trains with MAE alone.
+    stripe_mix : (float, float, float)
+        Relative frequencies of regular, gaussian and tilted stripes.
+    modes : tuple of str
+        Degradation modes drawn from: ``"additive"`` and/or ``"multiplicative"``.
+    base_channels, depth : int
+        Width of the first level and number of down-sampling levels of the U-Net.
+    reduction : int
+        CBAM channel-attention reduction ratio.
+    use_cbam, use_residual, residual_learning : bool
+        Ablation switches of :class:`~napari_restore.models.rescbam_unet.ResCBAMUNet`.
+    seed : int
+        Seed of the weights' initialisation, the training pairs and (separately) the validation
+        set. The same seed on the CPU gives identical losses.
+    val_patches : int
+        Number of fixed validation patches (0: no validation).
+    val_every : int
+        Validate every this many steps (and at the end of each :meth:`~DestripeTrainer.train`).
+    preview_every : int
+        Attach a preview (input, output, target of validation patch 0) every this many steps.
+    device : str
+        ``"auto"``, ``"cpu"``, ``"cuda:N"`` or ``"mps"``.
+    amp : bool
+        bf16 mixed precision on CUDA (ignored elsewhere).
+    lr_schedule : {"constant", "cosine"}
+        Constant rate, or cosine decay to 5 % of it at ``steps``.
+    grad_clip : float or None
+        Clip the gradient norm to this (None: no clipping).
+    vgg_weights : str or None
+        Path of the VGG-19 weights (default: the torch hub cache).
+    download_vgg : bool
+        Download the VGG-19 weights into the torch hub cache if they are missing.
+    """
+
+    steps: int = 2000
+    learning_rate: float = 1e-3
+    batch_size: int = 8
+    patch_size: int = 128
+    perceptual_weight: float = 0.0
+    stripe_mix: tuple[float, float, float] = (1.0, 1.0, 1.0)
+    modes: tuple[str, ...] = ("additive", "multiplicative")
+    base_channels: int = 16
+    depth: int = 4
+    reduction: int = 16
+    use_cbam: bool = True
+    use_residual: bool = True
+    residual_learning: bool = True
+    seed: int = 0
+    val_patches: int = 16
+    val_every: int = 100
+    preview_every: int = 50
+    device: str = "auto"
+    amp: bool = True
+    lr_schedule: str = "constant"
+    grad_clip: float | None = 1.0
+    vgg_weights: str | None = None
+    download_vgg: bool = False
+
+    def __post_init__(self) -> None:
+        set_ = object.__setattr__
+        set_(self, "stripe_mix", tuple(float(v) for v in self.stripe_mix))
+        set_(self, "modes", tuple(str(m) for m in self.modes))
+        if self.vgg_weights is not None:
+            set_(self, "vgg_weights", os.fspath(self.vgg_weights))
+        check_mix(self.stripe_mix, self.modes)
+        for name in ("batch_size", "base_channels", "depth", "reduction", "val_every"):
+            if int(getattr(self, name)) < 1:
+                raise RestoreInputError(f"{name}={getattr(self, name)!r} must be >= 1.")
+        for name in ("steps", "val_patches", "preview_every"):
+            if int(getattr(self, name)) < 0:
+                raise RestoreInputError(f"{name}={getattr(self, name)!r} must be >= 0.")
+        if self.patch_size < max(16, 2**self.depth):
+            raise RestoreInputError(
+                f"patch_size={self.patch_size} is too small: use at least "
+                f"{max(16, 2**self.depth)} pixels (and a multiple of {2**self.depth})."
+            )
+        if not (math.isfinite(self.learning_rate) and self.learning_rate > 0):
+            raise RestoreInputError(f"learning_rate={self.learning_rate!r} must be > 0.")
+        if not (math.isfinite(self.perceptual_weight) and self.perceptual_weight >= 0):
+            raise RestoreInputError(
+                f"perceptual_weight={self.perceptual_weight!r} must be a number >= 0."
+            )
+        if self.lr_schedule not in ("constant", "cosine"):
+            raise RestoreInputError(f"lr_schedule={self.lr_schedule!r}: constant or cosine.")
+
+    def replace(self, **changes: Any) -> DestripeTrainConfig:
+        """A copy with some fields changed (validated again)."""
+        return dataclasses.replace(self, **changes)
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready dictionary of the settings."""
+        d = dataclasses.asdict(self)
+        d["stripe_mix"] = list(self.stripe_mix)
+        d["modes"] = list(self.modes)
+        return d
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> DestripeTrainConfig:
+        """Settings from :meth:`as_dict` output (unknown keys are ignored)."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in names})
+
+    def architecture_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments of :class:`ResCBAMUNet` for these settings."""
+        return {
+            "base_channels": self.base_channels,
+            "depth": self.depth,
+            "reduction": self.reduction,
+            "use_cbam": self.use_cbam,
+            "use_residual": self.use_residual,
+            "residual_learning": self.residual_learning,
+        }
+
+
+@dataclass
+class _Source:
+    name: str
+    shape: tuple[int, ...]
+    dtype: str
+    lo: float
+    hi: float
+    planes: np.ndarray  # float32 (N, Y, X) normalised, reflect-padded to at least one patch
+
+
+def _prepare_sources(
+    images: Sequence[Any], names: Sequence[str] | None, patch: int, what: str
+) -> list[_Source]:
+    if isinstance(images, np.ndarray) or hasattr(images, "shape"):
+        images = [images]
+    if len(images) == 0:
+        raise RestoreInputError(f"No {what} images were given.")
+    if names is not None and len(names) != len(images):
+        raise RestoreInputError(f"{len(names)} names for {len(images)} {what} images.")
+    sources = []
+    for i, image in enumerate(images):
+        name = names[i] if names is not None else f"{what} image {i}"
+        if not hasattr(image, "shape") or not hasattr(image, "dtype"):
+            image = np.asarray(image)
+        dtype = np.dtype(image.dtype)
+        if dtype.kind not in "buif" or len(image.shape) < 2:
+            raise RestoreInputError(
+                f"{name}: shape {tuple(image.shape)}, dtype {dtype}; give real-valued 2D images "
+                "or 3D stacks (Z, Y, X)."
+            )
+        lo, hi = intensity_range(image)
+        planes = normalise(np.asarray(image), lo, hi).reshape(-1, *image.shape[-2:])
+        pad_y, pad_x = max(0, patch - planes.shape[1]), max(0, patch - planes.shape[2])
+        if pad_y or pad_x:
+            # Reflect (numpy repeats the reflection when the pad exceeds the image).
+            planes = np.pad(planes, ((0, 0), (0, pad_y), (0, pad_x)), mode="reflect")
+        sources.append(_Source(name, tuple(image.shape), dtype.name, lo, hi, planes))
+    return sources
+
+
+class DestripeTrainer:
+    """Trains a :class:`~napari_restore.models.rescbam_unet.ResCBAMUNet` to remove stripes.
+
+    Parameters
+    ----------
+    images : sequence of array_like
+        Clean images: 2D ``(Y, X)`` or stacks ``(..., Y, X)`` whose 2D planes are used. Each is
+        normalised by its own robust range (1st to 99.9th percentile over the whole image or
+        stack: :func:`~napari_restore.engine.destripe_data.intensity_range`), exactly as
+        inference normalises the image it corrects. Images are read into memory.
+    config : DestripeTrainConfig, optional
+        Settings (defaults: ``DestripeTrainConfig()``).
+    names : sequence of str, optional
+        Names of the images, stored in the model's metadata.
+    val_images : sequence of array_like, optional
+        Images for the validation patches; default: the training images (fixed patches drawn
+        with their own random generator, so they are in-distribution but not held out).
+
+    Attributes
+    ----------
+    model : ResCBAMUNet
+        The network (on :attr:`device`).
+    step : int
+        Optimisation steps done.
+    history : list of dict
+        One entry per step: ``step``, ``loss``, ``mae``, ``perceptual``, ``lr``, ``seconds``,
+        plus ``val_psnr``, ``val_ssim`` on validation steps.
+    val_input_psnr, val_input_ssim : float
+        PSNR/SSIM of the striped validation patches themselves (the baseline).
+    """
+
+    def __init__(
+        self,
+        images: Sequence[Any],
+        config: DestripeTrainConfig | None = None,
+        *,
+        names: Sequence[str] | None = None,
+        val_images: Sequence[Any] | None = None,
+    ) -> None:
+        self.config = config = config or DestripeTrainConfig()
+        self.device = resolve_device(config.device)
+        self._mix, self._modes = check_mix(config.stripe_mix, config.modes)
+        self.perceptual: torch.nn.Module | None = None
+        if config.perceptual_weight > 0:
+            from napari_restore.models.vgg import PerceptualLoss, load_vgg19_features
+
+            vgg = load_vgg19_features(config.vgg_weights, download=config.download_vgg)
+            self.perceptual = PerceptualLoss(vgg).to(self.device)
+        self.sources = _prepare_sources(images, names, config.patch_size, "training")
+        # Separate generators: the validation set does not depend on the training stream.
+        root = np.random.SeedSequence(config.seed)
+        train_seq, val_seq = root.spawn(2)
+        self._rng = np.random.default_rng(train_seq)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(config.seed)
+            self.model = ResCBAMUNet(**config.architecture_kwargs())
+        self.model.to(self.device)
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.learning_rate)
+        self.step = 0
+        self.history: list[dict[str, float]] = []
+        val_sources = (
+            self.sources
+            if val_images is None
+            else _prepare_sources(val_images, None, config.patch_size, "validation")
+        )
+        self._val_from_training = val_images is None
+        self._make_validation_set(val_sources, np.random.default_rng(val_seq))
+
+    # -- data ---------------------------------------------------------------------------------
+
+    def _patch(self, rng: np.random.Generator, sources: list[_Source]) -> np.ndarray:
+        p = self.config.patch_size
+        src = sources[int(rng.integers(len(sources)))]
+        planes = src.planes
+        for _ in range(_PATCH_TRIES):
+            z = int(rng.integers(planes.shape[0]))
+            y0 = int(rng.integers(planes.shape[1] - p + 1))
+            x0 = int(rng.integers(planes.shape[2] - p + 1))
+            patch = planes[z, y0 : y0 + p, x0 : x0 + p]
+            lo, hi = np.percentile(patch, (1, 99))
+            if hi - lo >= _MIN_PATCH_SPREAD:
+                break
+        if rng.random() < 0.5:
+            patch = patch[:, ::-1]
+        if rng.random() < 0.5:
+            patch = patch[::-1, :]
+        gain = math.exp(rng.uniform(math.log(GAIN_RANGE[0]), math.log(GAIN_RANGE[1])))
+        return np.ascontiguousarray(patch * np.float32(gain), dtype=np.float32)
+
+    def _pairs(
+        self, rng: np.random.Generator, sources: list[_Source], n: int
+    ) -> tuple[np.ndarray, np.ndarray]:
+        clean = np.stack([self._patch(rng, sources) for _ in range(n)])
+        striped = np.stack([random_degradation(rng, c, self._mix, self._modes) for c in clean])
+        return striped[:, None], clean[:, None]
+
+    def _make_validation_set(self, sources: list[_Source], rng: np.random.Generator) -> None:
+        from napari_restore.metrics import compute_metrics
+
+        n = self.config.val_patches
+        if n == 0:
+            self._val_x = self._val_y = None
+            self.val_input_psnr = self.val_input_ssim = float("nan")
+            return
+        self._val_x, self._val_y = self._pairs(rng, sources, n)
+        m = compute_metrics(self._val_x[:, 0], self._val_y[:, 0], data_range=VAL_DATA_RANGE)
+        self.val_input_psnr, self.val_input_ssim = m.psnr, m.ssim
+
+    # -- training -----------------------------------------------------------------------------
+
+    def _learning_rate(self, step: int) -> float:
+        cfg = self.config
+        if cfg.lr_schedule == "constant" or cfg.steps == 0:
+            return cfg.learning_rate
+        t = min(1.0, step / cfg.steps)
+        return cfg.learning_rate * (
+            _COSINE_FLOOR + (1 - _COSINE_FLOOR) * 0.5 * (1 + math.cos(math.pi * t))
+        )
+
+    def _train_step(self) -> dict[str, float]:
+        cfg = self.config
+        started = time.perf_counter()
+        x, y = self._pairs(self._rng, self.sources, cfg.batch_size)
+        xt = torch.from_numpy(x).to(self.device)
+        yt = torch.from_numpy(y).to(self.device)
+        lr = self._learning_rate(self.step)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        self.model.train()
+        with autocast(self.device, enabled=cfg.amp):
+            pred = self.model(xt)
+            perceptual = (
+                self.perceptual(pred, yt)
+                if self.perceptual is not None
+                else torch.zeros((), device=self.device)
+            )
+        mae = (pred.float() - yt).abs().mean()
+        loss = mae + cfg.perceptual_weight * perceptual.float()
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if cfg.grad_clip:
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
+        self.optimizer.step()
+        self.step += 1
+        return {
+            "step": self.step,
+            "loss": float(loss.detach()),
+            "mae": float(mae.detach()),
+            "perceptual": float(perceptual.detach()),
+            "lr": lr,
+            "seconds": time.perf_counter() - started,
+        }
+
+    def _predict(self, x: np.ndarray) -> np.ndarray:
+        self.model.eval()
+        out = []
+        bs = max(1, 2 * self.config.batch_size)
+        with torch.inference_mode(), autocast(self.device, enabled=self.config.amp):
+            for i in range(0, len(x), bs):
+                xt = torch.from_numpy(x[i : i + bs]).to(self.device)
+                out.append(self.model(xt).float().cpu().numpy())
+        return np.concatenate(out)
+
+    def validate(self, record: bool = False) -> dict[str, float]:
+        """PSNR and SSIM of the network's output on the fixed validation patches.
+
+        Parameters
+        ----------
+        record : bool
+            Also store the metrics in the last :attr:`history` entry (e.g. before saving a
+            model whose training was stopped between validations).
+
+        Returns
+        -------
+        dict
+            ``val_psnr``, ``val_ssim`` and, for reference, ``val_input_psnr``,
+            ``val_input_ssim`` of the striped patches (data range 1 = the robust range of the
+            source image). Empty when ``val_patches`` is 0.
+        """
+        from napari_restore.metrics import compute_metrics
+
+        if self._val_x is None:
+            return {}
+        out = self._predict(self._val_x)
+        m = compute_metrics(out[:, 0], self._val_y[:, 0], data_range=VAL_DATA_RANGE)
+        metrics = {
+            "val_psnr": m.psnr,
+            "val_ssim": m.ssim,
+            "val_input_psnr": self.val_input_psnr,
+            "val_input_ssim": self.val_input_ssim,
+        }
+        if record and self.history:
+            self.history[-1].update(metrics)
+        return metrics
+
+    def preview(self) -> dict[str, np.ndarray] | None:
+        """Input, output and target of validation patch 0 (float32 2D, normalised units)."""
+        if self._val_x is None:
+            return None
+        out = self._predict(self._val_x[:1])
+        return {
+            "input": self._val_x[0, 0].copy(),
+            "output": out[0, 0].astype(np.float32),
+            "target": self._val_y[0, 0].copy(),
+        }
+
+    def train(self, steps: int | None = None) -> ProgressGenerator[dict[str, Any]]:
+        """Train, yielding progress after every step.
+
+        Parameters
+        ----------
+        steps : int, optional
+            Steps to run now; default: until ``config.steps`` steps are done in total.
+
+        Yields
+        ------
+        Progress
+            ``stage="train"``, ``step``/``total`` (total = the step this call ends at),
+            ``losses`` = ``{"total", "mae", "perceptual"}``; ``metrics`` =
+            ``{"val_psnr", "val_ssim", "val_input_psnr", "val_input_ssim"}`` on validation
+            steps; ``preview`` = ``{"input", "output", "target"}`` every ``preview_every``
+            steps. Closing the generator stops training after the current step; weights,
+            :attr:`step` and :attr:`history` stay valid and ``train()`` continues.
+
+        Returns
+        -------
+        dict
+            ``steps`` (total done), ``steps_run``, ``seconds``, ``ms_per_step``, the last
+            losses and the last validation metrics.
+        """
+        cfg = self.config
+        target = self.step + int(steps) if steps is not None else max(self.step, cfg.steps)
+        started = time.perf_counter()
+        first = self.step
+        last: dict[str, float] = {}
+        last_val: dict[str, float] = {}
+        while self.step < target:
+            record = self._train_step()
+            metrics: dict[str, float] = {}
+            if self._val_x is not None and (self.step % cfg.val_every == 0 or self.step == target):
+                metrics = self.validate()
+                record.update(metrics)
+                last_val = metrics
+            preview = None
+            if cfg.preview_every and (self.step % cfg.preview_every == 0 or self.step == target):
+                preview = self.preview()
+            self.history.append(record)
+            last = record
+            yield Progress(
+                self.step,
+                target,
+                stage="train",
+                losses={
+                    "total": record["loss"],
+                    "mae": record["mae"],
+                    "perceptual": record["perceptual"],
+                },
+                metrics=metrics,
+                preview=preview,
+            )
+        seconds = time.perf_counter() - started
+        n = self.step - first
+        return {
+            "steps": self.step,
+            "steps_run": n,
+            "seconds": seconds,
+            "ms_per_step": 1000 * seconds / n if n else float("nan"),
+            "loss": last.get("loss", float("nan")),
+            "mae": last.get("mae", float("nan")),
+            "perceptual": last.get("perceptual", float("nan")),
+            **last_val,
+        }
+
+    # -- files --------------------------------------------------------------------------------
+
+    def metadata(self) -> dict[str, Any]:
+        """Everything the model file records about this model (see :meth:`save`)."""
+        cfg = self.config
+        val_history = [h for h in self.history if "val_psnr" in h]
+        last_val = val_history[-1] if val_history else {}
+        return {
+            "task": "destripe",
+            "architecture": self.model.architecture(),
+            "steps": self.step,
+            "training": {
+                "config": cfg.as_dict(),
+                "perceptual_weight": cfg.perceptual_weight,
+                "loss": "MAE + perceptual_weight * mean((phi(y_hat) - phi(y))^2), "
+                "phi = VGG-19 relu4_3 (features.24)",
+                "optimizer": "Adam",
+                "augmentation": "random patches, flips along x and y, brightness gain "
+                f"{GAIN_RANGE[0]}-{GAIN_RANGE[1]}, fresh random stripes per patch",
+                "device": describe_device(self.device),
+            },
+            "data": [
+                {
+                    "name": s.name,
+                    "shape": list(s.shape),
+                    "dtype": s.dtype,
+                    "intensity_range": [s.lo, s.hi],
+                }
+                for s in self.sources
+            ],
+            "normalisation": normalisation_description(),
+            "validation": {
+                "patches": cfg.val_patches,
+                "patch_size": cfg.patch_size,
+                "held_out": not self._val_from_training,
+                "data_range": VAL_DATA_RANGE,
+                "input_psnr": self.val_input_psnr,
+                "input_ssim": self.val_input_ssim,
+                "psnr": last_val.get("val_psnr"),
+                "ssim": last_val.get("val_ssim"),
+                "at_step": last_val.get("step"),
+            },
+            "validation_history": [
+                {k: h[k] for k in ("step", "loss", "mae", "perceptual", "val_psnr", "val_ssim")}
+                for h in val_history
+            ],
+            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        }
+
+    def save(self, path: str | os.PathLike[str], extra: dict[str, Any] | None = None) -> Path:
+        """Write the model file (``x.safetensors`` + ``x.json``, atomically).
+
+        The metadata hold the architecture, the training settings (config and lambda), the data
+        (names, shapes, dtypes, intensity ranges), the normalisation, the latest validation
+        metrics and their history, and the steps done. ``extra`` entries are added on top.
+
+        Returns
+        -------
+        pathlib.Path
+            The weights path.
+        """
+        meta = self.metadata()
+        if extra:
+            meta.update(extra)
+        return save_model_file(path, self.model.state_dict(), meta)
+
+    @classmethod
+    def resume(
+        cls,
+        path: str | os.PathLike[str],
+        images: Sequence[Any],
+        *,
+        names: Sequence[str] | None = None,
+        val_images: Sequence[Any] | None = None,
+        **config_overrides: Any,
+    ) -> DestripeTrainer:
+        """Continue training a saved model.
+
+        The settings come from the model file, changed by ``config_overrides`` (e.g.
+        ``steps=5000, device="cuda:0"``); the network's architecture must stay the same. The
+        weights, step count and validation history are restored. The optimizer state is not
+        saved in model files, so Adam starts afresh (its moment estimates rebuild within a few
+        hundred steps), and the stream of training pairs is reseeded from ``(seed, step)``.
+
+        Parameters
+        ----------
+        path : path-like
+            A destripe model file written by :meth:`save`.
+        images : sequence of array_like
+            Clean training images (as for the constructor).
+        names, val_images
+            As for the constructor.
+        **config_overrides
+            Fields of :class:`DestripeTrainConfig` to change.
+
+        Returns
+        -------
+        DestripeTrainer
+        """
+        state, meta = load_model_file(path, task="destripe")
+        saved = meta.get("training", {}).get("config")
+        if saved is None:
+            raise RestoreInputError(f"{path} holds no training settings; it cannot be resumed.")
+        config = DestripeTrainConfig.from_dict(saved).replace(**config_overrides)
+        arch = meta["architecture"]
+        if arch.get("name") != "ResCBAMUNet" or arch.get("kwargs") != config.architecture_kwargs():
+            raise RestoreInputError(
+                f"{path} holds a network {arch}; the settings ask for a different one "
+                f"{config.architecture_kwargs()}. Do not change the network when resuming."
+            )
+        trainer = cls(images, config, names=names, val_images=val_images)
+        trainer.model.load_state_dict(state)
+        trainer.step = int(meta.get("steps", 0))
+        trainer.history = [dict(h) for h in meta.get("validation_history", [])]
+        seq = np.random.SeedSequence([config.seed, trainer.step])
+        trainer._rng = np.random.default_rng(seq)
+        return trainer

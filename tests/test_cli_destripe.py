@@ -1,0 +1,172 @@
+"""``napari-restore train-destripe`` and ``napari-restore destripe`` end to end on TIFF files."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import tifffile
+import torch
+
+from napari_restore import load_sample
+from napari_restore.cli import main
+from napari_restore.simulate import simulate_stripes
+
+TINY = ["--patch-size", "32", "--batch-size", "2", "--base-channels", "4", "--depth", "2"]
+
+
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    """One intra-op thread: on a shared 2-core machine OpenMP's waiting for a busy second core
+    makes tiny convolutions orders of magnitude slower."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture
+def files(tmp_path):
+    clean2d = load_sample("nuclei")[:80, :96]
+    stack = load_sample("tribolium")[:3, :64, :72]
+    tifffile.imwrite(tmp_path / "clean2d.tif", clean2d)
+    tifffile.imwrite(tmp_path / "stack.tif", stack, photometric="minisblack")
+    striped = simulate_stripes(stack, seed=4).image
+    tifffile.imwrite(tmp_path / "striped.tif", striped, photometric="minisblack")
+    return tmp_path
+
+
+def train(files, *extra):
+    return main(
+        [
+            "train-destripe",
+            str(files / "clean2d.tif"),
+            str(files / "stack.tif"),
+            "--perceptual-weight",
+            "0",
+            "--steps",
+            "3",
+            "--device",
+            "cpu",
+            "-q",
+            *TINY,
+            *extra,
+        ]
+    )
+
+
+def test_train_then_destripe(files, capsys):
+    assert train(files, "-o", str(files / "model")) == 0
+    meta = json.loads((files / "model.json").read_text())
+    assert meta["task"] == "destripe" and meta["steps"] == 3
+    assert [d["name"] for d in meta["data"]] == ["clean2d.tif", "stack.tif"]
+    assert meta["training"]["config"]["base_channels"] == 4
+    assert meta["validation"]["psnr"] is not None
+    assert (files / "model.safetensors").is_file()
+
+    # Continue training: the model's settings are kept, the step count goes on.
+    assert train(files, "--resume", str(files / "model"), "-o", str(files / "more")) == 0
+    assert json.loads((files / "more.json").read_text())["steps"] == 6
+
+    out = files / "out.tif"
+    rc = main(
+        [
+            "destripe",
+            str(files / "striped.tif"),
+            "-o",
+            str(out),
+            "--model",
+            str(files / "more.safetensors"),
+            "--device",
+            "cpu",
+            "--tile",
+            "32",
+            "--threads",
+            "1",
+            "-q",
+        ]
+    )
+    assert rc == 0
+    result = tifffile.imread(out)
+    striped = tifffile.imread(files / "striped.tif")
+    assert result.shape == striped.shape and result.dtype == striped.dtype
+    assert not np.array_equal(result, striped)
+
+    as_float = files / "out32.tif"
+    args = ["destripe", str(files / "striped.tif"), "-o", str(as_float), "--model"]
+    assert main([*args, str(files / "more"), "--dtype", "float32", "-q"]) == 0
+    assert tifffile.imread(as_float).dtype == np.float32
+
+
+def test_perceptual_weight_without_vgg_weights(files, capsys, monkeypatch):
+    monkeypatch.setenv("TORCH_HOME", str(files / "torch_home"))
+    rc = train(files, "-o", str(files / "model"), "--perceptual-weight", "0.1")
+    assert rc == 2
+    err = capsys.readouterr().err
+    assert "https://download.pytorch.org/models/vgg19-dcbb9e9d.pth" in err
+    assert "--vgg-weights PATH" in err and "--perceptual-weight 0" in err
+    assert "Traceback" not in err
+    assert not list(files.glob("model*"))
+
+
+def test_errors_leave_no_output(files, capsys):
+    out = files / "out.tif"
+    # Missing input.
+    assert main(["destripe", str(files / "missing.tif"), "-o", str(out), "-q"]) == 2
+    assert "not found" in capsys.readouterr().err
+    # Missing model file.
+    rc = main(
+        ["destripe", str(files / "striped.tif"), "-o", str(out), "--model", "nope.safetensors"]
+    )
+    assert rc == 2
+    assert "Model file not found" in capsys.readouterr().err
+    # A device this machine does not have.
+    rc = main(["destripe", str(files / "striped.tif"), "-o", str(out), "--device", "cuda:7"])
+    assert rc == 2
+    assert "cuda:7" in capsys.readouterr().err
+    # An output format that cannot be written.
+    rc = main(["destripe", str(files / "striped.tif"), "-o", str(files / "out.png")])
+    assert rc == 2
+    assert not out.exists() and not (files / "out.png").exists()
+    # Missing clean image for training.
+    rc = main(
+        [
+            "train-destripe",
+            str(files / "nope.tif"),
+            "-o",
+            str(files / "m"),
+            "--perceptual-weight",
+            "0",
+        ]
+    )
+    assert rc == 2
+    assert "not found" in capsys.readouterr().err
+    assert not list(files.glob("m.*"))
+    assert sorted(p.name for p in files.iterdir()) == ["clean2d.tif", "stack.tif", "striped.tif"]
+
+
+def test_existing_outputs_need_overwrite(files, capsys):
+    (files / "out.tif").write_bytes(b"keep me")
+    rc = main(["destripe", str(files / "striped.tif"), "-o", str(files / "out.tif"), "-q"])
+    assert rc == 2
+    assert "--overwrite" in capsys.readouterr().err
+    assert (files / "out.tif").read_bytes() == b"keep me"
+    (files / "model.json").write_text("{}")
+    assert train(files, "-o", str(files / "model")) == 2
+    assert "--overwrite" in capsys.readouterr().err
+    assert train(files, "-o", str(files / "model"), "--overwrite") == 0
+    assert json.loads((files / "model.json").read_text())["steps"] == 3
+
+
+def test_time_budget_stops_and_saves(files):
+    assert train(files, "-o", str(files / "model"), "--steps", "500", "--minutes", "0") == 0
+    meta = json.loads((files / "model.json").read_text())
+    assert meta["steps"] == 1
+    assert meta["validation"]["psnr"] is not None  # validated before saving
+
+
+def test_perceptual_weight_is_required(files, capsys):
+    with pytest.raises(SystemExit):
+        main(["train-destripe", str(files / "clean2d.tif"), "-o", str(files / "m")])
+    assert "--perceptual-weight" in capsys.readouterr().err

@@ -1,0 +1,296 @@
+"""Destriping training: pairs, losses, validation, determinism, stop/continue, save/resume."""
+
+from __future__ import annotations
+
+import itertools
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from napari_restore import load_sample
+from napari_restore.engine.destripe_data import (
+    NORM_PERCENTILES,
+    check_mix,
+    intensity_range,
+    random_degradation,
+)
+from napari_restore.engine.destripe_infer import load_destripe_model
+from napari_restore.engine.destripe_train import DestripeTrainConfig, DestripeTrainer
+from napari_restore.engine.progress import run_to_end
+from napari_restore.errors import RestoreInputError
+
+
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    """One intra-op thread: on a shared 2-core machine OpenMP's waiting for a busy second core
+    makes tiny convolutions orders of magnitude slower."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def images() -> list[np.ndarray]:
+    nuclei = load_sample("nuclei")[100:196, 100:196]  # 2D uint16
+    maize = load_sample("maize")[:80, :90]  # 2D uint8
+    stack = load_sample("tribolium")[:3, 60:124, 60:124]  # 3D uint16: its planes are used
+    return [nuclei, maize, stack]
+
+
+def tiny_config(**changes) -> DestripeTrainConfig:
+    base = DestripeTrainConfig(
+        steps=6,
+        learning_rate=2e-3,
+        batch_size=4,
+        patch_size=32,
+        base_channels=4,
+        depth=2,
+        val_patches=4,
+        val_every=3,
+        preview_every=2,
+        device="cpu",
+        seed=0,
+    )
+    return base.replace(**changes)
+
+
+def weights(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+def test_pairs_have_stripes_and_stay_in_scale(images):
+    trainer = DestripeTrainer(images, tiny_config())
+    x, y = trainer._pairs(np.random.default_rng(1), trainer.sources, 16)
+    assert x.shape == y.shape == (16, 1, 32, 32)
+    assert x.dtype == y.dtype == np.float32
+    diff = np.abs(x - y).reshape(16, -1).max(axis=1)
+    assert (diff > 0).all()  # every pair is degraded
+    assert np.abs(y).max() < 5  # normalised by the robust range, with a modest gain
+    # Sources are normalised by the percentiles of the whole image or stack.
+    lo, hi = intensity_range(images[2])
+    s = trainer.sources[2]
+    assert (s.lo, s.hi) == (lo, hi)
+    assert s.planes.shape == (3, 64, 64)
+    np.testing.assert_allclose(s.planes[1], (images[2][1] - lo) / (hi - lo), rtol=1e-5)
+
+
+def test_random_degradation_modes_and_types():
+    rng = np.random.default_rng(0)
+    clean = np.full((40, 40), 0.5, np.float32)
+    mix, _ = check_mix((1, 0, 0), ("multiplicative",))
+    for _ in range(5):
+        out = random_degradation(rng, clean, mix, ("multiplicative",))
+        assert out.max() <= 0.5 + 1e-6 and out.min() >= 0  # shadows only attenuate
+        # Regular stripes are constant along x.
+        assert np.allclose(out, out[:, :1])
+    mix, _ = check_mix((0, 1, 0), ("additive",))
+    outs = [random_degradation(rng, clean, mix, ("additive",)) for _ in range(20)]
+    assert any(o.max() > 0.5 for o in outs) and any(o.min() < 0.5 for o in outs)
+
+
+def test_small_images_are_reflect_padded_to_a_patch():
+    small = load_sample("nuclei")[:20, :24]
+    trainer = DestripeTrainer([small], tiny_config(val_patches=2))
+    assert trainer.sources[0].planes.shape == (1, 32, 32)
+    run_to_end(trainer.train(2), progress_bar=False)
+    assert trainer.step == 2
+
+
+def test_loss_decreases(images):
+    trainer = DestripeTrainer(images, tiny_config(steps=30, val_every=10, preview_every=0))
+    summary = run_to_end(trainer.train(), progress_bar=False)
+    mae = [h["mae"] for h in trainer.history]
+    assert len(mae) == 30 and summary["steps"] == 30
+    assert np.mean(mae[-8:]) < 0.7 * np.mean(mae[:8])
+    val = [h["val_psnr"] for h in trainer.history if "val_psnr" in h]
+    assert len(val) == 3
+    assert val[-1] > val[0]
+
+
+def test_progress_reports(images):
+    trainer = DestripeTrainer(images, tiny_config(steps=4))
+    reports = list(_drive(trainer.train()))
+    assert [p.step for p in reports] == [1, 2, 3, 4]
+    assert all(p.total == 4 and p.stage == "train" for p in reports)
+    for p in reports:
+        assert set(p.losses) == {"total", "mae", "perceptual"}
+        assert p.losses["perceptual"] == 0.0
+        assert p.losses["total"] == pytest.approx(p.losses["mae"])
+    # Validation every 3 steps and at the end; previews every 2 steps and at the end.
+    assert [bool(p.metrics) for p in reports] == [False, False, True, True]
+    assert set(reports[2].metrics) == {"val_psnr", "val_ssim", "val_input_psnr", "val_input_ssim"}
+    assert reports[2].metrics["val_input_psnr"] == pytest.approx(trainer.val_input_psnr)
+    assert [p.preview is not None for p in reports] == [False, True, False, True]
+    preview = reports[1].preview
+    assert set(preview) == {"input", "output", "target"}
+    for arr in preview.values():
+        assert arr.shape == (32, 32) and arr.dtype == np.float32
+
+
+def _drive(gen):
+    while True:
+        try:
+            yield next(gen)
+        except StopIteration:
+            return
+
+
+def test_seeded_runs_are_identical_on_cpu(images):
+    losses = []
+    for seed in (0, 0, 1):
+        trainer = DestripeTrainer(images, tiny_config(seed=seed))
+        run_to_end(trainer.train(4), progress_bar=False)
+        losses.append([h["loss"] for h in trainer.history])
+    assert losses[0] == losses[1]
+    assert losses[0] != losses[2]
+
+
+def test_stop_keeps_weights_and_train_continues(images):
+    trainer = DestripeTrainer(images, tiny_config(steps=6))
+    gen = trainer.train()
+    for _ in range(3):
+        next(gen)
+    snapshot = weights(trainer.model)
+    gen.close()  # what napari's worker quit and Ctrl-C do
+    assert trainer.step == 3 and len(trainer.history) == 3
+    assert all(torch.equal(v, trainer.model.state_dict()[k]) for k, v in snapshot.items())
+    more = list(_drive(trainer.train(2)))
+    assert [p.step for p in more] == [4, 5] and more[-1].total == 5
+    run_to_end(trainer.train(), progress_bar=False)  # up to config.steps
+    assert trainer.step == 6
+
+    # Stopping and continuing gives the same run as not stopping at all.
+    uninterrupted = DestripeTrainer(images, tiny_config(steps=6))
+    run_to_end(uninterrupted.train(), progress_bar=False)
+    assert [h["loss"] for h in trainer.history] == [h["loss"] for h in uninterrupted.history]
+
+
+def test_save_load_round_trip_and_metadata(images, tmp_path):
+    names = ["nuclei crop", "maize crop", "tribolium stack"]
+    trainer = DestripeTrainer(images, tiny_config(steps=3), names=names)
+    run_to_end(trainer.train(), progress_bar=False)
+    path = trainer.save(tmp_path / "model")
+    assert path == tmp_path / "model.safetensors"
+    net, meta = load_destripe_model(tmp_path / "model.safetensors", device="cpu")
+    x = torch.rand(2, 1, 40, 36)
+    with torch.no_grad():
+        assert torch.equal(net(x), trainer.model.eval()(x))
+
+    on_disk = json.loads((tmp_path / "model.json").read_text())
+    for m in (meta, on_disk):
+        assert m["task"] == "destripe"
+        assert m["architecture"] == trainer.model.architecture()
+        assert m["steps"] == 3
+        assert m["training"]["perceptual_weight"] == 0.0
+        assert m["training"]["config"]["patch_size"] == 32
+        assert [d["name"] for d in m["data"]] == names
+        assert m["data"][2]["shape"] == [3, 64, 64] and m["data"][1]["dtype"] == "uint8"
+        assert m["normalisation"]["percentiles"] == list(NORM_PERCENTILES)
+        assert m["validation"]["psnr"] == pytest.approx(trainer.history[-1]["val_psnr"])
+        assert m["validation"]["input_psnr"] == pytest.approx(trainer.val_input_psnr)
+        assert [h["step"] for h in m["validation_history"]] == [3]
+
+
+def test_resume_from_file_continues(images, tmp_path):
+    trainer = DestripeTrainer(images, tiny_config(steps=3))
+    run_to_end(trainer.train(), progress_bar=False)
+    trainer.save(tmp_path / "m")
+    resumed = DestripeTrainer.resume(tmp_path / "m", images, steps=5, learning_rate=1e-3)
+    assert resumed.step == 3
+    assert resumed.config.learning_rate == 1e-3
+    assert all(
+        torch.equal(v, resumed.model.state_dict()[k]) for k, v in weights(trainer.model).items()
+    )
+    reports = list(_drive(resumed.train()))
+    assert [p.step for p in reports] == [4, 5]
+    resumed.save(tmp_path / "m2")
+    _, meta = load_destripe_model(tmp_path / "m2", device="cpu")
+    assert meta["steps"] == 5
+    assert [h["step"] for h in meta["validation_history"]] == [3, 5]
+    with pytest.raises(RestoreInputError, match="network"):
+        DestripeTrainer.resume(tmp_path / "m", images, base_channels=8)
+
+
+def test_perceptual_loss_with_vgg_weights(images, tmp_path, monkeypatch):
+    from safetensors.torch import save_file
+
+    from napari_restore.models.vgg import VGG19Features
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch_home"))
+    with pytest.raises(RestoreInputError, match="perceptual weight to 0"):
+        DestripeTrainer(images, tiny_config(perceptual_weight=0.1))
+
+    torch.manual_seed(0)
+    fake = VGG19Features(load=False).state_dict()  # random weights in the right layout
+    save_file(fake, str(tmp_path / "vgg.safetensors"))
+    cfg = tiny_config(perceptual_weight=0.1, vgg_weights=str(tmp_path / "vgg.safetensors"))
+    trainer = DestripeTrainer(images, cfg)
+    reports = list(_drive(trainer.train(2)))
+    for p in reports:
+        assert p.losses["perceptual"] > 0
+        expected = p.losses["mae"] + 0.1 * p.losses["perceptual"]
+        assert p.losses["total"] == pytest.approx(expected, rel=1e-5)
+    # The frozen VGG is not part of the saved network.
+    trainer.save(tmp_path / "m")
+    net, _ = load_destripe_model(tmp_path / "m", device="cpu")
+    assert not any(k.startswith("features") for k in net.state_dict())
+
+
+@pytest.mark.parametrize(
+    ("changes", "match"),
+    [
+        ({"stripe_mix": (0, 0, 0)}, "positive sum"),
+        ({"stripe_mix": (1, 1)}, "weights"),
+        ({"modes": ("sideways",)}, "modes"),
+        ({"modes": ()}, "modes"),
+        ({"patch_size": 8}, "patch_size"),
+        ({"perceptual_weight": -1.0}, "perceptual_weight"),
+        ({"learning_rate": 0.0}, "learning_rate"),
+        ({"lr_schedule": "step"}, "lr_schedule"),
+        ({"batch_size": 0}, "batch_size"),
+    ],
+)
+def test_config_is_validated(changes, match):
+    with pytest.raises(RestoreInputError, match=match):
+        tiny_config(**changes)
+
+
+def test_config_dict_round_trip():
+    cfg = tiny_config(modes=["additive"], stripe_mix=[1, 2, 3], lr_schedule="cosine")
+    assert cfg.modes == ("additive",) and cfg.stripe_mix == (1.0, 2.0, 3.0)
+    again = DestripeTrainConfig.from_dict(json.loads(json.dumps(cfg.as_dict())))
+    assert again == cfg
+
+
+def test_cosine_schedule_decays(images):
+    trainer = DestripeTrainer(images, tiny_config(steps=4, lr_schedule="cosine", val_patches=0))
+    run_to_end(trainer.train(), progress_bar=False)
+    lrs = [h["lr"] for h in trainer.history]
+    assert lrs[0] == pytest.approx(2e-3)
+    assert all(a > b for a, b in itertools.pairwise(lrs))
+    assert "val_psnr" not in trainer.history[-1]
+
+
+def test_bad_inputs_are_refused():
+    with pytest.raises(RestoreInputError, match="No training images"):
+        DestripeTrainer([], tiny_config())
+    with pytest.raises(RestoreInputError, match="2D"):
+        DestripeTrainer([np.zeros(10)], tiny_config())
+    with pytest.raises(RestoreInputError, match="NaN"):
+        DestripeTrainer([np.full((40, 40), np.nan)], tiny_config())
+
+
+@pytest.mark.gpu
+def test_cuda_bf16_training_and_inference(images):
+    trainer = DestripeTrainer(images, tiny_config(device="cuda:0", amp=True))
+    run_to_end(trainer.train(3), progress_bar=False)
+    assert all(np.isfinite(h["loss"]) for h in trainer.history)
+    assert trainer.model.head.weight.dtype == torch.float32  # autocast keeps fp32 weights
+    x = torch.rand(1, 1, 64, 64)
+    with torch.no_grad():
+        gpu = trainer.model(x.cuda()).cpu()
+        cpu = trainer.model.cpu()(x)
+    assert torch.allclose(gpu, cpu, atol=1e-3)
