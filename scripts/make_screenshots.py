@@ -1,8 +1,10 @@
 """Screenshots of the docks for docs/ (run under a display, e.g. ``xvfb-run -a``).
 
-Usage: ``xvfb-run -a python scripts/make_screenshots.py [names...]`` from the repository root;
-PNGs go to ``docs/images``. Each scene loads data, opens a dock through the plugin manifest,
-runs it as a user would, waits for the worker, and saves ``viewer.screenshot(canvas_only=False)``.
+Usage: ``xvfb-run -a python scripts/make_screenshots.py [--data DIR] [names...]`` from the
+repository root; PNGs go to ``docs/images``. Each scene loads data, opens a dock through the
+plugin manifest, runs it as a user would, waits for the worker, and saves
+``viewer.screenshot(canvas_only=False)``. Scenes on real striped or noisy data read the shared
+data directory (``--data``, default ``../shared/data``); those images are not shipped.
 """
 
 from __future__ import annotations
@@ -15,8 +17,11 @@ import napari
 from qtpy.QtWidgets import QApplication
 from skimage.io import imsave
 
+from napari_restore.io import read_image
+
 OUT = Path(__file__).resolve().parents[1] / "docs" / "images"
 PLUGIN = "napari-restore"
+DATA = Path("../shared/data")
 
 
 def wait(condition: Callable[[], bool], timeout: float = 120.0) -> None:
@@ -70,14 +75,78 @@ def metrics(viewer: napari.Viewer) -> None:
     save(viewer, "metrics_panel")
 
 
+def side_by_side(viewer: napari.Viewer, name: str) -> None:
+    """Grid view of the visible layers, fitted, then saved."""
+    viewer.grid.enabled = True
+    wait(lambda: True)
+    viewer.reset_view()
+    save(viewer, name)
+
+
+def destripe_real(viewer: napari.Viewer, file: str, name: str, crop: tuple = ()) -> None:
+    data = read_image(DATA / file)
+    if crop:
+        data = data[crop]
+    layer = viewer.add_image(data, name=file.split(".")[0])
+    _, w = viewer.window.add_plugin_dock_widget(PLUGIN, "Destripe")
+    w.image.value = layer
+    w.run_button.clicked.emit()
+    wait(lambda: len(viewer.layers) == 2 and not w.runner.running, timeout=1800)
+    viewer.layers[-1].contrast_limits = layer.contrast_limits
+    side_by_side(viewer, name)
+
+
+def destripe_spim(viewer: napari.Viewer) -> None:
+    destripe_real(viewer, "real_striped_spim_tosi.tif", "destripe_real_spim")
+
+
+def destripe_smartspim(viewer: napari.Viewer) -> None:
+    destripe_real(viewer, "real_striped_smartspim_aind.png", "destripe_real_smartspim")
+
+
+def train_destripe(viewer: napari.Viewer) -> None:
+    [layer] = viewer.open_sample(PLUGIN, "maize")
+    _, w = viewer.window.add_plugin_dock_widget(PLUGIN, "Train Destripe Model")
+    w.images.value = [layer]
+    w.steps.value = 60
+    w.patch_size.value = 64
+    w.batch_size.value = 4
+    w.train_button.clicked.emit()
+    wait(lambda: w.trainer is not None and w.trainer.step >= 60 and not w.runner.running, 900)
+    save(viewer, "train_destripe_dock")
+
+
+def denoise_real(viewer: napari.Viewer) -> None:
+    data = read_image(DATA / "lsfm_tribolium_timelapse_calibzapw.tif")
+    layer = viewer.add_image(data, name="tribolium time-lapse")
+    _, w = viewer.window.add_plugin_dock_widget(PLUGIN, "Denoise (SRDTrans)")
+    w.image.value = layer
+    w.patch_t.value = 32
+    w.patch_xy.value = 64
+    w.minutes.value = 5.0
+    w.learning_rate.value = 5e-4
+    w.train_apply_button.clicked.emit()
+    wait(lambda: len(viewer.layers) == 2 and not w.runner.running, timeout=1800)
+    viewer.layers[-1].contrast_limits = layer.contrast_limits
+    viewer.dims.set_current_step(0, 50)
+    side_by_side(viewer, "denoise_real_tribolium")
+
+
 SCENES: dict[str, Callable[[napari.Viewer], None]] = {
     "simulator": simulator,
     "metrics": metrics,
+    "destripe_spim": destripe_spim,
+    "destripe_smartspim": destripe_smartspim,
+    "train_destripe": train_destripe,
+    "denoise": denoise_real,
 }
 
 
-def main(names: list[str]) -> None:
-    for name in names or list(SCENES):
+def main(argv: list[str]) -> None:
+    global DATA
+    if argv[:1] == ["--data"]:
+        DATA, argv = Path(argv[1]), argv[2:]
+    for name in argv or list(SCENES):
         viewer = napari.Viewer(show=True)
         viewer.window._qt_window.resize(1500, 950)
         try:

@@ -114,7 +114,8 @@ def test_demo_and_info(tmp_path, capsys):
     assert main(["demo", "--out", str(tmp_path / "demo")]) == 0
     out = capsys.readouterr().out
     assert "striped (tilted)" in out and "data range" in out
-    assert len(list((tmp_path / "demo").glob("*.tif"))) == 4
+    assert len(list((tmp_path / "demo").glob("*.tif"))) == 7
+    assert "destriped (tilted" in out
     assert main(["info"]) == 0
     assert "cpu" in capsys.readouterr().out
 

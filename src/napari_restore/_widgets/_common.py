@@ -135,14 +135,6 @@ class JobRunner:
         def job() -> Generator[Progress, None, Any]:
             return (yield from gen)
 
-        worker = create_worker(job, _start_thread=False)
-        self.worker = worker
-        self.progress.value = 0
-        self.progress.visible = True
-        self.stop_button.visible = True
-        self.stop_button.enabled = True
-        self.status.value = f"{label}…"
-
         def yielded(p: Progress) -> None:
             if self._detached:
                 return
@@ -178,11 +170,25 @@ class JobRunner:
             if on_finish is not None:
                 on_finish()
 
-        worker.yielded.connect(yielded)
-        worker.returned.connect(returned)
-        worker.errored.connect(errored)
-        worker.aborted.connect(aborted)
-        worker.finished.connect(finished)
+        # Handlers go in at creation: superqt re-raises errors of workers created without an
+        # "errored" handler in the GUI thread, which would crash instead of reporting.
+        worker = create_worker(
+            job,
+            _start_thread=False,
+            _connect={
+                "yielded": yielded,
+                "returned": returned,
+                "errored": errored,
+                "aborted": aborted,
+                "finished": finished,
+            },
+        )
+        self.worker = worker
+        self.progress.value = 0
+        self.progress.visible = True
+        self.stop_button.visible = True
+        self.stop_button.enabled = True
+        self.status.value = f"{label}…"
         worker.start()
         return worker
 

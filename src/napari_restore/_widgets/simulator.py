@@ -277,11 +277,16 @@ class StripeSimulatorWidget(Container):
             plane, _ = striped_plane_at(data, params, index, scale=scale, baseline=baseline)
             return plane.astype(np.float32), layer
 
-        worker = create_worker(job, _start_thread=False)
+        worker = create_worker(
+            job,
+            _start_thread=False,
+            _connect={
+                "returned": self._show_preview,
+                "errored": self._preview_failed,
+                "finished": self._preview_finished,
+            },
+        )
         self._preview_job = worker
-        worker.returned.connect(self._show_preview)
-        worker.errored.connect(self._preview_failed)
-        worker.finished.connect(self._preview_finished)
         worker.start()
 
     def _preview_failed(self, err: BaseException) -> None:
