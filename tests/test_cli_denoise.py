@@ -8,20 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tifffile
-import torch
 
 from napari_restore.cli import main
 from napari_restore.engine.denoise_infer import denoise, load_denoise_model
 from napari_restore.simulate.timelapse import simulate_timelapse
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    # Two shared cores: OpenMP threads that wait for each other are far slower than one.
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 @pytest.fixture

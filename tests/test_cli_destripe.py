@@ -7,23 +7,12 @@ import json
 import numpy as np
 import pytest
 import tifffile
-import torch
 
 from napari_restore import load_sample
 from napari_restore.cli import main
 from napari_restore.simulate import simulate_stripes
 
 TINY = ["--patch-size", "32", "--batch-size", "2", "--base-channels", "4", "--depth", "2"]
-
-
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """One intra-op thread: on a shared 2-core machine OpenMP's waiting for a busy second core
-    makes tiny convolutions orders of magnitude slower."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture

@@ -24,15 +24,6 @@ from napari_restore.simulate.timelapse import simulate_timelapse
 TINY = {"channels": (2, 4, 4, 8), "embed_dim": 16, "heads": 2}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    # Two shared cores: OpenMP threads that wait for each other are far slower than one.
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 @pytest.fixture(scope="module")
 def model() -> SRDTrans:
     torch.manual_seed(0)

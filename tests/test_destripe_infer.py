@@ -24,16 +24,6 @@ from napari_restore.models.rescbam_unet import ResCBAMUNet
 from napari_restore.simulate import simulate_stripes
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """One intra-op thread: on a shared 2-core machine OpenMP's waiting for a busy second core
-    makes tiny convolutions orders of magnitude slower."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def net() -> ResCBAMUNet:
     torch.manual_seed(0)
@@ -91,13 +81,8 @@ def trained() -> torch.nn.Module:
         preview_every=0,
         device="cpu",
     )
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        trainer = DestripeTrainer(images, cfg)
-        run_to_end(trainer.train(), progress_bar=False)
-    finally:
-        torch.set_num_threads(before)
+    trainer = DestripeTrainer(images, cfg)
+    run_to_end(trainer.train(), progress_bar=False)
     return trainer.model.eval()
 
 

@@ -22,16 +22,6 @@ from napari_restore.engine.progress import run_to_end
 from napari_restore.errors import RestoreInputError
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """One intra-op thread: on a shared 2-core machine OpenMP's waiting for a busy second core
-    makes tiny convolutions orders of magnitude slower."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def images() -> list[np.ndarray]:
     nuclei = load_sample("nuclei")[100:196, 100:196]  # 2D uint16

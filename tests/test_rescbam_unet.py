@@ -9,16 +9,6 @@ from napari_restore.models import build_model
 from napari_restore.models.rescbam_unet import CBAM, AttentionBlock, ResCBAMUNet
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """One intra-op thread: on a shared 2-core machine OpenMP's waiting for a busy second core
-    makes tiny convolutions orders of magnitude slower."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def tiny(**kwargs) -> ResCBAMUNet:
     torch.manual_seed(0)
     return ResCBAMUNet(**{"base_channels": 4, "depth": 2, **kwargs})

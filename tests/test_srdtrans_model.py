@@ -12,15 +12,6 @@ from napari_restore.models.srdtrans import SRDTrans, _SwinBlock, attention, wind
 TINY = {"channels": (2, 4, 4, 8), "embed_dim": 16, "heads": 2}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    # Two shared cores: OpenMP threads that wait for each other are far slower than one.
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 # Default configuration (channels 8-16-32-64, transformer dim 128, 8 heads, 2 + 2 layers,
 # window 7): the paper's network has about 1.80 M parameters.
 DEFAULT_PARAMETERS = 1_804_297

@@ -16,17 +16,6 @@ from napari_restore.models.vgg import (
     vgg19_feature_keys,
 )
 
-
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """One intra-op thread: on a shared 2-core machine OpenMP's waiting for a busy second core
-    makes tiny convolutions orders of magnitude slower."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 # torchvision's vgg19().features convolutions up to conv4_3 (relu4_3 = features.24).
 CONV_INDICES = [0, 2, 5, 7, 10, 12, 14, 16, 19, 21, 23]
 

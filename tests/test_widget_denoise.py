@@ -12,14 +12,6 @@ from napari_restore.simulate.timelapse import simulate_timelapse
 PLUGIN = "napari-restore"
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture
 def viewer(make_napari_viewer):
     return make_napari_viewer()

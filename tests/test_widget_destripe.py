@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 
 from napari_restore._sample_data import load_sample
 from napari_restore._widgets.destripe import BUILTIN, FROM_FILE
@@ -15,14 +14,6 @@ from napari_restore.simulate import simulate_stripes
 
 PLUGIN = "napari-restore"
 TINY = {"base_channels": 4, "depth": 2, "patch_size": 32, "batch_size": 2, "val_patches": 2}
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture
@@ -90,8 +81,9 @@ def test_destripe_stack_vertical_and_float_output(viewer, qtbot, clean, tiny_mod
     wait_idle(qtbot, widget)
     out = viewer.layers["stack destriped"].data
     assert out.shape == striped.shape and out.dtype == np.float32
-    expected = destripe(striped, tiny_model, device="cpu", direction="vertical",
-                        output_dtype="float32")
+    expected = destripe(
+        striped, tiny_model, device="cpu", direction="vertical", output_dtype="float32"
+    )
     np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-3)
 
 

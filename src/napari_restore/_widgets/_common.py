@@ -64,6 +64,20 @@ def layer_data(layer: Image, *, min_ndim: int = 2, what: str = "This dock") -> A
     return data
 
 
+def selected_layer_data(combo: Any, *, what: str, min_ndim: int = 2) -> tuple[Image, Any]:
+    """The layer chosen in a layer combo box and its data (see :func:`layer_data`).
+
+    Raises
+    ------
+    RestoreInputError
+        If no layer is chosen, or its data cannot be processed (with the reason).
+    """
+    layer = combo.value
+    if layer is None:
+        raise RestoreInputError("Add or pick an image layer first.")
+    return layer, layer_data(layer, min_ndim=min_ndim, what=what)
+
+
 def layer_kwargs_like(source: Image, **overrides: Any) -> dict[str, Any]:
     """Spatial placement and display settings of ``source`` for a derived layer."""
     kwargs: dict[str, Any] = {

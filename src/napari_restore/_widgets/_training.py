@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -16,8 +17,10 @@ from magicgui.widgets import ComboBox, Container, Label
 from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
 from matplotlib.figure import Figure
 
+from napari_restore._widgets._common import error_text
 from napari_restore._widgets._plot import _BG, _FG, LinePlot
 from napari_restore.engine.progress import Progress
+from napari_restore.errors import RestoreInputError
 
 
 def device_chooser() -> tuple[ComboBox, Label, Container]:
@@ -38,6 +41,44 @@ def device_chooser() -> tuple[ComboBox, Label, Container]:
     row = Container(widgets=[combo, using], labels=False)
     row.margins = (0, 0, 0, 0)
     return combo, using, row
+
+
+class ModelFileActions:
+    """Save / Load buttons of a training dock, around its own ``save(path)`` and ``load(path)``.
+
+    The dock provides ``save_path`` and ``load_path`` (FileEdits), ``status`` (a Label) and the
+    two methods; errors meant for users end up in the status line.
+    """
+
+    save_path: Any
+    load_path: Any
+    status: Any
+
+    def save(self, path: Any) -> Path:
+        raise NotImplementedError
+
+    def load(self, path: Any) -> None:
+        raise NotImplementedError
+
+    def _save_clicked(self, *_: Any) -> None:
+        path = self.save_path.value
+        if path is None or str(path) in ("", "."):
+            self.status.value = "Choose a file name to save to."
+            return
+        try:
+            self.status.value = f"saved {self.save(path)}"
+        except (RestoreInputError, OSError) as err:
+            self.status.value = f"Error: {error_text(err)}"
+
+    def _load_clicked(self, *_: Any) -> None:
+        path = self.load_path.value
+        if path is None or not Path(path).is_file():
+            self.status.value = "Choose a model file to load."
+            return
+        try:
+            self.load(path)
+        except (RestoreInputError, ValueError, OSError) as err:
+            self.status.value = f"Error: {error_text(err)}"
 
 
 class ImagePreview(FigureCanvasQTAgg):

@@ -26,12 +26,17 @@ from napari_restore._widgets._common import (
     current_plane_index,
     error_text,
     image_layer_choices,
-    layer_data,
     layer_kwargs_like,
+    selected_layer_data,
     status_row,
 )
 from napari_restore._widgets._session import SESSION_MODELS
-from napari_restore._widgets._training import ImagePreview, TrainingCurves, device_chooser
+from napari_restore._widgets._training import (
+    ImagePreview,
+    ModelFileActions,
+    TrainingCurves,
+    device_chooser,
+)
 from napari_restore.engine.progress import Progress
 from napari_restore.errors import RestoreInputError
 
@@ -52,7 +57,7 @@ def _row(*widgets: Any, label: str) -> Container:
     return row
 
 
-class DenoiseWidget(Container):
+class DenoiseWidget(ModelFileActions, Container):
     """Dock that trains SRDTrans on a noisy stack and denoises it."""
 
     def __init__(self, napari_viewer: napari.Viewer) -> None:
@@ -192,12 +197,6 @@ class DenoiseWidget(Container):
             )
 
     # -- data -----------------------------------------------------------------------------------
-    def _layer_and_data(self) -> tuple[Image, Any]:
-        layer = self.image.value
-        if layer is None:
-            raise RestoreInputError("Add or pick a noisy image layer first.")
-        return layer, layer_data(layer, what="Denoising")
-
     def _training_stack(self, layer: Image, data: Any) -> Any:
         """The (T, Y, X) stack to train on: 4D/5D data at the viewer's other positions."""
         if data.ndim <= 3:
@@ -239,7 +238,7 @@ class DenoiseWidget(Container):
         if self.runner.running:
             return
         try:
-            layer, data = self._layer_and_data()
+            layer, data = selected_layer_data(self.image, what="Denoising")
             config = self.config()
             stack = self._training_stack(layer, data)
         except (RestoreInputError, ValueError) as err:
@@ -332,7 +331,7 @@ class DenoiseWidget(Container):
         if self.runner.running:
             return
         try:
-            layer, data = self._layer_and_data()
+            layer, data = selected_layer_data(self.image, what="Denoising")
             model = self.model_spec()
         except RestoreInputError as err:
             self.status.value = error_text(err)
@@ -365,7 +364,7 @@ class DenoiseWidget(Container):
 
         if self.runner.running:
             raise RestoreInputError("Stop the training before loading another model.")
-        layer, data = self._layer_and_data()
+        layer, data = selected_layer_data(self.image, what="Denoising")
         self.trainer = DenoiseTrainer.resume(
             path, self._training_stack(layer, data), device=self.device.value
         )
@@ -373,23 +372,3 @@ class DenoiseWidget(Container):
         self.model.value = THIS_DOCK
         self.curves.reset()
         self.status.value = f"loaded {Path(path).name} at step {self.trainer.step}"
-
-    def _save_clicked(self, *_: Any) -> None:
-        path = self.save_path.value
-        if path is None or str(path) in ("", "."):
-            self.status.value = "Choose a file name to save to."
-            return
-        try:
-            self.status.value = f"saved {self.save(path)}"
-        except (RestoreInputError, OSError) as err:
-            self.status.value = f"Error: {error_text(err)}"
-
-    def _load_clicked(self, *_: Any) -> None:
-        path = self.load_path.value
-        if path is None or not Path(path).is_file():
-            self.status.value = "Choose a model file to load."
-            return
-        try:
-            self.load(path)
-        except (RestoreInputError, ValueError, OSError) as err:
-            self.status.value = f"Error: {error_text(err)}"

@@ -17,8 +17,8 @@ from napari_restore._widgets._common import (
     JobRunner,
     error_text,
     image_layer_choices,
-    layer_data,
     layer_kwargs_like,
+    selected_layer_data,
     status_row,
 )
 from napari_restore._widgets._session import SESSION_MODELS
@@ -117,7 +117,6 @@ class DestripeWidget(Container):
 
     def _metadata(self, choice: str) -> dict[str, Any]:
         from napari_restore.engine.destripe_infer import builtin_model_path
-
         from napari_restore.engine.model_files import read_model_metadata
 
         if choice == BUILTIN:
@@ -148,12 +147,8 @@ class DestripeWidget(Container):
 
         if self.runner.running:
             return
-        layer = self.image.value
-        if layer is None:
-            self.status.value = "Add or pick an image layer first."
-            return
         try:
-            data = layer_data(layer, what="Destripe")
+            layer, data = selected_layer_data(self.image, what="Destripe")
             model = self.model_spec()
         except RestoreInputError as err:
             self.status.value = error_text(err)

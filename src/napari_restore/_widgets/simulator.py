@@ -29,6 +29,7 @@ from napari_restore._widgets._common import (
     image_layer_choices,
     layer_data,
     layer_kwargs_like,
+    selected_layer_data,
     status_row,
 )
 from napari_restore.simulate.stripes import (
@@ -122,36 +123,8 @@ class StripeSimulatorWidget(Container):
         self.progress, self.status, self.cancel_button, status = status_row()
         self.runner = JobRunner(self.progress, self.status, self.cancel_button)
 
-        super().__init__(
-            widgets=[
-                self.image,
-                self.kind,
-                self.mode,
-                self.density,
-                self.stripe_count,
-                self.stripe_width,
-                self.full_length,
-                self.stripe_length,
-                self.amplitude,
-                self.polarity,
-                self.period,
-                self.angle,
-                self.baseline,
-                self.per_slice,
-                self.seed,
-                self.new_seed,
-                self.output_dtype,
-                self.add_field,
-                self.live_preview,
-                self.create_button,
-                status,
-            ],
-        )
-        self._life = DockLifetime(self.native)
-        self._life.track(self.runner)
-        self._timer = self._life.timer(150, self._start_preview)
-
-        for w in (
+        # Every widget that shapes the stripes re-renders the preview when it changes.
+        stripe_widgets = (
             self.kind,
             self.mode,
             self.density,
@@ -166,7 +139,23 @@ class StripeSimulatorWidget(Container):
             self.baseline,
             self.per_slice,
             self.seed,
-        ):
+        )
+        super().__init__(
+            widgets=[
+                self.image,
+                *stripe_widgets,
+                self.new_seed,
+                self.output_dtype,
+                self.add_field,
+                self.live_preview,
+                self.create_button,
+                status,
+            ],
+        )
+        self._life = DockLifetime(self.native)
+        self._life.track(self.runner)
+        self._timer = self._life.timer(150, self._start_preview)
+        for w in stripe_widgets:
             w.changed.connect(self._params_changed)
         self.image.changed.connect(self._image_changed)
         self.live_preview.changed.connect(self._live_preview_toggled)
@@ -321,13 +310,9 @@ class StripeSimulatorWidget(Container):
         """Simulate the whole layer in a worker and add the result as new layer(s)."""
         if self.runner.running:
             return
-        layer = self.image.value
-        if layer is None:
-            self.status.value = "Add or pick an image layer first."
-            return
         try:
             params = self.params()
-            data = layer_data(layer, what="The stripe simulator")
+            layer, data = selected_layer_data(self.image, what="The stripe simulator")
         except ValueError as err:
             self.status.value = error_text(err)
             return

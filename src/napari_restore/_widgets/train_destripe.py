@@ -30,12 +30,18 @@ from napari_restore._widgets._common import (
     status_row,
 )
 from napari_restore._widgets._session import SESSION_MODELS
-from napari_restore._widgets._training import ImagePreview, TrainingCurves, device_chooser
+from napari_restore._widgets._training import (
+    ImagePreview,
+    ModelFileActions,
+    TrainingCurves,
+    device_chooser,
+)
 from napari_restore.engine.progress import Progress
 from napari_restore.errors import RestoreInputError
 
 if TYPE_CHECKING:
     import napari
+
     from napari_restore.engine.destripe_train import DestripeTrainConfig, DestripeTrainer
 
 
@@ -45,7 +51,7 @@ def _row(*widgets: Any, label: str) -> Container:
     return row
 
 
-class TrainDestripeWidget(Container):
+class TrainDestripeWidget(ModelFileActions, Container):
     """Dock that trains a destriping network on clean image layers."""
 
     def __init__(self, napari_viewer: napari.Viewer) -> None:
@@ -283,23 +289,3 @@ class TrainDestripeWidget(Container):
         self.perceptual_weight.value = kwargs.perceptual_weight
         self.curves.reset()
         self.status.value = f"loaded {Path(path).name} at step {self.trainer.step}"
-
-    def _save_clicked(self, *_: Any) -> None:
-        path = self.save_path.value
-        if path is None or str(path) in ("", "."):
-            self.status.value = "Choose a file name to save to."
-            return
-        try:
-            self.status.value = f"saved {self.save(path)}"
-        except (RestoreInputError, OSError) as err:
-            self.status.value = f"Error: {error_text(err)}"
-
-    def _load_clicked(self, *_: Any) -> None:
-        path = self.load_path.value
-        if path is None or not Path(path).is_file():
-            self.status.value = "Choose a model file to load."
-            return
-        try:
-            self.load(path)
-        except (RestoreInputError, ValueError, OSError) as err:
-            self.status.value = f"Error: {error_text(err)}"
