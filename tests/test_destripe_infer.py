@@ -240,3 +240,14 @@ def test_public_api_is_lazy_and_complete():
     code = "import sys, napari_restore; print('torch' in sys.modules, 'napari' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["False", "False"]
+
+
+def test_a_model_on_another_device_is_copied_not_moved():
+    from napari_restore.engine.device import module_on
+
+    net = ResCBAMUNet(base_channels=4, depth=2)
+    assert module_on(net, torch.device("cpu")) is net
+    meta_dev = torch.device("meta")
+    moved = module_on(net, meta_dev)
+    assert moved is not net and next(moved.parameters()).device == meta_dev
+    assert next(net.parameters()).device.type == "cpu", "the original stays where it trains"

@@ -40,7 +40,7 @@ from napari_restore.engine._stacks import (
     resolve_stack_axis,
     stack_mean,
 )
-from napari_restore.engine.device import autocast, resolve_device
+from napari_restore.engine.device import autocast, module_on, resolve_device
 from napari_restore.engine.model_files import load_model_file
 from napari_restore.engine.progress import Progress, ProgressGenerator, run_to_end
 from napari_restore.engine.tiling import TileSettings, auto_tile_size, tile_predict
@@ -88,7 +88,7 @@ def load_denoise_model(
 
 def _as_model(model: nn.Module | str | os.PathLike[str], device: torch.device) -> nn.Module:
     if isinstance(model, nn.Module):
-        return model.to(device)
+        return module_on(model, device)
     return load_denoise_model(model, device)
 
 

@@ -36,7 +36,12 @@ from napari_restore.engine.destripe_data import (
     normalise,
     sample_plane_indices,
 )
-from napari_restore.engine.device import autocast, free_memory_bytes, resolve_device
+from napari_restore.engine.device import (
+    autocast,
+    free_memory_bytes,
+    module_on,
+    resolve_device,
+)
 from napari_restore.engine.model_files import load_model_file, model_paths
 from napari_restore.engine.progress import Progress, ProgressGenerator, run_to_end
 from napari_restore.engine.tiling import TileSettings, auto_tile_size, fit_settings, tile_starts
@@ -91,7 +96,7 @@ def load_destripe_model(
     dev = resolve_device(device)
     if isinstance(model, tuple):
         net, meta = model
-        return net.to(dev).eval(), dict(meta)
+        return module_on(net, dev).eval(), dict(meta)
     if isinstance(model, nn.Module):
         arch = model.architecture() if hasattr(model, "architecture") else {}
         meta = {
@@ -99,7 +104,7 @@ def load_destripe_model(
             "architecture": arch,
             "normalisation": normalisation_description(),
         }
-        return model.to(dev).eval(), meta
+        return module_on(model, dev).eval(), meta
     if model is None or (isinstance(model, str) and model == "builtin"):
         path = builtin_model_path()
         if not path.is_file():

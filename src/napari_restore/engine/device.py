@@ -97,6 +97,21 @@ def autocast(device: torch.device, enabled: bool = True) -> contextlib.AbstractC
     return contextlib.nullcontext()
 
 
+def module_on(model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
+    """``model`` itself if its parameters are on ``device``, else a copy moved there.
+
+    Inference may run on another device than the training that owns the network (a trainer's
+    model applied on the CPU while its optimizer state lives on the GPU): moving the network in
+    place would break the next training step, so it is copied instead.
+    """
+    first = next(model.parameters(), None)
+    if first is None or first.device == device:
+        return model
+    import copy
+
+    return copy.deepcopy(model).to(device)
+
+
 def free_memory_bytes(device: torch.device) -> int | None:
     """Free memory on a CUDA device (None elsewhere: the CPU path does not size tiles by it)."""
     if device.type == "cuda":
