@@ -2,8 +2,9 @@
 
 Variants (Wei et al. 2022's design, one part removed at a time): ``full``, ``no_cbam`` (plain
 residual blocks), ``no_residual`` (blocks without their shortcut), ``no_global_residual`` (the
-network outputs the clean image instead of the stripes). λ = 0 for all: the VGG-19 weights are
-not available offline here; with them, add ``--perceptual-weight`` to train a λ > 0 variant.
+network outputs the clean image instead of the stripes). Multiplicative stripes and λ = 0, as
+for the shipped model (the VGG-19 weights are not available offline here; with them, add
+``--perceptual-weight`` to train a λ > 0 variant).
 
 Same data, seed, step count and cosine schedule for every variant, so the benchmark compares
 designs, not training luck::

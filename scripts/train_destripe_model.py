@@ -113,6 +113,7 @@ def config_from_args(args: argparse.Namespace, steps: int) -> DestripeTrainConfi
         preview_every=0,
         device=args.device,
         lr_schedule="cosine",
+        modes=tuple(args.modes),
         vgg_weights=str(args.vgg_weights) if args.vgg_weights else None,
     )
 
@@ -261,6 +262,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--perceptual-weight", type=float, default=0.0)
+    p.add_argument(
+        "--modes",
+        nargs="+",
+        default=["multiplicative"],
+        choices=["additive", "multiplicative"],
+        help="stripe modes (default multiplicative: light-sheet stripes are shadows, and a "
+        "network that also learns bright additive stripes darkens the bright gaps between real "
+        "shadows)",
+    )
     p.add_argument("--vgg-weights", type=Path, default=None)
     p.add_argument("--val-patches", type=int, default=32)
     p.add_argument("--val-every", type=int, default=250)
@@ -289,7 +299,9 @@ def main(argv: list[str] | None = None) -> int:
     deadline = started + 60 * args.minutes
     if args.resume:
         # Continues to the step count planned by the first run (or --steps), within --minutes.
-        more = {"steps": args.steps} if args.steps is not None else {}
+        more: dict[str, Any] = {"modes": tuple(args.modes)}
+        if args.steps is not None:
+            more["steps"] = args.steps
         trainer = DestripeTrainer.resume(
             checkpoint, images, names=names, device=args.device, **more
         )
