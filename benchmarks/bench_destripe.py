@@ -391,6 +391,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="side of the square image for our speed test (0: skip)",
     )
     p.add_argument("--speed-repeat", type=int, default=2)
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch CPU threads (default 1: on a shared machine, more threads than free cores "
+        "make torch's OpenMP loops stall, e.g. PDHG 15x slower with 2 threads on 2 busy cores)",
+    )
     return p.parse_args(argv)
 
 
@@ -398,6 +405,9 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     """Run the benchmark; return the results dictionary."""
     args = parse_args(argv)
     t_start = time.perf_counter()
+    import torch
+
+    torch.set_num_threads(max(1, args.threads))
     notes: list[str] = []
     run_seconds: dict[str, float] = {}
 
