@@ -204,11 +204,11 @@ def load_ours(args: argparse.Namespace, spec: str, device: str, notes: list[str]
         return Ours(spec, device, args.tile, args.overlap, args.batch_size)
     except ImportError as exc:
         notes.append(
-            f"ours ({spec}) skipped: napari_restore.destripe / load_destripe_model are not "
+            f"model {spec} skipped: napari_restore.destripe / load_destripe_model are not "
             f"importable yet ({exc}); the peer part ran without it"
         )
     except Exception as exc:
-        notes.append(f"ours ({spec}) skipped: the model could not be loaded or run ({exc!r})")
+        notes.append(f"model {spec} skipped: the model could not be loaded or run ({exc!r})")
     return None
 
 
@@ -500,6 +500,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         "stripes": stripes,
         "peers": {
             p.name: {
+                "key": p.package,
                 "name": p.name,
                 "package": p.package,
                 "version": p.version,
