@@ -126,12 +126,13 @@ _THETA_SETS: list[tuple[float, ...]] = [
     (-10.0, -5.0, 0.0, 5.0, 10.0),
     (-15.0, -7.5, 0.0, 7.5, 15.0),
     (-20.0, -10.0, 0.0, 10.0, 20.0),
+    (-15.0, -10.0, -5.0, 0.0, 5.0, 10.0, 15.0),
 ]
 
 
 def vsnr_stages(kind: str, quick: bool) -> list[Stage]:
-    """Noise level x stripe width x domain; tilted: angle sets; stripe length x domain; iterations
-    x beta."""
+    """Noise level x stripe width x domain; stripe length x domain; tilted: angle sets, then
+    length x width again; iterations x beta."""
     if quick:
         stages: list[Stage] = [
             {
@@ -143,19 +144,22 @@ def vsnr_stages(kind: str, quick: bool) -> list[Stage]:
         if kind == "tilted":
             stages.append({"thetas": [(0.0,), (-10.0, 0.0, 10.0)], "noise_level": [1.0, 10.0]})
         return stages
-    levels = [0.3, 1.0, 3.0, 10.0, 30.0, 100.0, 300.0]
+    # Ranges widened after a first full run ended on their edges (noise level, length, log
+    # offset, iterations, beta).
+    levels = [0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0, 300.0]
     stages = [
-        {"log_offset": [0.0, 0.003, 0.01, 0.1], "noise_level": levels, "sigma_y": [0.5, 1.0, 2.0]},
+        {"log_offset": [0.0, 0.003, 0.1], "noise_level": levels, "sigma_y": [0.5, 1.0, 2.0]},
+        {
+            "sigma_x": [10.0, 30.0, 100.0, 300.0, 3000.0],
+            "log_offset": [0.0, 0.0003, 0.001, 0.003, 0.01, 0.1],
+        },
     ]
     if kind == "tilted":
-        stages.append({"thetas": _THETA_SETS, "noise_level": levels})
-    stages += [
-        {
-            "sigma_x": [30.0, 100.0, 300.0, 1000.0, 3000.0],
-            "log_offset": [0.0, 0.001, 0.003, 0.01, 0.03, 0.1, 0.3],
-        },
-        {"maxit": [20, 50, 100], "beta": [1.0, 10.0, 100.0]},
-    ]
+        stages += [
+            {"thetas": _THETA_SETS, "noise_level": levels},
+            {"sigma_x": [10.0, 30.0, 100.0, 300.0], "sigma_y": [0.5, 1.0, 2.0, 4.0]},
+        ]
+    stages.append({"maxit": [20, 100, 300], "beta": [10.0, 100.0, 1000.0]})
     return stages
 
 
