@@ -131,8 +131,8 @@ _THETA_SETS: list[tuple[float, ...]] = [
 
 
 def vsnr_stages(kind: str, quick: bool) -> list[Stage]:
-    """Noise level x stripe width x domain; stripe length x domain; tilted: angle sets, then
-    length x width again; iterations x beta."""
+    """Noise level x stripe width x domain; stripe length x domain; tilted: angle sets x length,
+    then noise level x width again; iterations x beta."""
     if quick:
         stages: list[Stage] = [
             {
@@ -155,9 +155,11 @@ def vsnr_stages(kind: str, quick: bool) -> list[Stage]:
         },
     ]
     if kind == "tilted":
+        # Angle set and filter length jointly (a short filter tolerates a wrong angle), then
+        # the strength and width again for the chosen filters.
         stages += [
-            {"thetas": _THETA_SETS, "noise_level": levels},
-            {"sigma_x": [10.0, 30.0, 100.0, 300.0], "sigma_y": [0.5, 1.0, 2.0, 4.0]},
+            {"thetas": _THETA_SETS, "sigma_x": [10.0, 30.0, 100.0, 300.0]},
+            {"noise_level": levels, "sigma_y": [0.5, 1.0, 2.0, 4.0]},
         ]
     stages.append({"maxit": [20, 100, 300], "beta": [10.0, 100.0, 1000.0]})
     return stages
