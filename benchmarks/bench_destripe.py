@@ -231,7 +231,7 @@ def machine_info(device: str) -> dict[str, Any]:
         "numpy": np.__version__,
         "device_ours": device,
         "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
-        "load_average_start": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
+        "load_average_start": _loadavg(),
     }
     try:
         info["napari_restore"] = metadata.version("napari-restore")
@@ -240,6 +240,11 @@ def machine_info(device: str) -> dict[str, Any]:
 
         info["napari_restore"] = f"{__version__} (source tree)"
     return info
+
+
+def _loadavg() -> list[float] | None:
+    """1, 5 and 15 minute load averages (the machine is shared)."""
+    return [round(v, 2) for v in os.getloadavg()] if hasattr(os, "getloadavg") else None
 
 
 def fmt_params(p: dict[str, Any] | None) -> str:
@@ -528,9 +533,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         "notes": notes,
         "quick": args.quick,
     }
-    res["machine"]["load_average_end"] = (
-        list(os.getloadavg()) if hasattr(os, "getloadavg") else None
-    )
+    res["machine"]["load_average_end"] = _loadavg()
     md = to_markdown(res)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "results.json").write_text(json.dumps(res, indent=1, default=list) + "\n")
