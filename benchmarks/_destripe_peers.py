@@ -145,8 +145,8 @@ def vsnr_stages(kind: str, quick: bool) -> list[Stage]:
             stages.append({"thetas": [(0.0,), (-10.0, 0.0, 10.0)], "noise_level": [1.0, 10.0]})
         return stages
     # Ranges widened after a first full run ended on their edges (noise level, length, log
-    # offset, iterations, beta).
-    levels = [0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0, 300.0]
+    # offset, iterations, beta; noise level up to 3000 for additive stripes).
+    levels = [0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0, 300.0, 1000.0, 3000.0]
     stages = [
         {"log_offset": [0.0, 0.003, 0.1], "noise_level": levels, "sigma_y": [0.5, 1.0, 2.0]},
         {
