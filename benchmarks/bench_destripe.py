@@ -385,6 +385,14 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--types", default=",".join(bd.STRIPE_TYPES), help="comma list of types")
     p.add_argument("--seed", type=int, default=2024, help="base seed of the stripes")
     p.add_argument("--peers", default=",".join(bp.PEERS), help="comma list; '' for none")
+    p.add_argument(
+        "--peer-results",
+        type=Path,
+        default=None,
+        metavar="RESULTS_JSON",
+        help="reuse the peer rows of an earlier full run (same crops and stripe seeds, checked) "
+        "instead of sweeping the peers again",
+    )
     p.add_argument("--model", default="builtin", help="our model: builtin or a model file")
     p.add_argument("--no-ours", action="store_true", help="run the peer part only")
     p.add_argument(
@@ -436,7 +444,15 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     mp = megapixels(cleans)
     log(f"{len(crops)} crops, {mp:.2f} MP per stripe type: " + ", ".join(c.name for c in crops))
 
-    peers, peer_notes = bp.available_peers([p for p in args.peers.split(",") if p])
+    stored: dict[str, Any] | None = None
+    if args.peer_results is not None:
+        stored = json.loads(args.peer_results.read_text())
+        if [c["name"] for c in stored["crops"]] != [c.name for c in crops]:
+            raise SystemExit(f"{args.peer_results}: other crops than this run's; sweep again.")
+        notes.append(f"peer rows reused from {args.peer_results} ({stored['command']})")
+        peers, peer_notes = [], []
+    else:
+        peers, peer_notes = bp.available_peers([p for p in args.peers.split(",") if p])
     notes += peer_notes
 
     # our model(s): main + ablations
@@ -474,6 +490,11 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
             rows = [{"kind": "input", "method": "striped input", **score_outputs(striped, cleans)}]
             log(f"[{mode} / {kind}] input {rows[0]['psnr']:.2f} dB")
             sweeps[mode][kind] = {}
+            if stored is not None:
+                old = stored["stripes"][mode][kind]
+                if old["seeds"] != seeds or old["params"] != stripes[mode][kind]["params"]:
+                    raise SystemExit(f"{args.peer_results}: other stripes for {mode}/{kind}.")
+                rows += [r for r in stored["results"][mode][kind] if r["kind"] == "peer"]
             for peer in peers:
                 row, history = run_peer(peer, kind, striped, cleans, args.quick, log)
                 rows.append(row)
@@ -512,7 +533,9 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         "machine": machine_info(device),
         "crops": [c.describe() for c in crops],
         "stripes": stripes,
-        "peers": {
+        "peers": stored["peers"]
+        if stored is not None
+        else {
             p.name: {
                 "key": p.package,
                 "name": p.name,
