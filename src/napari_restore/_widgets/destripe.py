@@ -72,7 +72,7 @@ class DestripeWidget(Container):
             max=8192,
             step=64,
             tooltip="Tile edge in pixels; tiles overlap and are blended. Auto sizes them from "
-            "free GPU memory (512 on the CPU).",
+            "free GPU memory (1024 on the CPU).",
         )
         self.run_button = PushButton(text="Destripe")
         self.progress, self.status, self.cancel_button, status = status_row()
