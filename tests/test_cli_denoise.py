@@ -136,3 +136,27 @@ def test_four_d_files_train_refused_but_denoise_per_channel(tmp_path: Path, caps
     out = tifffile.imread(tmp_path / "all.tif")
     assert out.shape == ct.shape and out.dtype == np.uint16
     np.testing.assert_array_equal(out[0], tifffile.imread(tmp_path / "c0d.tif"))
+
+
+def test_ctrl_c_ends_training_early_and_keeps_going(
+    noisy_tif: Path, tmp_path: Path, monkeypatch, capsys
+) -> None:
+    """The user presses Ctrl-C during training: the steps done are kept, saved and applied."""
+    from napari_restore.engine.denoise_train import DenoiseTrainer
+
+    real_step = DenoiseTrainer._train_step
+
+    def step_then_interrupt(self, step):
+        if self.step >= 2:
+            raise KeyboardInterrupt  # what Ctrl-C raises in the main thread
+        return real_step(self, step)
+
+    monkeypatch.setattr(DenoiseTrainer, "_train_step", step_then_interrupt)
+    out, model = tmp_path / "d.tif", tmp_path / "m"
+    args = [a for a in TRAIN if a not in ("-q",)]
+    args[args.index("--train-steps") + 1] = "50"
+    assert cli(noisy_tif, "-o", out, *args, "--lr", "5e-4", "--save-model", model) == 0
+    assert "stopped by Ctrl-C after 2 steps" in capsys.readouterr().out
+    meta = json.loads((tmp_path / "m.json").read_text())
+    assert meta["steps"] == 2 and meta["training"]["config"]["learning_rate"] == 5e-4
+    assert tifffile.imread(out).shape == tifffile.imread(noisy_tif).shape
