@@ -63,6 +63,7 @@ def main() -> None:
             val_every=500,
             preview_every=0,
             perceptual_weight=args.perceptual_weight,
+            modes=("multiplicative",),
             **VARIANTS[name],
         )
         trainer = DestripeTrainer(images, config, names=names)

@@ -121,6 +121,7 @@ def test_4d_stack_axis_choices(viewer, rng):
     viewer.add_image(rng.random((2, 16, 24, 24)).astype(np.float32), name="tc")
     widget = open_dock(viewer)
     assert list(widget.stack_axis.choices) == [0, 1]
+    assert widget.stack_axis.native.itemText(0) == "axis 0 (2)"  # not napari's "-4"
     widget.stack_axis.value = 1
     layer = viewer.layers["tc"]
     assert widget._training_stack(layer, layer.data).shape == (16, 24, 24)

@@ -7,6 +7,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
 from matplotlib.figure import Figure
+from matplotlib.ticker import NullFormatter
 
 _FG = "#d6d8dc"
 _BG = "#262930"  # napari's dark theme background
@@ -57,9 +58,19 @@ class LinePlot(FigureCanvasQTAgg):
         for i, (ax, lines) in enumerate(zip(self.axes, series, strict=True)):
             for label, (x, y) in lines.items():
                 y = np.asarray(y, dtype=float)
-                ax.plot(np.asarray(x), np.where(np.isfinite(y), y, np.nan), label=label, lw=1.2)
+                # Sparse series (validation every N steps) need markers to be seen at all.
+                marker = "o" if len(y) < 25 else None
+                ax.plot(
+                    np.asarray(x),
+                    np.where(np.isfinite(y), y, np.nan),
+                    label=label,
+                    lw=1.2,
+                    marker=marker,
+                    ms=3,
+                )
             if log_y and log_y[i] and any(len(v[1]) for v in lines.values()):
                 ax.set_yscale("log")
+                ax.yaxis.set_minor_formatter(NullFormatter())  # minor labels crowd a small plot
             if lines:
                 legend = ax.legend(fontsize=7, facecolor=_BG, edgecolor="#5a626c")
                 for text in legend.get_texts():

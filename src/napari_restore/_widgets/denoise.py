@@ -160,9 +160,12 @@ class DenoiseWidget(ModelFileActions, Container):
         if layer is None or layer.data.ndim < 3:
             return [("—", 0)]
         labels = self._viewer.dims.axis_labels[-layer.data.ndim :]
-        return [
-            (f"{i}: {labels[i]} ({layer.data.shape[i]})", i) for i in range(layer.data.ndim - 2)
+        # napari's default labels are just numbers ("-3"): name those by position instead.
+        names = [
+            f"axis {i}" if label.lstrip("-").isdigit() else f"{i}: {label}"
+            for i, label in enumerate(labels)
         ]
+        return [(f"{names[i]} ({layer.data.shape[i]})", i) for i in range(layer.data.ndim - 2)]
 
     def _model_choices(self, *_: Any) -> list[str]:
         return [THIS_DOCK, *SESSION_MODELS.names(TASK), FROM_FILE]
