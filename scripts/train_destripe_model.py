@@ -31,6 +31,18 @@ base channels, depth        1 thread      2 threads
 
 Hence the defaults: base 16, depth 4 (the paper's four levels), one thread: about 8000-9000
 steps in three hours.
+
+How the shipped model was trained (no GPU was lent to this project's sessions, so on the 2-core
+CPU, one torch thread, in two phases)::
+
+    # phase 1: steps 0-4098, additive and multiplicative stripes (schedule planned to 13527)
+    python scripts/train_destripe_model.py ../shared/data --minutes 180 --threads 1
+    # phase 2: multiplicative stripes only, cosine schedule re-planned to end at step 9200
+    python scripts/train_destripe_model.py ../shared/data --resume --modes multiplicative \
+        --steps 9200 --minutes 86 --threads 1
+
+Phase 2 exists because bright additive stripes taught the network to darken bright structures
+on real light-sheet images (SmartSPIM, SPIM): real stripes are shadows, i.e. attenuation.
 """
 
 from __future__ import annotations
@@ -217,7 +229,7 @@ def model_card(meta: dict[str, Any], evaluation: dict[str, Any]) -> str:
         "",
         "ResCBAM U-Net (Wei et al., Biomed. Opt. Express 13(3), 1292, 2022) trained by "
         "`scripts/train_destripe_model.py` on clean fluorescence images with synthetic stripes "
-        "(regular, Gaussian and tilted; additive and multiplicative) drawn on the fly.",
+        f"(regular, Gaussian and tilted; {' and '.join(cfg['modes'])}) drawn on the fly.",
         "",
         f"- network: {meta['architecture']}",
         f"- steps: {meta['steps']}, patch {cfg['patch_size']}, batch {cfg['batch_size']}, "

@@ -53,6 +53,11 @@ def run(args: argparse.Namespace) -> int:
             images[f"destriped_{kind}"] = restored
             rows.append((f"destriped ({kind}, {seconds:.1f} s)", compute_metrics(restored, clean)))
     print(format_table(rows))
+    if have_model:
+        print(
+            "(this stack is among the built-in model's training images; docs/destripe.md reports "
+            "images it never saw)"
+        )
     if args.out:
         for name, data in images.items():
             write_image(args.out / f"{name}.tif", data)
