@@ -36,7 +36,8 @@ How the shipped model was trained (no GPU was lent to this project's sessions, s
 CPU, one torch thread, in two phases)::
 
     # phase 1: steps 0-4098, additive and multiplicative stripes (schedule planned to 13527)
-    python scripts/train_destripe_model.py ../shared/data --minutes 180 --threads 1
+    python scripts/train_destripe_model.py ../shared/data --minutes 180 --threads 1 \
+        --modes additive multiplicative
     # phase 2: multiplicative stripes only, cosine schedule re-planned to end at step 9200
     python scripts/train_destripe_model.py ../shared/data --resume --modes multiplicative \
         --steps 9200 --minutes 86 --threads 1

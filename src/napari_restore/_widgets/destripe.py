@@ -65,6 +65,8 @@ class DestripeWidget(Container):
         )
         self.device, self.device_info, device_row = device_chooser()
         self.output_dtype = ComboBox(label="output dtype", choices=["input", "float32"])
+        from napari_restore.engine.destripe_infer import CPU_TILE
+
         self.tile = SpinBox(
             label="tile (0 = auto)",
             value=0,
@@ -72,7 +74,7 @@ class DestripeWidget(Container):
             max=8192,
             step=64,
             tooltip="Tile edge in pixels; tiles overlap and are blended. Auto sizes them from "
-            "free GPU memory (1024 on the CPU).",
+            f"free GPU memory ({CPU_TILE} on the CPU).",
         )
         self.run_button = PushButton(text="Destripe")
         self.progress, self.status, self.cancel_button, status = status_row()
