@@ -127,6 +127,7 @@ def config_from_args(args: argparse.Namespace, steps: int) -> DestripeTrainConfi
         device=args.device,
         lr_schedule="cosine",
         modes=tuple(args.modes),
+        clean_fraction=args.clean_fraction,
         vgg_weights=str(args.vgg_weights) if args.vgg_weights else None,
     )
 
@@ -284,6 +285,13 @@ def main(argv: list[str] | None = None) -> int:
         "network that also learns bright additive stripes darkens the bright gaps between real "
         "shadows)",
     )
+    p.add_argument(
+        "--clean-fraction",
+        type=float,
+        default=0.0,
+        help="share of training patches left without stripes (teaches the network to leave "
+        "stripe-free structures alone)",
+    )
     p.add_argument("--vgg-weights", type=Path, default=None)
     p.add_argument("--val-patches", type=int, default=32)
     p.add_argument("--val-every", type=int, default=250)
@@ -312,7 +320,7 @@ def main(argv: list[str] | None = None) -> int:
     deadline = started + 60 * args.minutes
     if args.resume:
         # Continues to the step count planned by the first run (or --steps), within --minutes.
-        more: dict[str, Any] = {"modes": tuple(args.modes)}
+        more: dict[str, Any] = {"modes": tuple(args.modes), "clean_fraction": args.clean_fraction}
         if args.steps is not None:
             more["steps"] = args.steps
         trainer = DestripeTrainer.resume(

@@ -52,6 +52,7 @@ def test_train_then_destripe(files, capsys):
     assert [d["name"] for d in meta["data"]] == ["clean2d.tif", "stack.tif"]
     assert meta["training"]["config"]["base_channels"] == 4
     assert meta["validation"]["psnr"] is not None
+    assert meta["training"]["config"]["clean_fraction"] == 0.0
     assert (files / "model.safetensors").is_file()
 
     # Continue training: the model's settings are kept, the step count goes on.
@@ -97,6 +98,15 @@ def test_perceptual_weight_without_vgg_weights(files, capsys, monkeypatch):
     assert "--vgg-weights PATH" in err and "--perceptual-weight 0" in err
     assert "Traceback" not in err
     assert not list(files.glob("model*"))
+
+
+def test_clean_fraction_is_recorded_and_checked(files, capsys):
+    assert train(files, "--clean-fraction", "0.25", "-o", str(files / "m")) == 0
+    meta = json.loads((files / "m.json").read_text())
+    assert meta["training"]["config"]["clean_fraction"] == 0.25
+    assert train(files, "--clean-fraction", "1.5", "-o", str(files / "bad")) == 2
+    assert "clean_fraction" in capsys.readouterr().err
+    assert not list(files.glob("bad*"))
 
 
 def test_errors_leave_no_output(files, capsys):

@@ -67,6 +67,29 @@ def test_pairs_have_stripes_and_stay_in_scale(images):
     np.testing.assert_allclose(s.planes[1], (images[2][1] - lo) / (hi - lo), rtol=1e-5)
 
 
+def test_clean_fraction_leaves_some_patches_without_stripes(images):
+    trainer = DestripeTrainer(images, tiny_config(clean_fraction=0.5))
+    x, y = trainer._pairs(np.random.default_rng(3), trainer.sources, 200)
+    unchanged = (x == y).reshape(200, -1).all(axis=1)
+    # Stripe-free pairs are exact copies (target = input); the others are all degraded.
+    assert 70 < unchanged.sum() < 130
+    assert (np.abs(x - y).reshape(200, -1).max(axis=1)[~unchanged] > 0).all()
+    meta = trainer.metadata()
+    assert meta["training"]["config"]["clean_fraction"] == 0.5
+
+
+def test_clean_fraction_zero_keeps_the_stream_of_pairs(images):
+    # Runs without stripe-free patches draw exactly what they drew before the option existed.
+    trainer = DestripeTrainer(images, tiny_config())
+    x, y = trainer._pairs(np.random.default_rng(5), trainer.sources, 8)
+    rng = np.random.default_rng(5)
+    clean = [trainer._patch(rng, trainer.sources) for _ in range(8)]
+    mix, modes = check_mix(trainer.config.stripe_mix, trainer.config.modes)
+    striped = [random_degradation(rng, c, mix, modes) for c in clean]
+    np.testing.assert_array_equal(y[:, 0], np.stack(clean))
+    np.testing.assert_array_equal(x[:, 0], np.stack(striped))
+
+
 def test_random_degradation_modes_and_types():
     rng = np.random.default_rng(0)
     clean = np.full((40, 40), 0.5, np.float32)
@@ -241,6 +264,8 @@ def test_perceptual_loss_with_vgg_weights(images, tmp_path, monkeypatch):
         ({"learning_rate": 0.0}, "learning_rate"),
         ({"lr_schedule": "step"}, "lr_schedule"),
         ({"batch_size": 0}, "batch_size"),
+        ({"clean_fraction": 1.0}, "clean_fraction"),
+        ({"clean_fraction": -0.1}, "clean_fraction"),
     ],
 )
 def test_config_is_validated(changes, match):

@@ -129,6 +129,7 @@ def test_train_stop_continue_save_load_and_use_in_destripe(viewer, qtbot, clean,
     trainer_dock = open_training(viewer)
     trainer_dock.images.value = [viewer.layers["clean"]]
     trainer_dock.steps.value = 100_000
+    trainer_dock.clean_fraction.value = 0.25
     trainer_dock.train_button.clicked.emit()
     qtbot.waitUntil(
         lambda: trainer_dock.trainer is not None and trainer_dock.trainer.step >= 3,
@@ -138,6 +139,7 @@ def test_train_stop_continue_save_load_and_use_in_destripe(viewer, qtbot, clean,
     wait_idle(qtbot, trainer_dock)
     assert "stopped" in trainer_dock.status.value
     stopped_at = trainer_dock.trainer.step
+    assert trainer_dock.trainer.config.clean_fraction == 0.25
     assert trainer_dock.curves.losses["total"][1], "losses were plotted"
     assert set(trainer_dock.curves.losses) == {"total", "mae", "perceptual"}
 

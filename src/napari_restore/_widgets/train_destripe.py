@@ -73,6 +73,15 @@ class TrainDestripeWidget(ModelFileActions, Container):
             text="multiplicative", value="multiplicative" in defaults.modes
         )
         modes = _row(self.additive, self.multiplicative, label="stripe modes")
+        self.clean_fraction = FloatSpinBox(
+            label="stripe-free patches",
+            value=defaults.clean_fraction,
+            min=0,
+            max=0.9,
+            step=0.05,
+            tooltip="Share of training patches left without stripes: the network learns to leave "
+            "clean structures alone (0.2-0.3 helps on sparse bright objects).",
+        )
         self.perceptual_weight = FloatSpinBox(
             label="perceptual weight λ",
             value=defaults.perceptual_weight,
@@ -114,6 +123,7 @@ class TrainDestripeWidget(ModelFileActions, Container):
                 self.images,
                 mix,
                 modes,
+                self.clean_fraction,
                 self.perceptual_weight,
                 self.vgg_weights,
                 self.download_vgg,
@@ -171,6 +181,7 @@ class TrainDestripeWidget(ModelFileActions, Container):
             perceptual_weight=self.perceptual_weight.value,
             stripe_mix=(self.mix_regular.value, self.mix_gaussian.value, self.mix_tilted.value),
             modes=modes,
+            clean_fraction=self.clean_fraction.value,
             base_channels=self.base_channels.value,
             depth=self.depth.value,
             seed=self.seed.value,

@@ -137,6 +137,14 @@ def register(sub: argparse._SubParsersAction) -> None:
         default=None,
         help="stripe modes to train on (both)",
     )
+    t.add_argument(
+        "--clean-fraction",
+        type=float,
+        default=None,
+        metavar="F",
+        help="share of patches left without stripes, so the network learns to leave clean "
+        "structures alone (0; 0.2-0.3 helps on sparse objects)",
+    )
     t.add_argument("--base-channels", type=_positive_int, default=None, help="U-Net width (16)")
     t.add_argument("--depth", type=_positive_int, default=None, help="U-Net levels (4)")
     t.add_argument("--seed", type=int, default=None, help="random seed (0)")
@@ -220,6 +228,7 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
         "batch_size": args.batch_size,
         "stripe_mix": tuple(args.mix) if args.mix else None,
         "modes": tuple(args.modes) if args.modes else None,
+        "clean_fraction": args.clean_fraction,
         "base_channels": args.base_channels,
         "depth": args.depth,
         "seed": args.seed,

@@ -74,6 +74,10 @@ class DestripeTrainConfig:
         Relative frequencies of regular, gaussian and tilted stripes.
     modes : tuple of str
         Degradation modes drawn from: ``"additive"`` and/or ``"multiplicative"``.
+    clean_fraction : float
+        Probability, in [0, 1), that a training patch is left without stripes (its target is
+        itself). Such pairs teach the network to leave stripe-free content alone; without them
+        it only ever sees images that need correcting and "corrects" clean structures too.
     base_channels, depth : int
         Width of the first level and number of down-sampling levels of the U-Net.
     reduction : int
@@ -110,6 +114,7 @@ class DestripeTrainConfig:
     perceptual_weight: float = 0.0
     stripe_mix: tuple[float, float, float] = (1.0, 1.0, 1.0)
     modes: tuple[str, ...] = ("additive", "multiplicative")
+    clean_fraction: float = 0.0
     base_channels: int = 16
     depth: int = 4
     reduction: int = 16
@@ -150,6 +155,11 @@ class DestripeTrainConfig:
         if not (math.isfinite(self.perceptual_weight) and self.perceptual_weight >= 0):
             raise RestoreInputError(
                 f"perceptual_weight={self.perceptual_weight!r} must be a number >= 0."
+            )
+        if not (0.0 <= self.clean_fraction < 1.0):
+            raise RestoreInputError(
+                f"clean_fraction={self.clean_fraction!r} must be in [0, 1) (the share of "
+                "training patches left without stripes)."
             )
         if self.lr_schedule not in ("constant", "cosine"):
             raise RestoreInputError(f"lr_schedule={self.lr_schedule!r}: constant or cosine.")
@@ -316,7 +326,16 @@ class DestripeTrainer:
         self, rng: np.random.Generator, sources: list[_Source], n: int
     ) -> tuple[np.ndarray, np.ndarray]:
         clean = np.stack([self._patch(rng, sources) for _ in range(n)])
-        striped = np.stack([random_degradation(rng, c, self._mix, self._modes) for c in clean])
+        keep = self.config.clean_fraction
+        # No draw when keep == 0, so that older runs' streams of pairs stay identical.
+        striped = np.stack(
+            [
+                c
+                if keep > 0 and rng.random() < keep
+                else random_degradation(rng, c, self._mix, self._modes)
+                for c in clean
+            ]
+        )
         return striped[:, None], clean[:, None]
 
     def _make_validation_set(self, sources: list[_Source], rng: np.random.Generator) -> None:
