@@ -117,25 +117,68 @@ def test_existing_outputs_need_overwrite(noisy_tif: Path, tmp_path: Path, capsys
     assert tifffile.imread(out).shape == (16, 32, 32)
 
 
-def test_four_d_files_train_refused_but_denoise_per_channel(tmp_path: Path, capsys) -> None:
+def test_four_d_files_train_a_model_per_channel(tmp_path: Path, capsys) -> None:
+    # (C, T, Y, X): two channels of different brightness, the stack axis is 1.
     ct = np.stack(
-        [simulate_timelapse((16, 20, 20), seed=s, output_dtype="uint16").noisy for s in (1, 2)]
+        [
+            simulate_timelapse((16, 20, 20), photons=p, seed=s, output_dtype="uint16").noisy
+            for s, p in ((1, 2.0), (2, 8.0))
+        ]
     )
     path = tmp_path / "ct.tif"
     tifffile.imwrite(path, ct)
-    err = run_error([str(path), "-o", str(tmp_path / "o.tif"), *TRAIN, "--stack-axis", "1"], capsys)
-    assert "one (T, Y, X) stack" in err
-    channel = tmp_path / "c0.tif"
-    tifffile.imwrite(channel, ct[0])
-    model = tmp_path / "m"
-    assert cli(channel, "-o", tmp_path / "c0d.tif", *TRAIN, "--save-model", model) == 0
-    all_out = tmp_path / "all.tif"
-    assert (
-        cli(path, "-o", all_out, "--model", model, "--stack-axis", 1, "-q", "--device", "cpu") == 0
+    out, model = tmp_path / "o.tif", tmp_path / "m"
+    f32 = ("--dtype", "float32")
+    assert cli(path, "-o", out, *TRAIN, *f32, "--stack-axis", 1, "--save-model", model) == 0
+    denoised = tifffile.imread(out)
+    assert denoised.shape == ct.shape and denoised.dtype == np.float32
+    metas = [json.loads((tmp_path / f"m_{c}.json").read_text()) for c in (0, 1)]
+    assert [m["data"]["source"] for m in metas] == ["ct.tif [axis 0 = 0]", "ct.tif [axis 0 = 1]"]
+    assert [m["data"]["shape"] for m in metas] == [[16, 20, 20]] * 2
+    # Each channel was trained on its own data and denoised with its own model.
+    assert metas[0]["data"]["mean"] == pytest.approx(float(ct[0].mean()))
+    assert metas[1]["data"]["mean"] == pytest.approx(float(ct[1].mean()))
+    for c in (0, 1):
+        net = load_denoise_model(tmp_path / f"m_{c}", "cpu")
+        expected = denoise(ct[c], net, device="cpu", output_dtype="float32")
+        np.testing.assert_allclose(denoised[c], expected, rtol=1e-6)
+
+    # One saved model applies to every channel.
+    both = tmp_path / "both.tif"
+    args = ("--stack-axis", 1, "-q", "--device", "cpu", *f32)
+    assert cli(path, "-o", both, "--model", tmp_path / "m_0.safetensors", *args) == 0
+    one_model = tifffile.imread(both)
+    np.testing.assert_allclose(one_model[0], denoised[0], rtol=1e-6)
+    assert np.abs(one_model[1] - denoised[1]).max() > 1e-3
+
+    # Saved models are checked up front: an existing one stops the run before training.
+    err = run_error(
+        [
+            str(path),
+            "-o",
+            str(tmp_path / "x.tif"),
+            *TRAIN,
+            "--stack-axis",
+            "1",
+            "--save-model",
+            str(model),
+        ],
+        capsys,
     )
-    out = tifffile.imread(tmp_path / "all.tif")
-    assert out.shape == ct.shape and out.dtype == np.uint16
-    np.testing.assert_array_equal(out[0], tifffile.imread(tmp_path / "c0d.tif"))
+    assert "--overwrite" in err and not (tmp_path / "x.tif").exists()
+
+
+def test_a_model_per_stack_must_match_the_stacks(tmp_path: Path) -> None:
+    from napari_restore.engine.denoise_infer import denoise_file
+    from napari_restore.errors import RestoreInputError
+    from napari_restore.models.srdtrans import SRDTrans
+
+    path = tmp_path / "ct.tif"
+    tifffile.imwrite(path, np.zeros((2, 16, 8, 8), np.uint16))
+    net = SRDTrans(patch_t=16, channels=(2, 4, 4, 8), embed_dim=16, heads=2)
+    with pytest.raises(RestoreInputError, match="3 models for 2 stacks"):
+        denoise_file(path, tmp_path / "o.tif", [net] * 3, stack_axis=1, device="cpu")
+    assert not (tmp_path / "o.tif").exists()
 
 
 def test_ctrl_c_ends_training_early_and_keeps_going(

@@ -4,12 +4,19 @@ Either train a network on the noisy input itself (``--train-minutes`` / ``--trai
 clean data is needed) and optionally keep it (``--save-model``), or apply a saved one
 (``--model``). Big files are read lazily and denoised chunk by chunk; the output appears only
 when it is complete.
+
+4D/5D files (e.g. T, C, Y, X with ``--stack-axis 0``) are processed stack by stack: training
+trains one model per stack (each channel has its own structures and intensities), for the
+given minutes or steps each, saved as ``FILE_<index>`` when ``--save-model FILE`` is given, and
+each stack is denoised with its own model; ``--model`` applies one model to every stack.
+Ctrl-C during training ends the current stack's training early and keeps its steps.
 """
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Any
 
 from napari_restore.cli._common import add_overwrite, add_quiet, check_distinct, existing_output
 from napari_restore.errors import RestoreInputError
@@ -37,8 +44,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         type=int,
         default=0,
         metavar="N",
-        help="axis of T or Z in 4D/5D files (other leading axes are denoised one by one); "
-        "default %(default)s",
+        help="axis of T or Z in 4D/5D files; the other leading axes (e.g. channels) are "
+        "processed one by one, and training trains a model for each; default %(default)s",
     )
     g = p.add_argument_group("training")
     g.add_argument("--patch-t", type=int, default=128, help="frames per patch (multiple of 16)")
@@ -74,37 +81,25 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from napari_restore.engine._stacks import resolve_stack_axis
     from napari_restore.engine.denoise_infer import denoise_file, load_denoise_model
     from napari_restore.engine.denoise_train import DenoiseTrainConfig, DenoiseTrainer
     from napari_restore.engine.device import resolve_device
     from napari_restore.engine.model_files import model_paths
-    from napari_restore.engine.progress import run_to_end
     from napari_restore.io import open_image
 
     check_distinct(args.input, args.output)
     existing_output(args.output, args.overwrite)
     training = args.model is None
-    if args.save_model is not None:
-        if not training:
-            raise RestoreInputError("--save-model needs training (--train-minutes/--train-steps).")
-        for path in model_paths(args.save_model):
-            existing_output(path, args.overwrite)
+    if args.save_model is not None and not training:
+        raise RestoreInputError("--save-model needs training (--train-minutes/--train-steps).")
     if args.train_minutes is not None and not args.train_minutes > 0:
         raise RestoreInputError("--train-minutes must be positive.")
     if args.train_steps is not None and args.train_steps < 1:
         raise RestoreInputError("--train-steps must be at least 1.")
     device = resolve_device(args.device)
     image = open_image(args.input)
-    resolve_stack_axis(len(image.shape), args.stack_axis)
 
     if training:
-        if len(image.shape) > 3:
-            raise RestoreInputError(
-                f"{args.input} has shape {tuple(image.shape)}; training runs on one (T, Y, X) "
-                "stack. Save one channel as its own file, train on it with --save-model, then "
-                "denoise the whole file with --model."
-            )
         config = DenoiseTrainConfig(
             patch_t=args.patch_t,
             patch_xy=args.patch_xy,
@@ -116,31 +111,23 @@ def run(args: argparse.Namespace) -> int:
             device=str(device),
             preview_every=0,
         )
-        trainer = DenoiseTrainer(image, config, source=args.input.name)
-        try:
-            summary = run_to_end(
-                trainer.train(steps=args.train_steps, minutes=args.train_minutes),
-                desc="train",
-                progress_bar=not args.quiet,
-            )
-            loss = summary["losses"].get("total", float("nan"))
-            done = f"trained {summary['steps']} steps in {summary['seconds']:.0f} s"
-        except KeyboardInterrupt:
-            if trainer.step == 0:
-                raise
-            # Ctrl-C ends training early; the weights so far are kept and used.
-            loss = trainer.history[-1]["total"] if trainer.history else float("nan")
-            done = f"training stopped by Ctrl-C after {trainer.step} steps"
-        if not args.quiet:
-            print(
-                f"{done} (patch {trainer.patch_t}x{trainer.patch_xy}x{trainer.patch_xy}), "
-                f"loss {loss:.4g}"
-            )
-        if args.save_model is not None:
-            saved = trainer.save(args.save_model)
-            if not args.quiet:
-                print(f"saved model {saved}")
-        model = trainer.model
+        stacks = per_stack(image, args.stack_axis)
+        saves = per_stack_model_paths(args.save_model, stacks)
+        for path in saves:
+            for file in model_paths(path) if path is not None else ():
+                existing_output(file, args.overwrite)
+        models = []
+        for (label, stack), save in zip(stacks, saves, strict=True):
+            if label and not args.quiet:
+                print(f"training on {label.strip()}")
+            trainer = DenoiseTrainer(stack, config, source=f"{args.input.name}{label}")
+            _train(trainer, args)
+            if save is not None:
+                saved = trainer.save(save)
+                if not args.quiet:
+                    print(f"saved model {saved}")
+            models.append(trainer.model)
+        model = models if len(models) > 1 else models[0]
     else:
         model = load_denoise_model(args.model, device)
 
@@ -159,3 +146,58 @@ def run(args: argparse.Namespace) -> int:
     if not args.quiet:
         print(f"wrote {args.output} (shape {tuple(image.shape)})")
     return 0
+
+
+def per_stack(image: Any, stack_axis: int) -> list[tuple[str, Any]]:
+    """``(label, (T, Y, X) stack)`` for every stack of a file: one for 2D/3D data, one per
+    index of the other leading axes (e.g. channels) for 4D/5D data, read lazily."""
+    from napari_restore.engine._stacks import StackView, leading_items, resolve_stack_axis
+
+    shape = tuple(int(s) for s in image.shape)
+    axis = resolve_stack_axis(len(shape), stack_axis)
+    if len(shape) <= 3:
+        return [("", image)]
+    out = []
+    for index in leading_items(shape, axis):
+        where = ", ".join(f"axis {a} = {i}" for a, i in enumerate(index) if isinstance(i, int))
+        out.append((f" [{where}]", StackView(image, index, axis)))
+    return out
+
+
+def per_stack_model_paths(save: Path | None, stacks: list[tuple[str, Any]]) -> list[Path | None]:
+    """Where each stack's model is saved: ``save`` itself for one stack, else ``save`` with the
+    stack's leading indices appended (``srd`` -> ``srd_0``, ``srd_1`` ...; ``srd_0_1`` in 5D)."""
+    if save is None:
+        return [None] * len(stacks)
+    if len(stacks) == 1:
+        return [save]
+    base = save.with_suffix("") if save.suffix in (".safetensors", ".json") else save
+    paths = []
+    for _, view in stacks:
+        tag = "_".join(str(i) for i in view.index if isinstance(i, int))
+        paths.append(base.with_name(f"{base.name}_{tag}"))
+    return paths
+
+
+def _train(trainer: Any, args: argparse.Namespace) -> None:
+    """Run the training of one stack; Ctrl-C ends it early and keeps the steps done."""
+    from napari_restore.engine.progress import run_to_end
+
+    try:
+        summary = run_to_end(
+            trainer.train(steps=args.train_steps, minutes=args.train_minutes),
+            desc="train",
+            progress_bar=not args.quiet,
+        )
+        loss = summary["losses"].get("total", float("nan"))
+        done = f"trained {summary['steps']} steps in {summary['seconds']:.0f} s"
+    except KeyboardInterrupt:
+        if trainer.step == 0:
+            raise
+        loss = trainer.history[-1]["total"] if trainer.history else float("nan")
+        done = f"training stopped by Ctrl-C after {trainer.step} steps"
+    if not args.quiet:
+        print(
+            f"{done} (patch {trainer.patch_t}x{trainer.patch_xy}x{trainer.patch_xy}), "
+            f"loss {loss:.4g}"
+        )

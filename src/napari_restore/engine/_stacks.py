@@ -92,3 +92,44 @@ def leading_items(shape: tuple[int, ...], stack_axis: int) -> list[tuple[Any, ..
             index[a] = int(i)
         items.append(tuple(index))
     return items
+
+
+def with_frames(index: tuple[Any, ...], axis: int, frames: Any) -> tuple[Any, ...]:
+    """``index`` (from :func:`leading_items`) with ``frames`` on the stack axis."""
+    return tuple(frames if a == axis else i for a, i in enumerate(index))
+
+
+class StackView:
+    """Lazy ``(T, Y, X)`` view of one stack of an N-D array (memory-mapped TIFF, zarr, numpy).
+
+    Indexing reads only what is asked for, so training and statistics on one channel of a big
+    file never load the rest.
+
+    Parameters
+    ----------
+    arr : array_like
+        N-D array (``ndim >= 3``) with Y and X last.
+    index : tuple
+        One item of :func:`leading_items`: integers on the other leading axes.
+    axis : int
+        The stack axis (T or Z).
+    """
+
+    def __init__(self, arr: Any, index: tuple[Any, ...], axis: int) -> None:
+        self.arr, self.index, self.axis = arr, index, axis
+        self.shape = (int(arr.shape[axis]), *(int(s) for s in arr.shape[-2:]))
+        self.dtype = np.dtype(arr.dtype)
+        self.ndim = 3
+
+    def __getitem__(self, key: Any) -> np.ndarray:
+        key = key if isinstance(key, tuple) else (key,)
+        if len(key) > 3 or any(k is Ellipsis or k is None for k in key):
+            raise IndexError(f"StackView takes up to 3 plain indices, got {key!r}.")
+        full = list(with_frames(self.index, self.axis, key[0] if key else slice(None)))
+        for j, k in enumerate(key[1:]):
+            full[len(full) - 2 + j] = k
+        return np.asarray(self.arr[tuple(full)])
+
+    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
+        out = self[:]
+        return out if dtype is None else out.astype(dtype)

@@ -34,11 +34,13 @@ import torch
 from torch import nn
 
 from napari_restore.engine._stacks import (
+    StackView,
     as_stack,
     leading_items,
     reflect_index,
     resolve_stack_axis,
     stack_mean,
+    with_frames,
 )
 from napari_restore.engine.device import autocast, module_on, resolve_device
 from napari_restore.engine.model_files import load_model_file
@@ -90,6 +92,21 @@ def _as_model(model: nn.Module | str | os.PathLike[str], device: torch.device) -
     if isinstance(model, nn.Module):
         return module_on(model, device)
     return load_denoise_model(model, device)
+
+
+ModelOrModels = nn.Module | str | os.PathLike[str] | Sequence[nn.Module | str | os.PathLike[str]]
+
+
+def _models_per_stack(model: ModelOrModels, n_stacks: int, device: torch.device) -> list[nn.Module]:
+    """One network per stack: the same one for all, or one each (e.g. a model per channel)."""
+    if isinstance(model, (list, tuple)):
+        if len(model) != n_stacks:
+            raise RestoreInputError(
+                f"{len(model)} models for {n_stacks} stacks: give one model, or one per stack "
+                "(in the order of the leading axes other than the stack axis)."
+            )
+        return [_as_model(m, device) for m in model]
+    return [_as_model(model, device)] * n_stacks
 
 
 def inference_settings(
@@ -230,7 +247,7 @@ def _denoise_one(
 
 def denoise_progress(
     stack: Any,
-    model: nn.Module | str | os.PathLike[str],
+    model: ModelOrModels,
     *,
     stack_axis: int = 0,
     device: str | torch.device = "auto",
@@ -249,8 +266,9 @@ def denoise_progress(
         ``(T, Y, X)`` time-lapse or z-stack; ``(Y, X)`` (a one-frame stack: only sensible with a
         network trained on single frames); or 4D/5D data whose stack axis is ``stack_axis`` and
         whose other leading axes (e.g. channels) are denoised one by one, each with its own mean.
-    model : SRDTrans or path-like
-        The network, or a model file (see :func:`load_denoise_model`).
+    model : SRDTrans or path-like, or a sequence of them
+        The network, or a model file (see :func:`load_denoise_model`); or one per stack of
+        4D/5D data, in the order of the other leading axes (e.g. a model per channel).
     stack_axis : int
         Axis of T or Z for 4D/5D data (any leading axis; the last two are Y and X). Default 0.
     device : str or torch.device
@@ -285,12 +303,12 @@ def denoise_progress(
         raise RestoreInputError(f"The image has shape {shape}; SRDTrans denoises stacks (T, Y, X).")
     axis = resolve_stack_axis(len(shape), stack_axis)
     dev = resolve_device(device)
-    net = _as_model(model, dev)
     # Every index selects one (T, Y, X) stack: the stack axis is the only leading axis kept.
     items = leading_items(shape, axis) if len(shape) > 3 else [None]
+    nets = _models_per_stack(model, len(items), dev)
     out = np.empty(shape, dtype=dtype)
     done, per_item = 0, 0
-    for n, index in enumerate(items):
+    for n, (index, net) in enumerate(zip(items, nets, strict=True)):
         sub = as_stack(stack if index is None else stack[index])
         settings = inference_settings(
             net, sub.shape, dev, tile=tile, overlap=overlap, batch_size=batch_size
@@ -373,14 +391,10 @@ def _time_window(length: int, ramp: int, first: bool, last: bool) -> np.ndarray:
     return w
 
 
-def _with_frames(index: tuple[Any, ...], axis: int, start: int, stop: int) -> tuple[Any, ...]:
-    return tuple(slice(start, stop) if a == axis else i for a, i in enumerate(index))
-
-
 def denoise_file_progress(
     input_path: str | os.PathLike[str],
     output_path: str | os.PathLike[str],
-    model: nn.Module | str | os.PathLike[str],
+    model: ModelOrModels,
     *,
     stack_axis: int = 0,
     chunk_t: int | None = None,
@@ -404,8 +418,8 @@ def denoise_file_progress(
     ----------
     input_path, output_path : path-like
         Noisy input and denoised output (``.tif``, ``.zarr``, ``.ome.zarr`` or ``.npy``).
-    model : SRDTrans or path-like
-        The network or its model file.
+    model : SRDTrans or path-like, or a sequence of them
+        The network or its model file; or one per stack (see :func:`denoise_progress`).
     stack_axis : int
         Axis of T or Z (for 4D/5D files; other leading axes are processed one by one).
     chunk_t : int, optional
@@ -451,8 +465,9 @@ def denoise_file_progress(
         return Path(output_path)
     axis = resolve_stack_axis(len(shape), stack_axis)
     dev = resolve_device(device)
-    net = _as_model(model, dev)
-    pt = int(net.patch_t)
+    items = leading_items(shape, axis)
+    nets = _models_per_stack(model, len(items), dev)
+    pt = max(int(net.patch_t) for net in nets)
     n_frames = shape[axis]
     frame_voxels = shape[-1] * shape[-2]
     if chunk_t is None:
@@ -461,26 +476,25 @@ def denoise_file_progress(
         raise RestoreInputError(f"chunk_t={chunk_t} must be at least 2 * patch_t = {2 * pt}.")
     seam = pt // 2
     starts = tile_starts(n_frames, chunk_t, seam)
-    items = leading_items(shape, axis)
-    settings = inference_settings(
-        net,
-        (min(n_frames, chunk_t), *shape[-2:]),
-        dev,
-        tile=tile,
-        overlap=overlap,
-        batch_size=batch_size,
-    )
     units = len(items) * len(starts)
     unit = 0
     with PlaneWriter(output_path, shape, dtype) as writer:
-        for index in items:
-            view = as_stack(_FramesView(arr, index, axis, n_frames), str(input_path))
+        for index, net in zip(items, nets, strict=True):
+            settings = inference_settings(
+                net,
+                (min(n_frames, chunk_t), *shape[-2:]),
+                dev,
+                tile=tile,
+                overlap=overlap,
+                batch_size=batch_size,
+            )
+            view = as_stack(StackView(arr, index, axis), str(input_path))
             mean = stack_mean(view)
             acc: np.ndarray | None = None  # weighted sums of frames [acc_start, ...)
             acc_start = 0
             for k, s in enumerate(starts):
                 e = min(n_frames, s + chunk_t)
-                block = np.asarray(arr[_with_frames(index, axis, s, e)])
+                block = np.asarray(arr[with_frames(index, axis, slice(s, e))])
                 gen = _denoise_one(block, net, settings, dev, amp, intensity, mean)
                 while True:
                     try:
@@ -509,27 +523,17 @@ def denoise_file_progress(
                 if done_to > acc_start:
                     n = done_to - acc_start
                     final = acc[:n] / wsum[:n, None, None]
-                    writer[_with_frames(index, axis, acc_start, done_to)] = _cast(final, dtype)
+                    writer[with_frames(index, axis, slice(acc_start, done_to))] = _cast(
+                        final, dtype
+                    )
                     acc, wsum, acc_start = acc[n:], wsum[n:], done_to
     return Path(output_path)
-
-
-class _FramesView:
-    """``(T, Y, X)`` view of one stack of an N-D array that reads frames on indexing."""
-
-    def __init__(self, arr: Any, index: tuple[Any, ...], axis: int, n_frames: int) -> None:
-        self.arr, self.index, self.axis = arr, index, axis
-        self.shape = (n_frames, *arr.shape[-2:])
-        self.dtype = arr.dtype
-
-    def __getitem__(self, key: slice) -> np.ndarray:
-        return np.asarray(self.arr[_with_frames(self.index, self.axis, key.start, key.stop)])
 
 
 def denoise_file(
     input_path: str | os.PathLike[str],
     output_path: str | os.PathLike[str],
-    model: nn.Module | str | os.PathLike[str],
+    model: ModelOrModels,
     *,
     stack_axis: int = 0,
     chunk_t: int | None = None,
