@@ -217,12 +217,30 @@ def test_stopped_file_job_leaves_no_output(net, tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.tif"]
 
 
+def test_default_tile_is_the_same_on_every_device(net):
+    # CBAM pools over a tile, so the tile is part of the result: the default must not depend on
+    # the device (only the batch does).
+    from napari_restore.engine.destripe_infer import DEFAULT_TILE, tile_settings_for
+
+    cpu = tile_settings_for(net, torch.device("cpu"))
+    assert cpu.tile == (DEFAULT_TILE, DEFAULT_TILE) == (256, 256)
+    assert cpu.overlap == (32, 32) and cpu.batch_size == 1
+    image = load_sample("nuclei")[:300, :280]
+    np.testing.assert_array_equal(
+        destripe(image, net, device="cpu"), destripe(image, net, device="cpu", tile=DEFAULT_TILE)
+    )
+
+
 @pytest.mark.gpu
 def test_cuda_bf16_matches_cpu(net, striped):
     cpu = destripe(striped, net, device="cpu", output_dtype="float32", tile=64)
     gpu = destripe(striped, net, device="cuda:0", output_dtype="float32", tile=64)
     # bf16 activations: agreement to a small fraction of the range.
     assert np.abs(cpu - gpu).max() < 0.02 * np.ptp(cpu)
+    from napari_restore.engine.destripe_infer import DEFAULT_TILE, tile_settings_for
+
+    settings = tile_settings_for(net, torch.device("cuda:0"))
+    assert settings.tile == (DEFAULT_TILE, DEFAULT_TILE) and settings.batch_size > 1
 
 
 def test_public_api_is_lazy_and_complete():

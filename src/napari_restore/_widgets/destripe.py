@@ -65,7 +65,7 @@ class DestripeWidget(Container):
         )
         self.device, self.device_info, device_row = device_chooser()
         self.output_dtype = ComboBox(label="output dtype", choices=["input", "float32"])
-        from napari_restore.engine.destripe_infer import CPU_TILE
+        from napari_restore.engine.destripe_infer import DEFAULT_TILE
 
         self.tile = SpinBox(
             label="tile (0 = auto)",
@@ -73,8 +73,9 @@ class DestripeWidget(Container):
             min=0,
             max=8192,
             step=64,
-            tooltip="Tile edge in pixels; tiles overlap and are blended. Auto sizes them from "
-            f"free GPU memory ({CPU_TILE} on the CPU).",
+            tooltip="Tile edge in pixels; tiles overlap and are blended. Auto: "
+            f"{DEFAULT_TILE} px on every device (the network's attention pools over a tile, so "
+            "the tile size changes the result; a GPU runs more tiles at once instead).",
         )
         self.run_button = PushButton(text="Destripe")
         self.progress, self.status, self.cancel_button, status = status_row()

@@ -9,10 +9,11 @@ The network removes horizontal stripes (along x); vertical stripes are handled b
 each plane, and ``direction="auto"`` decides from the power spectrum
 (:func:`detect_stripe_direction`).
 
-CBAM's channel attention pools over a whole input, so a tile's result depends a little on the
-tile's content: tiles should not be smaller than the training patches (128 px by default); the
-default tiles (512 px on the CPU, larger on GPUs) are well above that, and the blending of the
-overlaps hides what remains.
+CBAM's channel attention pools over a whole input, so the tile size is part of what the network
+sees: a tile much larger than the training patches (128 px) dilutes those statistics (on sparse
+objects on black, with mostly background, the network then over-corrects). The default tile is
+therefore :data:`DEFAULT_TILE` (256 px) on every device, so results do not depend on the
+hardware; a GPU gets its speed from large batches of such tiles, not from larger tiles.
 """
 
 from __future__ import annotations
@@ -57,10 +58,14 @@ GROUP_VOXELS = 16 * 1024 * 1024
 # Estimated peak inference memory per input voxel and per base channel (float32 activations
 # alive at once across the U-Net levels, with a margin); sizes tiles from free GPU memory.
 BYTES_PER_VOXEL_PER_CHANNEL = 64
-# CPU tiles: smaller tiles stay in cache. 2048² image, 1 thread, s/MP: 256 px 2.6, 384 px 2.5,
-# 512 px 2.6, 768 px 3.5, 1024 px 4.2 (balanced tiles, overlap 1/8). 512 keeps CBAM's pooling
-# over a region 4x the training patch.
-CPU_TILE = 512
+# Default tile edge on every device: twice the training patch. Built-in model on the held-out
+# benchmark crops (mean PSNR dB, regular / Gaussian / tilted stripes): tiles of 512 px 32.3 /
+# 33.9 / 33.1, 256 px 32.9 / 34.9 / 34.1 (192 px the same within 0.1 dB; 128 px worse on
+# light-sheet planes). CPU speed, 2048² image, 1 thread, s/MP: 256 px 2.6, 384 px 2.5,
+# 512 px 2.6, 768 px 3.5, 1024 px 4.2 (balanced tiles, overlap 1/8).
+DEFAULT_TILE = 256
+# Most tiles in one batch on a GPU (256 px tiles: about 4 GiB of activations for 64).
+MAX_GPU_BATCH = 64
 
 
 def builtin_model_path() -> Path:
@@ -240,9 +245,9 @@ def tile_settings_for(
 ) -> TileSettings:
     """Tile size, overlap and batch size for a network on a device.
 
-    Defaults: tiles of :data:`CPU_TILE` (512) px on the CPU/MPS, and on CUDA the largest edge
-    (up to 2048) whose estimated activations fit half the free memory; overlap an eighth of
-    the tile (at least 32 px); batch 1 on the CPU, on CUDA as many tiles as fit (up to 16).
+    Defaults: tiles of :data:`DEFAULT_TILE` (256) px on every device (smaller only if a GPU
+    has not the memory for one); overlap an eighth of the tile (at least 32 px); batch 1 on the
+    CPU, on CUDA as many tiles as fit in half the free memory (up to :data:`MAX_GPU_BATCH`).
     """
     multiple = int(getattr(net, "multiple", 16))
     arch = net.architecture() if hasattr(net, "architecture") else {}
@@ -250,7 +255,7 @@ def tile_settings_for(
     bytes_per_voxel = BYTES_PER_VOXEL_PER_CHANNEL * base
     if tile is None:
         tile = auto_tile_size(
-            device, bytes_per_voxel, multiple=multiple, default=CPU_TILE, largest=2048
+            device, bytes_per_voxel, multiple=multiple, default=DEFAULT_TILE, largest=DEFAULT_TILE
         )
     if tile < multiple:
         raise RestoreInputError(f"tile={tile} is smaller than the network's multiple {multiple}.")
@@ -261,7 +266,7 @@ def tile_settings_for(
     if batch_size is None:
         free = free_memory_bytes(device)
         per_tile = bytes_per_voxel * tile * tile
-        batch_size = 1 if free is None else int(max(1, min(16, 0.5 * free // per_tile)))
+        batch_size = 1 if free is None else int(max(1, min(MAX_GPU_BATCH, 0.5 * free // per_tile)))
     if batch_size < 1:
         raise RestoreInputError(f"batch_size={batch_size} must be >= 1.")
     return TileSettings((tile, tile), (overlap, overlap), batch_size, (multiple, multiple))
