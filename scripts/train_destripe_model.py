@@ -114,7 +114,7 @@ def load_training_images(data: Path) -> tuple[list[np.ndarray], list[str]]:
 def config_from_args(args: argparse.Namespace, steps: int) -> DestripeTrainConfig:
     return DestripeTrainConfig(
         steps=steps,
-        learning_rate=args.lr,
+        learning_rate=args.lr if args.lr is not None else 1e-3,
         batch_size=args.batch_size,
         patch_size=args.patch_size,
         perceptual_weight=args.perceptual_weight,
@@ -125,7 +125,7 @@ def config_from_args(args: argparse.Namespace, steps: int) -> DestripeTrainConfi
         val_every=args.val_every,
         preview_every=0,
         device=args.device,
-        lr_schedule="cosine",
+        lr_schedule=args.lr_schedule or "cosine",
         modes=tuple(args.modes),
         clean_fraction=args.clean_fraction,
         vgg_weights=str(args.vgg_weights) if args.vgg_weights else None,
@@ -274,7 +274,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--depth", type=int, default=4)
     p.add_argument("--patch-size", type=int, default=128)
     p.add_argument("--batch-size", type=int, default=8)
-    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--lr", type=float, default=None, help="Adam learning rate (1e-3; resume: kept)")
+    p.add_argument(
+        "--lr-schedule",
+        choices=["cosine", "constant"],
+        default=None,
+        help="cosine (default) or constant (resume: kept unless given)",
+    )
     p.add_argument("--perceptual-weight", type=float, default=0.0)
     p.add_argument(
         "--modes",
@@ -323,6 +329,10 @@ def main(argv: list[str] | None = None) -> int:
         more: dict[str, Any] = {"modes": tuple(args.modes), "clean_fraction": args.clean_fraction}
         if args.steps is not None:
             more["steps"] = args.steps
+        if args.lr is not None:
+            more["learning_rate"] = args.lr
+        if args.lr_schedule is not None:
+            more["lr_schedule"] = args.lr_schedule
         trainer = DestripeTrainer.resume(
             checkpoint, images, names=names, device=args.device, **more
         )
