@@ -75,6 +75,9 @@ TRAINING_FILES: dict[str, str] = {
     "widefield_u2os_bbbc022.tif": "CC0 (BBBC022); 3 channels used as separate images",
     "confocal_maize_stem_legland.tif": "CC-BY-4.0, David Legland",
     "widefield_nucleosome_cellprofiler.png": "BSD-3-Clause (CellProfiler examples)",
+    # Phase 3 on: more sparse widefield nuclei and a dense light-sheet time-lapse, for variety.
+    "timelapse_cancer_cell_migration.tif": "CC-BY-4.0, J.-Y. Tinevez & G. Jacquemet",
+    "lsfm_tribolium_timelapse_calibzapw.tif": "BSD-3-Clause (napari-pyclesperanto-assistant)",
 }
 HELD_OUT_FILES: dict[str, str] = {
     "widefield_fly_nuclei_cellprofiler.tif": "BSD-3-Clause (held out: unseen image)",
