@@ -273,6 +273,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--steps", type=int, default=None, help="steps (default: fit the budget)")
     p.add_argument("--checkpoint-minutes", type=float, default=10.0)
     p.add_argument("--resume", action="store_true", help="continue from the checkpoint")
+    p.add_argument(
+        "--snapshots",
+        action="store_true",
+        help="also keep every checkpoint as <out>_step<N> (for scripts/average_destripe_models.py)",
+    )
     p.add_argument("--base-channels", type=int, default=16)
     p.add_argument("--depth", type=int, default=4)
     p.add_argument("--patch-size", type=int, default=128)
@@ -377,6 +382,8 @@ def main(argv: list[str] | None = None) -> int:
                 )
             if now - last_checkpoint > 60 * args.checkpoint_minutes:
                 trainer.save(checkpoint)
+                if args.snapshots:
+                    trainer.save(args.out.with_name(f"{args.out.name}_step{trainer.step}"))
                 last_checkpoint = now
                 print(f"checkpoint {checkpoint} at step {trainer.step}", flush=True)
             if now > deadline:
