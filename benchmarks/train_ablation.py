@@ -9,7 +9,7 @@ for the shipped model (the VGG-19 weights are not available offline here; with t
 Same data, seed, step count and cosine schedule for every variant, so the benchmark compares
 designs, not training luck::
 
-    python benchmarks/train_ablation.py ../shared/data --steps 1000 --out out/ablation
+    python benchmarks/train_ablation.py ../shared/data --steps 600 --extra-data --out out/ablation
     python benchmarks/bench_destripe.py --ablation out/ablation/*.safetensors
 """
 
@@ -31,13 +31,13 @@ VARIANTS: dict[str, dict[str, bool]] = {
 }
 
 
-def _training_images(data: Path) -> tuple[list, list[str]]:
+def _training_images(data: Path, extra: bool) -> tuple[list, list[str]]:
     """The shipped model's training images (same loader as scripts/train_destripe_model.py)."""
     script = Path(__file__).resolve().parents[1] / "scripts" / "train_destripe_model.py"
     spec = importlib.util.spec_from_file_location("train_destripe_model", script)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    return module.load_training_images(data)
+    return module.load_training_images(data, extra=extra)
 
 
 def main() -> None:
@@ -48,9 +48,14 @@ def main() -> None:
     p.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
     p.add_argument("--perceptual-weight", type=float, default=0.0)
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument(
+        "--extra-data",
+        action="store_true",
+        help="also the training script's EXTRA_TRAINING_FILES (the stored ablation used them)",
+    )
     args = p.parse_args()
     torch.set_num_threads(args.threads)
-    images, names = _training_images(args.data)
+    images, names = _training_images(args.data, args.extra_data)
     args.out.mkdir(parents=True, exist_ok=True)
     for name in args.variants:
         config = DestripeTrainConfig(
