@@ -135,7 +135,7 @@ def config_from_args(args: argparse.Namespace, steps: int) -> DestripeTrainConfi
         device=args.device,
         lr_schedule=args.lr_schedule or "cosine",
         modes=tuple(args.modes),
-        clean_fraction=args.clean_fraction,
+        clean_fraction=args.clean_fraction or 0.0,
         vgg_weights=str(args.vgg_weights) if args.vgg_weights else None,
     )
 
@@ -307,9 +307,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--clean-fraction",
         type=float,
-        default=0.0,
+        default=None,
         help="share of training patches left without stripes (teaches the network to leave "
-        "stripe-free structures alone)",
+        "stripe-free structures alone; 0; resume: kept unless given)",
     )
     p.add_argument("--extra-data", action="store_true", help="also train on EXTRA_TRAINING_FILES")
     p.add_argument("--vgg-weights", type=Path, default=None)
@@ -340,7 +340,9 @@ def main(argv: list[str] | None = None) -> int:
     deadline = started + 60 * args.minutes
     if args.resume:
         # Continues to the step count planned by the first run (or --steps), within --minutes.
-        more: dict[str, Any] = {"modes": tuple(args.modes), "clean_fraction": args.clean_fraction}
+        more: dict[str, Any] = {"modes": tuple(args.modes)}
+        if args.clean_fraction is not None:
+            more["clean_fraction"] = args.clean_fraction
         if args.steps is not None:
             more["steps"] = args.steps
         if args.lr is not None:

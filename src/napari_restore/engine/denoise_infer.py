@@ -494,7 +494,7 @@ def denoise_file_progress(
             acc_start = 0
             for k, s in enumerate(starts):
                 e = min(n_frames, s + chunk_t)
-                block = np.asarray(arr[with_frames(index, axis, slice(s, e))])
+                block = view[s:e]
                 gen = _denoise_one(block, net, settings, dev, amp, intensity, mean)
                 while True:
                     try:
