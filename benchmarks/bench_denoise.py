@@ -28,10 +28,10 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from napari_restore.engine.denoise_infer import denoise
-from napari_restore.engine.denoise_train import DenoiseTrainConfig, DenoiseTrainer
-from napari_restore.engine.device import describe_device, resolve_device
-from napari_restore.engine.progress import run_to_end
+from napari_restore.core.device import describe_device, resolve_device
+from napari_restore.core.progress import run_to_end
+from napari_restore.denoise.infer import denoise
+from napari_restore.denoise.train import DenoiseTrainConfig, DenoiseTrainer
 from napari_restore.metrics import compute_metrics
 from synthetic_timelapse import synthetic_timelapse
 

@@ -6,13 +6,13 @@ import numpy as np
 import pytest
 import torch
 
-from napari_restore.engine.denoise_infer import load_denoise_model
-from napari_restore.engine.denoise_train import (
+from napari_restore.core.progress import run_to_end
+from napari_restore.denoise.infer import load_denoise_model
+from napari_restore.denoise.train import (
     DenoiseTrainConfig,
     DenoiseTrainer,
     effective_patch,
 )
-from napari_restore.engine.progress import run_to_end
 from napari_restore.errors import RestoreInputError
 from napari_restore.simulate.timelapse import simulate_timelapse
 
@@ -207,7 +207,7 @@ def test_invalid_settings_are_refused(kw: dict, match: str) -> None:
 
 @pytest.mark.gpu
 def test_cuda_bf16_training_and_inference(noisy: np.ndarray) -> None:
-    from napari_restore.engine.denoise_infer import denoise
+    from napari_restore.denoise.infer import denoise
 
     trainer = DenoiseTrainer(noisy, tiny_config(device="cuda", preview_every=2))
     progress = list(trainer.train(steps=4))

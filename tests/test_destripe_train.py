@@ -10,15 +10,15 @@ import pytest
 import torch
 
 from napari_restore import load_sample
-from napari_restore.engine.destripe_data import (
+from napari_restore.core.progress import run_to_end
+from napari_restore.destripe.data import (
     NORM_PERCENTILES,
     check_mix,
     intensity_range,
     random_degradation,
 )
-from napari_restore.engine.destripe_infer import load_destripe_model
-from napari_restore.engine.destripe_train import DestripeTrainConfig, DestripeTrainer
-from napari_restore.engine.progress import run_to_end
+from napari_restore.destripe.infer import load_destripe_model
+from napari_restore.destripe.train import DestripeTrainConfig, DestripeTrainer
 from napari_restore.errors import RestoreInputError
 
 

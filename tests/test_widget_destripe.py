@@ -7,9 +7,9 @@ import pytest
 
 from napari_restore._sample_data import load_sample
 from napari_restore._widgets.destripe import BUILTIN, FROM_FILE
-from napari_restore.engine.destripe_infer import builtin_model_path, destripe
-from napari_restore.engine.destripe_train import DestripeTrainConfig, DestripeTrainer
-from napari_restore.engine.progress import run_to_end
+from napari_restore.core.progress import run_to_end
+from napari_restore.destripe.infer import builtin_model_path, destripe
+from napari_restore.destripe.train import DestripeTrainConfig, DestripeTrainer
 from napari_restore.simulate import simulate_stripes
 
 PLUGIN = "napari-restore"

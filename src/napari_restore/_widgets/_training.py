@@ -19,13 +19,13 @@ from matplotlib.figure import Figure
 
 from napari_restore._widgets._common import error_text
 from napari_restore._widgets._plot import _BG, _FG, LinePlot
-from napari_restore.engine.progress import Progress
+from napari_restore.core.progress import Progress
 from napari_restore.errors import RestoreInputError
 
 
 def device_chooser() -> tuple[ComboBox, Label, Container]:
     """A device menu (auto, cpu, cuda:N, mps) and a line saying what "auto" resolves to."""
-    from napari_restore.engine.device import available_devices, describe_device, resolve_device
+    from napari_restore.core.device import available_devices, describe_device, resolve_device
 
     combo = ComboBox(label="device", choices=available_devices(), value="auto")
     using = Label(value="", label="")

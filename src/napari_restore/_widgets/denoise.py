@@ -37,14 +37,14 @@ from napari_restore._widgets._training import (
     TrainingCurves,
     device_chooser,
 )
-from napari_restore.engine.progress import Progress
+from napari_restore.core.progress import Progress
 from napari_restore.errors import RestoreInputError
 
 if TYPE_CHECKING:
     import napari
     from napari.layers import Image
 
-    from napari_restore.engine.denoise_train import DenoiseTrainConfig, DenoiseTrainer
+    from napari_restore.denoise.train import DenoiseTrainConfig, DenoiseTrainer
 
 TASK = "denoise"
 THIS_DOCK = "trained in this dock"
@@ -61,7 +61,7 @@ class DenoiseWidget(ModelFileActions, Container):
     """Dock that trains SRDTrans on a noisy stack and denoises it."""
 
     def __init__(self, napari_viewer: napari.Viewer) -> None:
-        from napari_restore.engine.denoise_train import DenoiseTrainConfig
+        from napari_restore.denoise.train import DenoiseTrainConfig
 
         defaults = DenoiseTrainConfig()
         self._viewer = napari_viewer
@@ -211,7 +211,7 @@ class DenoiseWidget(ModelFileActions, Container):
 
     def config(self) -> DenoiseTrainConfig:
         """The training settings as set in the dock."""
-        from napari_restore.engine.denoise_train import DenoiseTrainConfig
+        from napari_restore.denoise.train import DenoiseTrainConfig
 
         return DenoiseTrainConfig(
             patch_t=self.patch_t.value,
@@ -235,8 +235,8 @@ class DenoiseWidget(ModelFileActions, Container):
 
     def train(self, apply: bool = False) -> None:
         """Train (new or continued) in a worker; with ``apply``, denoise the layer afterwards."""
-        from napari_restore.engine.denoise_infer import denoise_progress
-        from napari_restore.engine.denoise_train import DenoiseTrainer
+        from napari_restore.denoise.infer import denoise_progress
+        from napari_restore.denoise.train import DenoiseTrainer
 
         if self.runner.running:
             return
@@ -329,7 +329,7 @@ class DenoiseWidget(ModelFileActions, Container):
 
     def apply(self, *_: Any) -> None:
         """Denoise the chosen layer in a worker; the result becomes a new layer."""
-        from napari_restore.engine.denoise_infer import denoise_progress
+        from napari_restore.denoise.infer import denoise_progress
 
         if self.runner.running:
             return
@@ -363,7 +363,7 @@ class DenoiseWidget(ModelFileActions, Container):
 
     def load(self, path: Any) -> None:
         """Resume a saved model on the chosen layer (train further, or apply it)."""
-        from napari_restore.engine.denoise_train import DenoiseTrainer
+        from napari_restore.denoise.train import DenoiseTrainer
 
         if self.runner.running:
             raise RestoreInputError("Stop the training before loading another model.")

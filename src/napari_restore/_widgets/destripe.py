@@ -65,7 +65,7 @@ class DestripeWidget(Container):
         )
         self.device, self.device_info, device_row = device_chooser()
         self.output_dtype = ComboBox(label="output dtype", choices=["input", "float32"])
-        from napari_restore.engine.destripe_infer import DEFAULT_TILE
+        from napari_restore.destripe.infer import DEFAULT_TILE
 
         self.tile = SpinBox(
             label="tile (0 = auto)",
@@ -119,7 +119,7 @@ class DestripeWidget(Container):
             self.model_info.value = error_text(err)
 
     def _metadata(self, choice: str) -> dict[str, Any]:
-        from napari_restore.engine.destripe_infer import builtin_model_path
+        from napari_restore.destripe.infer import builtin_model_path
         from napari_restore.engine.model_files import read_model_metadata
 
         if choice == BUILTIN:
@@ -146,7 +146,7 @@ class DestripeWidget(Container):
     # -- run ----------------------------------------------------------------------------------
     def run(self, *_: Any) -> None:
         """Destripe the chosen layer in a worker; the result becomes a new layer."""
-        from napari_restore.engine.destripe_infer import destripe_progress
+        from napari_restore.destripe.infer import destripe_progress
 
         if self.runner.running:
             return

@@ -36,13 +36,13 @@ from napari_restore._widgets._training import (
     TrainingCurves,
     device_chooser,
 )
-from napari_restore.engine.progress import Progress
+from napari_restore.core.progress import Progress
 from napari_restore.errors import RestoreInputError
 
 if TYPE_CHECKING:
     import napari
 
-    from napari_restore.engine.destripe_train import DestripeTrainConfig, DestripeTrainer
+    from napari_restore.destripe.train import DestripeTrainConfig, DestripeTrainer
 
 
 def _row(*widgets: Any, label: str) -> Container:
@@ -55,7 +55,7 @@ class TrainDestripeWidget(ModelFileActions, Container):
     """Dock that trains a destriping network on clean image layers."""
 
     def __init__(self, napari_viewer: napari.Viewer) -> None:
-        from napari_restore.engine.destripe_train import DestripeTrainConfig
+        from napari_restore.destripe.train import DestripeTrainConfig
 
         defaults = DestripeTrainConfig()
         self._viewer = napari_viewer
@@ -165,7 +165,7 @@ class TrainDestripeWidget(ModelFileActions, Container):
 
     def config(self) -> DestripeTrainConfig:
         """The training settings as set in the dock."""
-        from napari_restore.engine.destripe_train import DestripeTrainConfig
+        from napari_restore.destripe.train import DestripeTrainConfig
 
         modes = tuple(
             m
@@ -208,7 +208,7 @@ class TrainDestripeWidget(ModelFileActions, Container):
 
     def train(self, *_: Any) -> None:
         """Train (a new model, or continue the current one) in a worker."""
-        from napari_restore.engine.destripe_train import DestripeTrainer
+        from napari_restore.destripe.train import DestripeTrainer
 
         if self.runner.running:
             return
@@ -281,7 +281,7 @@ class TrainDestripeWidget(ModelFileActions, Container):
 
     def load(self, path: Any) -> None:
         """Resume a saved model: training continues on the chosen layers."""
-        from napari_restore.engine.destripe_train import DestripeTrainer
+        from napari_restore.destripe.train import DestripeTrainer
 
         if self.runner.running:
             raise RestoreInputError("Stop the training before loading another model.")

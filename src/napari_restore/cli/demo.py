@@ -25,8 +25,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from napari_restore._sample_data import load_sample
     from napari_restore.cli.metrics import format_table
-    from napari_restore.engine.destripe_infer import builtin_model_path, destripe
-    from napari_restore.engine.device import describe_device, resolve_device
+    from napari_restore.core.device import describe_device, resolve_device
+    from napari_restore.destripe.infer import builtin_model_path, destripe
     from napari_restore.io import write_image
     from napari_restore.metrics import compute_metrics
     from napari_restore.simulate import simulate_stripes

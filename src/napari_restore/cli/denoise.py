@@ -81,9 +81,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from napari_restore.engine.denoise_infer import denoise_file, load_denoise_model
-    from napari_restore.engine.denoise_train import DenoiseTrainConfig, DenoiseTrainer
-    from napari_restore.engine.device import resolve_device
+    from napari_restore.core.device import resolve_device
+    from napari_restore.denoise.infer import denoise_file, load_denoise_model
+    from napari_restore.denoise.train import DenoiseTrainConfig, DenoiseTrainer
     from napari_restore.engine.model_files import model_paths
     from napari_restore.io import open_image
 
@@ -151,7 +151,7 @@ def run(args: argparse.Namespace) -> int:
 def per_stack(image: Any, stack_axis: int) -> list[tuple[str, Any]]:
     """``(label, (T, Y, X) stack)`` for every stack of a file: one for 2D/3D data, one per
     index of the other leading axes (e.g. channels) for 4D/5D data, read lazily."""
-    from napari_restore.engine._stacks import StackView, leading_items, resolve_stack_axis
+    from napari_restore.engine.stacks import StackView, leading_items, resolve_stack_axis
 
     shape = tuple(int(s) for s in image.shape)
     axis = resolve_stack_axis(len(shape), stack_axis)
@@ -181,7 +181,7 @@ def per_stack_model_paths(save: Path | None, stacks: list[tuple[str, Any]]) -> l
 
 def _train(trainer: Any, args: argparse.Namespace) -> None:
     """Run the training of one stack; Ctrl-C ends it early and keeps the steps done."""
-    from napari_restore.engine.progress import run_to_end
+    from napari_restore.core.progress import run_to_end
 
     try:
         summary = run_to_end(

@@ -175,9 +175,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run_destripe(args: argparse.Namespace) -> int:
-    from napari_restore.engine.destripe_infer import destripe_file_progress
-    from napari_restore.engine.device import describe_device, resolve_device
-    from napari_restore.engine.progress import run_to_end
+    from napari_restore.core.device import describe_device, resolve_device
+    from napari_restore.core.progress import run_to_end
+    from napari_restore.destripe.infer import destripe_file_progress
     from napari_restore.io import PlaneWriter
 
     if not args.input.exists():
@@ -245,8 +245,8 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
 def run_train(args: argparse.Namespace) -> int:
     from tqdm.auto import tqdm
 
-    from napari_restore.engine.destripe_train import DestripeTrainConfig, DestripeTrainer
-    from napari_restore.engine.device import describe_device, resolve_device
+    from napari_restore.core.device import describe_device, resolve_device
+    from napari_restore.destripe.train import DestripeTrainConfig, DestripeTrainer
     from napari_restore.engine.model_files import model_paths
 
     if args.device is not None:

@@ -22,8 +22,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from napari_restore.engine.device import free_memory_bytes, is_out_of_memory
-from napari_restore.engine.progress import Progress, ProgressGenerator
+from napari_restore.core.device import free_memory_bytes, is_out_of_memory
+from napari_restore.core.progress import Progress, ProgressGenerator
 
 Predict = Callable[[torch.Tensor], torch.Tensor]
 

@@ -29,7 +29,7 @@ from typing import Any, Literal, NamedTuple
 
 import numpy as np
 
-from napari_restore.engine.progress import Progress, ProgressGenerator, run_to_end
+from napari_restore.core.progress import Progress, ProgressGenerator, run_to_end
 from napari_restore.errors import RestoreInputError
 
 StripeKind = Literal["regular", "gaussian", "tilted"]
@@ -418,7 +418,7 @@ def simulate_stripes_progress(
 ) -> ProgressGenerator[StripeResult]:
     """Generator form of :func:`simulate_stripes` (same arguments).
 
-    Yields a :class:`~napari_restore.engine.progress.Progress` after every plane (where a
+    Yields a :class:`~napari_restore.core.progress.Progress` after every plane (where a
     napari worker can be cancelled) and returns the :class:`StripeResult`.
     """
     params = params or StripeParams()

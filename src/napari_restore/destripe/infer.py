@@ -1,7 +1,7 @@
 """Destriping images and volumes with a trained ResCBAM U-Net.
 
 The image is normalised as in training (1st/99.9th percentiles of the *whole* image or stack,
-never per tile: :mod:`napari_restore.engine.destripe_data`), cut into overlapping tiles that are
+never per tile: :mod:`napari_restore.destripe.data`), cut into overlapping tiles that are
 blended without seams (:func:`~napari_restore.engine.tiling.tile_predict`), run in batches with
 bf16 mixed precision on CUDA, mapped back to the input's intensities, clipped to the output dtype
 and cast. Stacks ``(..., Y, X)`` are processed plane by plane, a group of planes at a time.
@@ -29,7 +29,14 @@ import numpy as np
 import torch
 from torch import nn
 
-from napari_restore.engine.destripe_data import (
+from napari_restore.core.device import (
+    autocast,
+    free_memory_bytes,
+    module_on,
+    resolve_device,
+)
+from napari_restore.core.progress import Progress, ProgressGenerator, run_to_end
+from napari_restore.destripe.data import (
     NORM_PERCENTILES,
     denormalise,
     intensity_range,
@@ -37,14 +44,7 @@ from napari_restore.engine.destripe_data import (
     normalise,
     sample_plane_indices,
 )
-from napari_restore.engine.device import (
-    autocast,
-    free_memory_bytes,
-    module_on,
-    resolve_device,
-)
 from napari_restore.engine.model_files import load_model_file, model_paths
-from napari_restore.engine.progress import Progress, ProgressGenerator, run_to_end
 from napari_restore.engine.tiling import TileSettings, auto_tile_size, fit_settings, tile_starts
 from napari_restore.errors import RestoreInputError
 from napari_restore.simulate.stripes import cast_clipped, check_real_image
@@ -83,7 +83,7 @@ def load_destripe_model(
     ----------
     model : None, "builtin", path-like, torch.nn.Module or (module, metadata)
         ``None`` or ``"builtin"``: the default model shipped with the package; a path: a model
-        file written by :meth:`DestripeTrainer.save <napari_restore.engine.destripe_train.
+        file written by :meth:`DestripeTrainer.save <napari_restore.destripe.train.
         DestripeTrainer.save>` or ``napari-restore train-destripe``; a network (e.g. a
         trainer's ``model``) is used as it is, with the default normalisation.
     device : str or torch.device
@@ -471,7 +471,7 @@ def destripe_file_progress(
     The input is opened lazily (:func:`~napari_restore.io.open_image`: memory-mapped TIFF,
     zarr, OME-Zarr, .npy), so volumes larger than memory work. The normalisation statistic is
     estimated from a subsample (at most 16 evenly spaced planes, strided to at most 4 million
-    values: :func:`~napari_restore.engine.destripe_data.intensity_range`), the same estimate
+    values: :func:`~napari_restore.destripe.data.intensity_range`), the same estimate
     as for an in-memory array. The output (.tif, .zarr, .ome.zarr, .npy) is written through
     :class:`~napari_restore.io.PlaneWriter` and appears only when complete.
 

@@ -33,7 +33,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from napari_restore.engine._stacks import (
+from napari_restore.core.device import autocast, module_on, resolve_device
+from napari_restore.core.progress import Progress, ProgressGenerator, run_to_end
+from napari_restore.engine.model_files import load_model_file
+from napari_restore.engine.stacks import (
     StackView,
     as_stack,
     leading_items,
@@ -42,9 +45,6 @@ from napari_restore.engine._stacks import (
     stack_mean,
     with_frames,
 )
-from napari_restore.engine.device import autocast, module_on, resolve_device
-from napari_restore.engine.model_files import load_model_file
-from napari_restore.engine.progress import Progress, ProgressGenerator, run_to_end
 from napari_restore.engine.tiling import TileSettings, auto_tile_size, tile_predict
 from napari_restore.errors import RestoreInputError
 

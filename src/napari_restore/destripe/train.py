@@ -3,7 +3,7 @@
 Every training pair is made when it is needed (infinite data, Wei et al. 2022): a random patch
 of a clean image, flipped at random (flips along x and y keep stripes horizontal; 90 degree
 rotations would not, so there are none), given a random brightness gain, and degraded by fresh
-random stripes (:mod:`napari_restore.engine.destripe_data`). The loss is
+random stripes (:mod:`napari_restore.destripe.data`). The loss is
 
     L = MAE(y_hat, y) + lambda * mean((phi(y_hat) - phi(y))**2)
 
@@ -11,7 +11,7 @@ with phi the frozen VGG-19 relu4_3 features (:mod:`napari_restore.models.vgg`); 
 trains with the MAE alone and needs no VGG weights.
 
 :meth:`DestripeTrainer.train` is a generator: it yields a
-:class:`~napari_restore.engine.progress.Progress` after every step and returns a summary. The
+:class:`~napari_restore.core.progress.Progress` after every step and returns a summary. The
 caller stops training by closing the generator (napari's worker quit, Ctrl-C in the CLI); the
 trainer keeps its weights, step count and history, and ``train()`` continues from there.
 """
@@ -31,7 +31,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from napari_restore.engine.destripe_data import (
+from napari_restore.core.device import autocast, describe_device, resolve_device
+from napari_restore.core.progress import Progress, ProgressGenerator
+from napari_restore.destripe.data import (
     GAIN_RANGE,
     check_mix,
     intensity_range,
@@ -39,9 +41,7 @@ from napari_restore.engine.destripe_data import (
     normalise,
     random_degradation,
 )
-from napari_restore.engine.device import autocast, describe_device, resolve_device
 from napari_restore.engine.model_files import load_model_file, save_model_file
-from napari_restore.engine.progress import Progress, ProgressGenerator
 from napari_restore.errors import RestoreInputError
 from napari_restore.models.rescbam_unet import ResCBAMUNet
 
@@ -241,7 +241,7 @@ class DestripeTrainer:
     images : sequence of array_like
         Clean images: 2D ``(Y, X)`` or stacks ``(..., Y, X)`` whose 2D planes are used. Each is
         normalised by its own robust range (1st to 99.9th percentile over the whole image or
-        stack: :func:`~napari_restore.engine.destripe_data.intensity_range`), exactly as
+        stack: :func:`~napari_restore.destripe.data.intensity_range`), exactly as
         inference normalises the image it corrects. Images are read into memory.
     config : DestripeTrainConfig, optional
         Settings (defaults: ``DestripeTrainConfig()``).

@@ -6,7 +6,7 @@ Data path of one step (nothing is materialised beyond the current batch):
    zarr array is read only there) and converted to float32 minus the stack mean; no other
    normalisation, so the network works in the units of the data;
 2. on the device: one of the 8 dihedral transforms of the xy plane per crop, then spatial
-   redundancy sampling (:mod:`~napari_restore.engine.srd_sampling`) into the input ``S1`` and
+   redundancy sampling (:mod:`~napari_restore.denoise.sampling`) into the input ``S1`` and
    the targets ``S2``, ``S3`` of ``(patch_t, patch_xy / 2, patch_xy / 2)``;
 3. loss ``0.5·(0.5·L1 + 0.5·MSE)(f(S1), S2) + 0.5·(0.5·L1 + 0.5·MSE)(f(S1), S3)``, Adam
    (lr 1e-4, betas (0.5, 0.999)), bf16 autocast on CUDA.
@@ -40,16 +40,16 @@ import torch
 import torch.nn.functional as F
 
 from napari_restore._version import __version__
-from napari_restore.engine._stacks import as_stack, reflect_index, stack_mean
-from napari_restore.engine.denoise_infer import (
+from napari_restore.core.device import autocast, describe_device, resolve_device
+from napari_restore.core.progress import Progress, ProgressGenerator, run_to_end
+from napari_restore.denoise.infer import (
     OPTIMIZER_PREFIX,
     denoise_centered,
     inference_settings,
 )
-from napari_restore.engine.device import autocast, describe_device, resolve_device
+from napari_restore.denoise.sampling import spatial_redundancy_sample
 from napari_restore.engine.model_files import load_model_file, save_model_file
-from napari_restore.engine.progress import Progress, ProgressGenerator, run_to_end
-from napari_restore.engine.srd_sampling import spatial_redundancy_sample
+from napari_restore.engine.stacks import as_stack, reflect_index, stack_mean
 from napari_restore.errors import RestoreInputError
 from napari_restore.models import build_model
 from napari_restore.models.srdtrans import SRDTrans
