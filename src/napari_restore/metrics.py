@@ -32,7 +32,7 @@ from typing import Any, Literal
 import numpy as np
 from scipy import ndimage
 
-from napari_restore._files import atomic_path
+from napari_restore.core.files import atomic_path
 from napari_restore.core.progress import Progress, ProgressGenerator, run_to_end
 from napari_restore.errors import RestoreInputError
 

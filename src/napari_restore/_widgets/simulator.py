@@ -32,12 +32,12 @@ from napari_restore._widgets._common import (
     selected_layer_data,
     status_row,
 )
+from napari_restore.core.arrays import robust_range
 from napari_restore.simulate.stripes import (
     POLARITIES,
     STRIPE_KINDS,
     STRIPE_MODES,
     StripeParams,
-    robust_range,
     simulate_stripes_progress,
     striped_plane_at,
 )

@@ -15,15 +15,18 @@ from napari_restore.cli._common import (
     parse_dtype,
     plane_bar,
 )
+from napari_restore.core.arrays import (
+    cast_clipped,
+    check_real_image,
+    resolve_output_dtype,
+    robust_range,
+)
 from napari_restore.simulate.stripes import (
     POLARITIES,
     STRIPE_KINDS,
     STRIPE_MODES,
     StripeParams,
-    cast_clipped,
-    check_real_image,
     iter_striped_planes,
-    robust_range,
 )
 
 _DEFAULTS = StripeParams()
@@ -170,7 +173,7 @@ def run(args: argparse.Namespace) -> int:
         existing_output(out, args.overwrite)
     image = open_image(args.input)
     check_real_image(image, name=str(args.input))
-    dtype = np.dtype(image.dtype if args.dtype == "input" else args.dtype)
+    dtype = resolve_output_dtype(args.dtype, image.dtype)
     scale = robust_range(image) if params.mode == "additive" else 1.0
     n_planes = int(np.prod(image.shape[:-2])) if len(image.shape) > 2 else 1
     with ExitStack() as stack:

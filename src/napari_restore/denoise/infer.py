@@ -33,8 +33,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from napari_restore.core.arrays import cast_clipped, resolve_output_dtype
 from napari_restore.core.device import autocast, module_on, resolve_device
-from napari_restore.core.progress import Progress, ProgressGenerator, run_to_end
+from napari_restore.core.progress import ProgressGenerator, nested_progress, run_to_end
 from napari_restore.engine.model_files import load_model_file
 from napari_restore.engine.stacks import (
     StackView,
@@ -45,7 +46,14 @@ from napari_restore.engine.stacks import (
     stack_mean,
     with_frames,
 )
-from napari_restore.engine.tiling import TileSettings, auto_tile_size, tile_predict
+from napari_restore.engine.tiling import (
+    ChunkBlender,
+    TileSettings,
+    auto_tile_size,
+    count_tiles,
+    tile_predict,
+    tile_starts,
+)
 from napari_restore.errors import RestoreInputError
 
 OPTIMIZER_PREFIX = "_optimizer."
@@ -56,6 +64,8 @@ INTENSITY_MODES: tuple[str, ...] = ("mean", "none")
 # size tiles; out-of-memory errors still shrink tiles and batches automatically.
 _BYTES_PER_VOXEL = 400
 _CPU_TILE_VOXELS = 1 << 21
+# Progress units per chunk when a file is denoised chunk by chunk (chunks differ in tiles).
+_FILE_UNITS = 1000
 
 
 def load_denoise_model(
@@ -200,22 +210,6 @@ def denoise_centered(
     return out[0, :t]
 
 
-def _cast(values: np.ndarray, dtype: np.dtype) -> np.ndarray:
-    if dtype.kind in "ui":
-        info = np.iinfo(dtype)
-        return np.clip(np.rint(values), info.min, info.max).astype(dtype)
-    return values.astype(dtype, copy=False)
-
-
-def _output_dtype(output_dtype: Any, input_dtype: np.dtype) -> np.dtype:
-    if isinstance(output_dtype, str) and output_dtype == "input":
-        return np.dtype(input_dtype)
-    try:
-        return np.dtype(output_dtype)
-    except TypeError as err:
-        raise RestoreInputError(f"output_dtype={output_dtype!r} is not a dtype.") from err
-
-
 def _check_intensity(intensity: str) -> None:
     if intensity not in INTENSITY_MODES:
         raise RestoreInputError(
@@ -298,7 +292,7 @@ def denoise_progress(
     if not hasattr(stack, "shape"):
         stack = np.asarray(stack)
     shape = tuple(int(s) for s in stack.shape)
-    dtype = _output_dtype(output_dtype, np.dtype(stack.dtype))
+    dtype = resolve_output_dtype(output_dtype, stack.dtype)
     if len(shape) < 2:
         raise RestoreInputError(f"The image has shape {shape}; SRDTrans denoises stacks (T, Y, X).")
     axis = resolve_stack_axis(len(shape), stack_axis)
@@ -307,31 +301,26 @@ def denoise_progress(
     items = leading_items(shape, axis) if len(shape) > 3 else [None]
     nets = _models_per_stack(model, len(items), dev)
     out = np.empty(shape, dtype=dtype)
-    done, per_item = 0, 0
+    done = 0
     for n, (index, net) in enumerate(zip(items, nets, strict=True)):
         sub = as_stack(stack if index is None else stack[index])
         settings = inference_settings(
             net, sub.shape, dev, tile=tile, overlap=overlap, batch_size=batch_size
         )
-        gen = _denoise_one(sub, net, settings, dev, amp, intensity)
-        while True:
-            try:
-                p = next(gen)
-            except StopIteration as stop:
-                result = stop.value
-                break
-            per_item = p.total
-            yield Progress(
-                done + p.step,
-                per_item * len(items),
-                stage="denoise",
-                message=f"stack {n + 1}/{len(items)}" if len(items) > 1 else "",
-            )
+        per_item = count_tiles((max(sub.shape[0], int(net.patch_t)), *sub.shape[1:]), settings)
+        result = yield from nested_progress(
+            _denoise_one(sub, net, settings, dev, amp, intensity),
+            done=done,
+            units=per_item,
+            total=per_item * len(items),
+            stage="denoise",
+            message=f"stack {n + 1}/{len(items)}" if len(items) > 1 else "",
+        )
         done += per_item
         if index is None:
-            out[...] = _cast(result.reshape(shape), dtype)
+            out[...] = cast_clipped(result.reshape(shape), dtype)
         else:
-            out[index] = _cast(result, dtype)
+            out[index] = cast_clipped(result, dtype)
     return out
 
 
@@ -376,19 +365,6 @@ def denoise(
         amp=amp,
     )
     return run_to_end(gen, desc="denoise", progress_bar=progress_bar)
-
-
-def _time_window(length: int, ramp: int, first: bool, last: bool) -> np.ndarray:
-    """Blending weights of a chunk along time: raised-cosine ramps at inner chunk borders."""
-    w = np.ones(length, dtype=np.float32)
-    ramp = min(ramp, length // 2)
-    if ramp > 0:
-        r = 0.5 - 0.5 * np.cos(np.pi * (np.arange(ramp, dtype=np.float32) + 0.5) / ramp)
-        if not first:
-            w[:ramp] = r
-        if not last:
-            w[length - ramp :] = r[::-1]
-    return w
 
 
 def denoise_file_progress(
@@ -440,13 +416,12 @@ def denoise_file_progress(
     pathlib.Path
         The output path.
     """
-    from napari_restore.engine.tiling import tile_starts
     from napari_restore.io import PlaneWriter, open_image
 
     _check_intensity(intensity)
     arr = open_image(input_path)
     shape = tuple(int(s) for s in arr.shape)
-    dtype = _output_dtype(output_dtype, np.dtype(arr.dtype))
+    dtype = resolve_output_dtype(output_dtype, arr.dtype)
     if len(shape) < 3:
         # A single plane is small: denoise it in memory.
         result = yield from denoise_progress(
@@ -490,43 +465,22 @@ def denoise_file_progress(
             )
             view = as_stack(StackView(arr, index, axis), str(input_path))
             mean = stack_mean(view)
-            acc: np.ndarray | None = None  # weighted sums of frames [acc_start, ...)
-            acc_start = 0
+            blender = ChunkBlender(starts, n_frames, seam)
             for k, s in enumerate(starts):
                 e = min(n_frames, s + chunk_t)
-                block = view[s:e]
-                gen = _denoise_one(block, net, settings, dev, amp, intensity, mean)
-                while True:
-                    try:
-                        p = next(gen)
-                    except StopIteration as stop:
-                        out = stop.value
-                        break
-                    frac = (unit + p.step / max(1, p.total)) / units
-                    yield Progress(
-                        int(frac * 1000), 1000, stage="denoise", message=f"frames {s}-{e}"
-                    )
+                out = yield from nested_progress(
+                    _denoise_one(view[s:e], net, settings, dev, amp, intensity, mean),
+                    done=unit * _FILE_UNITS,
+                    units=_FILE_UNITS,
+                    total=units * _FILE_UNITS,
+                    stage="denoise",
+                    message=f"frames {s}-{e}",
+                )
                 unit += 1
-                last = k == len(starts) - 1
-                w = _time_window(e - s, seam, first=k == 0, last=last)
-                if acc is None:
-                    acc = np.zeros((0, *out.shape[1:]), np.float32)
-                    wsum = np.zeros(0, np.float32)
-                    acc_start = s
-                grow = e - (acc_start + acc.shape[0])
-                if grow > 0:
-                    acc = np.concatenate([acc, np.zeros((grow, *out.shape[1:]), np.float32)])
-                    wsum = np.concatenate([wsum, np.zeros(grow, np.float32)])
-                acc[s - acc_start :] += out * w[:, None, None]
-                wsum[s - acc_start :] += w
-                done_to = n_frames if last else starts[k + 1]
-                if done_to > acc_start:
-                    n = done_to - acc_start
-                    final = acc[:n] / wsum[:n, None, None]
-                    writer[with_frames(index, axis, slice(acc_start, done_to))] = _cast(
-                        final, dtype
-                    )
-                    acc, wsum, acc_start = acc[n:], wsum[n:], done_to
+                finished = blender.add(k, out)
+                if finished is not None:
+                    frames, final = finished
+                    writer[with_frames(index, axis, frames)] = cast_clipped(final, dtype)
     return Path(output_path)
 
 

@@ -29,13 +29,19 @@ import numpy as np
 import torch
 from torch import nn
 
+from napari_restore.core.arrays import (
+    as_array_like,
+    cast_clipped,
+    check_real_image,
+    resolve_output_dtype,
+)
 from napari_restore.core.device import (
     autocast,
     free_memory_bytes,
     module_on,
     resolve_device,
 )
-from napari_restore.core.progress import Progress, ProgressGenerator, run_to_end
+from napari_restore.core.progress import ProgressGenerator, nested_progress, run_to_end
 from napari_restore.destripe.data import (
     NORM_PERCENTILES,
     denormalise,
@@ -45,9 +51,8 @@ from napari_restore.destripe.data import (
     sample_plane_indices,
 )
 from napari_restore.engine.model_files import load_model_file, model_paths
-from napari_restore.engine.tiling import TileSettings, auto_tile_size, fit_settings, tile_starts
+from napari_restore.engine.tiling import TileSettings, auto_tile_size, count_tiles, tile_predict
 from napari_restore.errors import RestoreInputError
-from napari_restore.simulate.stripes import cast_clipped, check_real_image
 
 Direction = Literal["horizontal", "vertical", "auto"]
 ModelSpec = str | os.PathLike[str] | nn.Module | tuple[nn.Module, dict[str, Any]] | None
@@ -210,7 +215,7 @@ def detect_stripe_direction(image: Any, *, max_planes: int = 8) -> str:
         :func:`stripe_direction_scores`. Stripes should be the dominant long straight structure;
         where they are faint, set the direction by hand.
     """
-    check_real_image(image if hasattr(image, "dtype") else np.asarray(image))
+    check_real_image(as_array_like(image))
     horizontal, vertical = stripe_direction_scores(image, max_planes=max_planes)
     return "horizontal" if horizontal >= vertical else "vertical"
 
@@ -221,18 +226,6 @@ def _resolve_direction(image: Any, direction: str) -> str:
     if direction not in ("horizontal", "vertical"):
         raise RestoreInputError(f"direction={direction!r}: horizontal, vertical or auto.")
     return direction
-
-
-def _output_dtype(input_dtype: np.dtype, output_dtype: str | np.dtype) -> np.dtype:
-    if isinstance(output_dtype, str) and output_dtype == "input":
-        return np.dtype(input_dtype)
-    try:
-        dt = np.dtype(output_dtype)
-    except TypeError as err:
-        raise RestoreInputError(f"output dtype {output_dtype!r} is not a dtype.") from err
-    if dt.kind not in "uif":
-        raise RestoreInputError(f"output dtype {dt} is not a real number type.")
-    return dt
 
 
 def tile_settings_for(
@@ -293,11 +286,7 @@ def _destripe_planes(
     shape = tuple(image.shape)
     lead = shape[:-2]
     work = shape[-2:][::-1] if vertical else shape[-2:]
-    fitted = fit_settings(work, settings)
-    padded = [max(s, t) for s, t in zip(work, fitted.tile, strict=True)]
-    per_plane = len(tile_starts(padded[0], fitted.tile[0], fitted.overlap[0])) * len(
-        tile_starts(padded[1], fitted.tile[1], fitted.overlap[1])
-    )
+    per_plane = count_tiles(work, settings)
     indices = _plane_indices(lead)
     total = per_plane * len(indices)
     group = max(1, min(len(indices), GROUP_VOXELS // max(1, work[0] * work[1])))
@@ -305,8 +294,6 @@ def _destripe_planes(
     def predict(batch: torch.Tensor) -> torch.Tensor:
         with autocast(device, enabled=amp):
             return net(batch)
-
-    from napari_restore.engine.tiling import tile_predict
 
     done = 0
     for g0 in range(0, len(indices), group):
@@ -316,19 +303,14 @@ def _destripe_planes(
             planes = planes.swapaxes(-1, -2)
         x = normalise(planes, lo, hi)
         units = per_plane * len(chunk)
-        inner = tile_predict(predict, x, settings, device=device)
-        while True:
-            try:
-                p = next(inner)
-            except StopIteration as stop:
-                result = stop.value
-                break
-            yield Progress(
-                done + round(p.fraction * units),
-                total,
-                stage="tiles",
-                message=f"planes {g0 + 1}-{g0 + len(chunk)} of {len(indices)}",
-            )
+        result = yield from nested_progress(
+            tile_predict(predict, x, settings, device=device),
+            done=done,
+            units=units,
+            total=total,
+            stage="tiles",
+            message=f"planes {g0 + 1}-{g0 + len(chunk)} of {len(indices)}",
+        )
         y = denormalise(result, lo, hi)
         if vertical:
             y = y.swapaxes(-1, -2)
@@ -348,10 +330,9 @@ def _prepare(
     batch_size: int | None,
     output_dtype: str | np.dtype,
 ) -> dict[str, Any]:
-    if not hasattr(image, "shape") or not hasattr(image, "dtype"):
-        image = np.asarray(image)
+    image = as_array_like(image)
     check_real_image(image)
-    dtype = _output_dtype(image.dtype, output_dtype)
+    dtype = resolve_output_dtype(output_dtype, image.dtype)
     net, meta = load_destripe_model(model, device)
     dev = next(net.parameters()).device
     percentiles = tuple(meta.get("normalisation", {}).get("percentiles", NORM_PERCENTILES))

@@ -18,8 +18,8 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from napari_restore._files import atomic_path
 from napari_restore._version import __version__
+from napari_restore.core.files import atomic_path
 from napari_restore.errors import RestoreInputError
 
 FORMAT = "napari-restore-model"

@@ -29,6 +29,13 @@ from typing import Any, Literal, NamedTuple
 
 import numpy as np
 
+from napari_restore.core.arrays import (
+    as_array_like,
+    cast_clipped,
+    check_real_image,
+    resolve_output_dtype,
+    robust_range,
+)
 from napari_restore.core.progress import Progress, ProgressGenerator, run_to_end
 from napari_restore.errors import RestoreInputError
 
@@ -285,73 +292,6 @@ def stripe_plane(
     return plane.astype(np.float32)
 
 
-def robust_range(image: np.ndarray, max_samples: int = 1_000_000) -> float:
-    """0.1th to 99.9th percentile range of an image (strided subsample for big arrays).
-
-    Parameters
-    ----------
-    image : array_like
-        Image or stack; only a strided subsample of at most ``max_samples`` values is read.
-    max_samples : int
-        Upper bound on the number of values read.
-
-    Returns
-    -------
-    float
-        The range, or 1.0 where the image is constant (so additive stripes stay visible).
-    """
-    arr = np.asarray(image)
-    stride = max(1, int(np.ceil((arr.size / max_samples) ** (1 / max(arr.ndim, 1)))))
-    sample = np.asarray(arr[(slice(None, None, stride),) * arr.ndim], dtype=np.float64)
-    lo, hi = np.percentile(sample, [0.1, 99.9])
-    return float(hi - lo) if hi > lo else 1.0
-
-
-def _output_dtype(image_dtype: np.dtype, output_dtype: str | np.dtype) -> np.dtype:
-    if isinstance(output_dtype, str) and output_dtype == "input":
-        return np.dtype(image_dtype)
-    dt = np.dtype(output_dtype)
-    if dt.kind not in "uif":
-        raise RestoreInputError(f"output dtype {dt} is not a real number type.")
-    return dt
-
-
-def cast_clipped(values: np.ndarray, dtype: np.dtype) -> np.ndarray:
-    """Cast to ``dtype``, clipping to its range for integers (never wrapping around).
-
-    Parameters
-    ----------
-    values : numpy.ndarray
-        Floating-point values.
-    dtype : numpy.dtype
-        Target dtype.
-
-    Returns
-    -------
-    numpy.ndarray
-        ``values`` rounded and clipped for integer dtypes, cast otherwise.
-    """
-    dtype = np.dtype(dtype)
-    if dtype.kind in "ui":
-        info = np.iinfo(dtype)
-        return np.clip(np.rint(values), info.min, info.max).astype(dtype)
-    return values.astype(dtype, copy=False)
-
-
-def check_real_image(image: np.ndarray, *, min_ndim: int = 2, name: str = "image") -> None:
-    """Raise :class:`RestoreInputError` for input that is not a real-valued greyscale array."""
-    if image.dtype.kind == "c":
-        raise RestoreInputError(
-            f"{name} is complex ({image.dtype}); pass its magnitude or real part."
-        )
-    if image.dtype.kind not in "buif":
-        raise RestoreInputError(f"{name} has dtype {image.dtype}; a numeric image is needed.")
-    if image.ndim < min_ndim:
-        raise RestoreInputError(
-            f"{name} has shape {image.shape}; at least {min_ndim} dimensions (Y, X) are needed."
-        )
-
-
 def simulate_stripes(
     image: np.ndarray,
     params: StripeParams | None = None,
@@ -375,7 +315,7 @@ def simulate_stripes(
         never wrapped) or e.g. ``"float32"``.
     intensity_range : float, optional
         Scale of additive stripes in image units; default: the image's robust range
-        (:func:`robust_range`).
+        (:func:`~napari_restore.core.arrays.robust_range`).
     baseline : float
         Camera offset in image units: a shadow attenuates only the signal above it,
         ``baseline + (I - baseline) * (1 - A*S)``. Default 0.
@@ -424,10 +364,9 @@ def simulate_stripes_progress(
     params = params or StripeParams()
     if overrides:
         params = params.replace(**overrides)
-    if not hasattr(image, "shape") or not hasattr(image, "dtype"):
-        image = np.asarray(image)
+    image = as_array_like(image)
     check_real_image(image)
-    dtype = _output_dtype(image.dtype, output_dtype)
+    dtype = resolve_output_dtype(output_dtype, image.dtype)
     scale = 1.0
     if params.mode == "additive":
         scale = float(intensity_range) if intensity_range is not None else robust_range(image)
