@@ -435,7 +435,7 @@ def denoise_file_progress(
             intensity=intensity,
             amp=amp,
         )
-        with PlaneWriter(output_path, shape, dtype) as writer:
+        with PlaneWriter(output_path, shape, dtype, source=arr) as writer:
             writer[...] = result
         return Path(output_path)
     axis = resolve_stack_axis(len(shape), stack_axis)
@@ -453,7 +453,7 @@ def denoise_file_progress(
     starts = tile_starts(n_frames, chunk_t, seam)
     units = len(items) * len(starts)
     unit = 0
-    with PlaneWriter(output_path, shape, dtype) as writer:
+    with PlaneWriter(output_path, shape, dtype, source=arr) as writer:
         for index, net in zip(items, nets, strict=True):
             settings = inference_settings(
                 net,
