@@ -159,6 +159,7 @@ def test_interrupted_output_is_resumed_skipping_finished_planes(
         for (z,) in w.pending():
             w[z] = image[z]
     assert folder_state(out) == "complete"
+    assert not (out / ".img_z5.tif.999.part").exists()  # the killed run's leftover is gone
     assert {z: (out / image.names[z]).stat().st_mtime_ns for z in range(5)} == before
     np.testing.assert_array_equal(open_image(out)[...], stack)
     with pytest.raises(RestoreInputError, match="pass --overwrite"):

@@ -447,10 +447,19 @@ class FolderPlaneWriter:
                     "it again, or choose another output folder."
                 )
             self.done = set(self._complete_planes())
+            self._remove_stale_temporaries()
         else:
             (self.path / COMPLETE_MARKER).unlink(missing_ok=True)
             _write_json_atomic(self.path / PROGRESS_MARKER, description)
         return self
+
+    def _remove_stale_temporaries(self) -> None:
+        """Delete the temporary files of planes a killed run was writing (never renamed, so
+        never counted as written)."""
+        names = set(self.names) | {PROGRESS_MARKER, COMPLETE_MARKER}
+        for f in self.path.glob(".*.part"):
+            if f.name[1:].rsplit(".", 2)[0] in names:
+                f.unlink(missing_ok=True)
 
     def _complete_planes(self) -> Iterator[int]:
         """Planes already in the folder under their final name, with the right header."""
