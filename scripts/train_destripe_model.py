@@ -400,7 +400,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         gen.close()
     if trainer.history and "val_psnr" not in trainer.history[-1]:
-        trainer.validate(record=True)
+        trainer.evaluate(record=True)
     trainer.save(checkpoint)
     extra: dict[str, Any] = {
         "training_script": "scripts/train_destripe_model.py",

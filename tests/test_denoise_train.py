@@ -118,7 +118,8 @@ def test_save_and_resume_continues_exactly(noisy: np.ndarray, tmp_path) -> None:
 
 def test_resume_refuses_a_different_patch_t_and_unknown_settings(noisy, tmp_path) -> None:
     trainer = DenoiseTrainer(noisy, tiny_config())
-    trainer.save(tmp_path / "m", include_optimizer=False)
+    trainer.save_optimizer = False
+    trainer.save(tmp_path / "m")
     with pytest.raises(RestoreInputError, match="patch_t"):
         DenoiseTrainer.resume(tmp_path / "m", noisy, patch_t=32)
     with pytest.raises(RestoreInputError, match="Unknown"):

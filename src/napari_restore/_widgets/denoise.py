@@ -260,7 +260,6 @@ class DenoiseWidget(ModelFileActions, Container):
             if trainer is None:
                 yield Progress(0, 0, stage="train", message="preparing data")
                 trainer = DenoiseTrainer(stack, config, source=layer.name)
-                self.trainer, self._trainer_layer = trainer, layer
             else:
                 trainer.config = config
             summary = yield from trainer.train(minutes=config.minutes)
@@ -278,11 +277,17 @@ class DenoiseWidget(ModelFileActions, Container):
             else:
                 self._trained(result)
 
+        def finished() -> None:
+            # GUI thread: take the trainer back (also after Stop or an error).
+            if trainer is not None:
+                self.trainer, self._trainer_layer = trainer, layer
+            self._publish()
+
         self.runner.start(
             job(),
             on_done=done,
             on_progress=self._progress,
-            on_finish=self._publish,
+            on_finish=finished,
             label="training" + (" and denoising" if apply else ""),
         )
 

@@ -38,6 +38,7 @@ from napari_restore._widgets._training import (
 )
 from napari_restore.core.progress import Progress
 from napari_restore.errors import RestoreInputError
+from napari_restore.simulate.stripes import stripe_kinds
 
 if TYPE_CHECKING:
     import napari
@@ -64,10 +65,18 @@ class TrainDestripeWidget(ModelFileActions, Container):
 
         self.images = Select(label="clean images", choices=image_layer_choices(napari_viewer))
         self.images.native.setMaximumHeight(90)
-        self.mix_regular = FloatSpinBox(value=defaults.stripe_mix[0], min=0, max=100, step=0.5)
-        self.mix_gaussian = FloatSpinBox(value=defaults.stripe_mix[1], min=0, max=100, step=0.5)
-        self.mix_tilted = FloatSpinBox(value=defaults.stripe_mix[2], min=0, max=100, step=0.5)
-        mix = _row(self.mix_regular, self.mix_gaussian, self.mix_tilted, label="mix reg/gau/tilt")
+        # One weight per registered stripe kind (a kind registered later appears in new docks).
+        self.mix = {
+            kind: FloatSpinBox(
+                value=defaults.stripe_mix.get(kind, 0.0),
+                min=0,
+                max=100,
+                step=0.5,
+                tooltip=f"relative frequency of {kind} stripes",
+            )
+            for kind in stripe_kinds()
+        }
+        mix = _row(*self.mix.values(), label="mix " + "/".join(k[:4] for k in self.mix))
         self.additive = CheckBox(text="additive", value="additive" in defaults.modes)
         self.multiplicative = CheckBox(
             text="multiplicative", value="multiplicative" in defaults.modes
@@ -179,7 +188,7 @@ class TrainDestripeWidget(ModelFileActions, Container):
             batch_size=self.batch_size.value,
             patch_size=self.patch_size.value,
             perceptual_weight=self.perceptual_weight.value,
-            stripe_mix=(self.mix_regular.value, self.mix_gaussian.value, self.mix_tilted.value),
+            stripe_mix={kind: spin.value for kind, spin in self.mix.items()},
             modes=modes,
             clean_fraction=self.clean_fraction.value,
             base_channels=self.base_channels.value,
@@ -231,18 +240,22 @@ class TrainDestripeWidget(ModelFileActions, Container):
             if trainer is None:
                 yield Progress(0, config.steps, stage="train", message="preparing data")
                 trainer = DestripeTrainer(images, config, names=names)
-                self.trainer = trainer
             else:
                 trainer.config = trainer.config.replace(
                     steps=config.steps, learning_rate=config.learning_rate
                 )
             return (yield from trainer.train())
 
+        def finished() -> None:
+            # GUI thread: take the trainer back (also after Stop or an error).
+            self.trainer = trainer
+            self._publish()
+
         self.runner.start(
             job(),
             on_done=self._trained,
             on_progress=self._progress,
-            on_finish=self._publish,
+            on_finish=finished,
             label="training",
         )
 
@@ -258,7 +271,7 @@ class TrainDestripeWidget(ModelFileActions, Container):
     def _trained(self, summary: dict[str, Any]) -> None:
         self.curves.redraw()
         ms = summary.get("ms_per_step", float("nan"))
-        psnr = summary.get("val_psnr")
+        psnr = summary["metrics"].get("val_psnr")
         self.status.value = f"trained {summary['steps']} steps ({ms:.0f} ms/step)" + (
             f", val. PSNR {psnr:.2f} dB" if psnr is not None else ""
         )

@@ -23,10 +23,10 @@ from napari_restore.core.arrays import (
 )
 from napari_restore.simulate.stripes import (
     POLARITIES,
-    STRIPE_KINDS,
     STRIPE_MODES,
     StripeParams,
     iter_striped_planes,
+    stripe_kinds,
 )
 
 _DEFAULTS = StripeParams()
@@ -42,7 +42,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("input", type=Path, help="clean image: TIFF, zarr, OME-Zarr, .npy or PNG")
     p.add_argument("output", type=Path, help="striped image: .tif, .zarr, .ome.zarr or .npy")
     g = p.add_argument_group("stripe model (lengths in pixels)")
-    g.add_argument("--kind", choices=STRIPE_KINDS, default=_DEFAULTS.kind)
+    g.add_argument("--kind", choices=stripe_kinds(), default=_DEFAULTS.kind)
     g.add_argument("--mode", choices=STRIPE_MODES, default=_DEFAULTS.mode)
     g.add_argument(
         "--density",

@@ -26,13 +26,9 @@ one.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import os
 import time
-from collections.abc import Mapping
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -41,107 +37,22 @@ import torch.nn.functional as F
 
 from napari_restore._version import __version__
 from napari_restore.core.device import autocast, describe_device, resolve_device
-from napari_restore.core.progress import Progress, ProgressGenerator, run_to_end
+from napari_restore.core.progress import Progress, run_to_end
+from napari_restore.denoise.config import TIME_MULTIPLE, DenoiseTrainConfig
 from napari_restore.denoise.infer import (
     OPTIMIZER_PREFIX,
     denoise_centered,
     inference_settings,
 )
 from napari_restore.denoise.sampling import spatial_redundancy_sample
-from napari_restore.engine.model_files import load_model_file, save_model_file
+from napari_restore.engine.model_files import load_model_file
 from napari_restore.engine.stacks import as_stack, reflect_index, stack_mean
+from napari_restore.engine.trainer import Trainer
 from napari_restore.errors import RestoreInputError
 from napari_restore.models import build_model
 from napari_restore.models.srdtrans import SRDTrans
 
-_TIME_MULTIPLE = 16
 _PREVIEW_XY = 128
-
-
-@dataclass(frozen=True)
-class DenoiseTrainConfig:
-    """Settings of SRDTrans training.
-
-    Attributes
-    ----------
-    patch_t : int
-        Frames per training patch, a multiple of 16 (default 128). Clamped to the largest
-        multiple of 16 that the stack holds (at least 16; shorter stacks are mirrored in time).
-        It is fixed in the network (its temporal position embedding) and used at inference.
-    patch_xy : int
-        Lateral size of the crop taken from the stack (even; default 128). The network trains
-        on ``patch_xy / 2`` after spatial redundancy sampling. Clamped to the frame size.
-    batch_size : int
-        Patches per step (default 1, as in the paper).
-    learning_rate : float
-        Adam learning rate (default 1e-4).
-    betas : tuple of float
-        Adam betas (default (0.5, 0.999)).
-    epochs : int or None
-        Length of a run in epochs of ``patches_per_epoch`` patches (default 10). None: only the
-        time budget limits it.
-    minutes : float or None
-        Time budget of a run in minutes (default None). Training stops at whichever of
-        ``epochs`` and ``minutes`` comes first.
-    patches_per_epoch : int
-        Patches per epoch (default 6000, as in the paper).
-    seed : int
-        Seed of the initial weights and of every random draw (default 0).
-    device : str
-        ``"auto"``, ``"cpu"``, ``"cuda:N"`` or ``"mps"``.
-    amp : bool
-        bf16 mixed precision on CUDA (default True; no effect elsewhere).
-    preview_every : int
-        Steps between previews (a denoised crop of the middle frame); 0 disables them.
-    model_kwargs : dict
-        Extra :class:`~napari_restore.models.srdtrans.SRDTrans` arguments (e.g. smaller
-        ``channels`` for tests); empty for the published architecture.
-    """
-
-    patch_t: int = 128
-    patch_xy: int = 128
-    batch_size: int = 1
-    learning_rate: float = 1e-4
-    betas: tuple[float, float] = (0.5, 0.999)
-    epochs: int | None = 10
-    minutes: float | None = None
-    patches_per_epoch: int = 6000
-    seed: int = 0
-    device: str = "auto"
-    amp: bool = True
-    preview_every: int = 100
-    model_kwargs: Mapping[str, Any] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        if self.patch_t < _TIME_MULTIPLE or self.patch_t % _TIME_MULTIPLE:
-            raise RestoreInputError(f"patch_t={self.patch_t} must be a multiple of 16.")
-        if self.patch_xy < 8 or self.patch_xy % 2:
-            raise RestoreInputError(f"patch_xy={self.patch_xy} must be an even number >= 8.")
-        if self.batch_size < 1 or self.patches_per_epoch < 1:
-            raise RestoreInputError("batch_size and patches_per_epoch must be at least 1.")
-        if not self.learning_rate > 0:
-            raise RestoreInputError(f"learning_rate={self.learning_rate} must be positive.")
-        if self.epochs is None and self.minutes is None:
-            raise RestoreInputError("Give epochs or minutes (or both) to bound training.")
-        if self.epochs is not None and self.epochs < 1:
-            raise RestoreInputError(f"epochs={self.epochs} must be at least 1.")
-        if self.minutes is not None and not self.minutes > 0:
-            raise RestoreInputError(f"minutes={self.minutes} must be positive.")
-        if "patch_t" in self.model_kwargs:
-            raise RestoreInputError("Set patch_t in the config, not in model_kwargs.")
-        object.__setattr__(self, "betas", tuple(float(b) for b in self.betas))
-        object.__setattr__(self, "model_kwargs", dict(self.model_kwargs))
-
-    @property
-    def steps_per_epoch(self) -> int:
-        """Optimizer steps per epoch."""
-        return math.ceil(self.patches_per_epoch / self.batch_size)
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready dictionary (stored in model files)."""
-        d = dataclasses.asdict(self)
-        d["betas"] = list(self.betas)
-        return d
 
 
 def effective_patch(shape: tuple[int, ...], config: DenoiseTrainConfig) -> tuple[int, int]:
@@ -151,7 +62,7 @@ def effective_patch(shape: tuple[int, ...], config: DenoiseTrainConfig) -> tuple
     the largest even number not above ``min(Y, X)``.
     """
     t, y, x = shape
-    pt = min(config.patch_t, max(_TIME_MULTIPLE, t // _TIME_MULTIPLE * _TIME_MULTIPLE))
+    pt = min(config.patch_t, max(TIME_MULTIPLE, t // TIME_MULTIPLE * TIME_MULTIPLE))
     pxy = min(config.patch_xy, min(y, x) // 2 * 2)
     return pt, pxy
 
@@ -171,7 +82,7 @@ def _denoise_loss(
     return 0.5 * l1 + 0.5 * mse, l1, mse
 
 
-class DenoiseTrainer:
+class DenoiseTrainer(Trainer):
     """Train SRDTrans on one noisy stack without clean data.
 
     Parameters
@@ -204,6 +115,8 @@ class DenoiseTrainer:
     >>> trainer.save("my_model")                                         # doctest: +SKIP
     """
 
+    task = "denoise"
+
     def __init__(
         self,
         stack: Any,
@@ -212,6 +125,7 @@ class DenoiseTrainer:
         model: SRDTrans | None = None,
         source: str | None = None,
     ) -> None:
+        super().__init__()
         self.config = config or DenoiseTrainConfig()
         self.stack = as_stack(stack, "The training stack")
         self.shape = tuple(int(s) for s in self.stack.shape)
@@ -232,6 +146,7 @@ class DenoiseTrainer:
         self.step = 0
         self.history: list[dict[str, float]] = []
         self.seconds = 0.0
+        self.save_optimizer = True  # model files keep Adam's state, so resuming is exact
         self._preview_region = self._pick_preview_region()
 
     # ----------------------------------------------------------------------------- data
@@ -311,82 +226,39 @@ class DenoiseTrainer:
             self.model.train(was_training)
         return sums
 
-    def train(
-        self, steps: int | None = None, minutes: float | None = None
-    ) -> ProgressGenerator[dict[str, Any]]:
-        """Train, yielding after every step; continue where the last call stopped.
-
-        Parameters
-        ----------
-        steps : int, optional
-            Steps to run in this call. Default: up to ``config.epochs`` epochs in all.
-        minutes : float, optional
-            Time budget of this call. Default: ``config.minutes`` (when ``steps`` is None).
-
-        Yields
-        ------
-        Progress
-            ``stage="train"``, ``losses={"total", "l1", "mse"}`` of the step; every
-            ``config.preview_every`` steps ``preview={"input", "output"}``: float32 2D crops
-            of the middle frame, noisy and denoised by the current network.
-
-        Returns
-        -------
-        dict
-            ``steps`` (in all), ``steps_run``, ``seconds``, ``ms_per_step``, ``losses`` (last
-            step), ``stopped_by`` (``"steps"``, ``"epochs"`` or ``"time"``).
-
-        Notes
-        -----
-        To stop, close the generator (napari workers do so at a yield): every yielded step is
-        complete, so the weights, :attr:`step` and :attr:`history` stay valid, and another
-        ``train()`` continues from there.
-        """
+    def _limits(
+        self, steps: int | None, minutes: float | None
+    ) -> tuple[int | None, float | None, str]:
+        # Default: up to config.epochs epochs in all and/or config.minutes for this call.
         cfg = self.config
-        if steps is not None and steps < 0:
-            raise RestoreInputError(f"steps={steps} must be >= 0.")
         limit = "steps"
         if steps is None and minutes is None:
             minutes = cfg.minutes
             if cfg.epochs is not None:
                 steps, limit = max(0, cfg.epochs * cfg.steps_per_epoch - self.step), "epochs"
-        stop_at = self.step + steps if steps is not None else None
-        deadline = time.monotonic() + 60.0 * minutes if minutes is not None else None
-        start_step, started = self.step, time.monotonic()
-        losses: dict[str, float] = {}
-        while True:
-            if stop_at is not None and self.step >= stop_at:
-                stopped_by = limit
-                break
-            if deadline is not None and time.monotonic() >= deadline:
-                stopped_by = "time"
-                break
-            t0 = time.monotonic()
-            losses = self._train_step(self.step)
-            self.step += 1
-            self.seconds += time.monotonic() - t0
-            self.history.append({"step": self.step, **losses})
-            preview = None
-            if cfg.preview_every and self.step % cfg.preview_every == 0:
-                preview = self.preview()
-            yield Progress(
-                self.step,
-                stop_at or 0,
-                stage="train",
-                losses=losses,
-                preview=preview,
-                message=f"loss {losses['total']:.4g}",
-            )
-        seconds = time.monotonic() - started
-        run = self.step - start_step
-        return {
-            "steps": self.step,
-            "steps_run": run,
-            "seconds": seconds,
-            "ms_per_step": 1000.0 * seconds / run if run else float("nan"),
-            "losses": losses,
-            "stopped_by": stopped_by,
-        }
+        return (self.step + steps if steps is not None else None), minutes, limit
+
+    def _step(self, stop_at: int | None) -> Progress:
+        """One step (the reports of :meth:`train`: ``losses`` = ``{"total", "l1", "mse"}``;
+        every ``config.preview_every`` steps ``preview`` = ``{"input", "output"}``, float32
+        2D crops of the middle frame, noisy and denoised by the current network)."""
+        cfg = self.config
+        t0 = time.monotonic()
+        losses = self._train_step(self.step)
+        self.step += 1
+        self.seconds += time.monotonic() - t0
+        self.history.append({"step": self.step, **losses})
+        preview = None
+        if cfg.preview_every and self.step % cfg.preview_every == 0:
+            preview = self.preview()
+        return Progress(
+            self.step,
+            stop_at or 0,
+            stage="train",
+            losses=losses,
+            preview=preview,
+            message=f"loss {losses['total']:.4g}",
+        )
 
     # ----------------------------------------------------------------------------- preview
     def _pick_preview_region(self) -> tuple[slice, slice, slice]:
@@ -443,42 +315,29 @@ class DenoiseTrainer:
             "steps": self.step,
             "losses": {"last": hist[-1] if hist else None, "history": hist[stride - 1 :: stride]},
             "napari_restore_version": __version__,
+            "optimizer_state": self.save_optimizer,
         }
 
-    def save(self, path: str | os.PathLike[str], *, include_optimizer: bool = True) -> Path:
-        """Write the network as a model file (``path.safetensors`` + ``path.json``).
-
-        Parameters
-        ----------
-        path : path-like
-            ``x``, ``x.safetensors`` or ``x.json``.
-        include_optimizer : bool
-            Also store Adam's moments (tensors prefixed ``_optimizer.``) so that
-            :meth:`resume` continues exactly; inference ignores them. Default True.
-
-        Returns
-        -------
-        pathlib.Path
-            The weights file.
-        """
+    def state_to_save(self) -> dict[str, Any]:
+        """The weights and, when :attr:`save_optimizer` (default True), Adam's moments
+        (tensors prefixed ``_optimizer.``) so that :meth:`resume` continues exactly; inference
+        ignores them."""
         state = dict(self.model.state_dict())
-        meta = self.metadata()
-        meta["optimizer_state"] = include_optimizer
-        if include_optimizer:
+        if self.save_optimizer:
             for idx, s in self.optimizer.state_dict()["state"].items():
                 for name, value in s.items():
                     state[f"{OPTIMIZER_PREFIX}{idx}.{name}"] = torch.as_tensor(value)
-        return save_model_file(path, state, meta)
+        return state
 
     @classmethod
-    def resume(cls, path: str | os.PathLike[str], stack: Any, **overrides: Any) -> DenoiseTrainer:
+    def resume(cls, path: str | os.PathLike[str], data: Any, **overrides: Any) -> DenoiseTrainer:
         """Continue training from a saved model file, on the same or another stack.
 
         Parameters
         ----------
         path : path-like
             Model file written by :meth:`save`.
-        stack : array_like
+        data : array_like
             Noisy ``(T, Y, X)`` stack to train on.
         **overrides
             Fields of :class:`DenoiseTrainConfig` to change (e.g. ``minutes``, ``device``);
@@ -491,11 +350,6 @@ class DenoiseTrainer:
         """
         state, meta = load_model_file(path, task="denoise")
         training = meta.get("training", {})
-        fields = {f.name for f in dataclasses.fields(DenoiseTrainConfig)}
-        unknown = set(overrides) - fields
-        if unknown:
-            raise RestoreInputError(f"Unknown training settings: {', '.join(sorted(unknown))}.")
-        saved = {k: v for k, v in training.get("config", {}).items() if k in fields}
         kwargs = dict(meta["architecture"].get("kwargs", {}))
         patch_t = int(kwargs.pop("patch_t"))
         if overrides.get("patch_t", patch_t) != patch_t:
@@ -503,11 +357,13 @@ class DenoiseTrainer:
                 f"The saved network has patch_t={patch_t} (its temporal position embedding); "
                 "it cannot be changed when training continues."
             )
-        config = DenoiseTrainConfig(**{**saved, **overrides, "patch_t": patch_t})
+        config = DenoiseTrainConfig.from_dict(
+            training.get("config", {}), **{**overrides, "patch_t": patch_t}
+        )
         model = build_model(meta["architecture"])
         weights = {k: v for k, v in state.items() if not k.startswith(OPTIMIZER_PREFIX)}
         model.load_state_dict(weights)
-        trainer = cls(stack, config, model=model, source=meta.get("data", {}).get("source"))
+        trainer = cls(data, config, model=model, source=meta.get("data", {}).get("source"))
         trainer.step = int(meta.get("steps", 0))
         trainer.seconds = float(training.get("seconds", 0.0))
         trainer.history = [dict(h) for h in meta.get("losses", {}).get("history", [])]
