@@ -38,6 +38,7 @@ from napari_restore._widgets._training import (
     device_chooser,
 )
 from napari_restore.core.progress import Progress
+from napari_restore.engine.options import InferenceOptions
 from napari_restore.errors import RestoreInputError
 
 if TYPE_CHECKING:
@@ -235,8 +236,8 @@ class DenoiseWidget(ModelFileActions, Container):
 
     def train(self, apply: bool = False) -> None:
         """Train (new or continued) in a worker; with ``apply``, denoise the layer afterwards."""
-        from napari_restore.denoise.infer import denoise_progress
         from napari_restore.denoise.train import DenoiseTrainer
+        from napari_restore.denoise.workflows import train_then_apply
 
         if self.runner.running:
             return
@@ -252,8 +253,7 @@ class DenoiseWidget(ModelFileActions, Container):
             self.curves.reset()
         trainer = self.trainer
         stack_axis = int(self.stack_axis.value) if data.ndim > 3 else 0
-        dtype = self.output_dtype.value
-        device = self.device.value
+        options = self.options()
 
         def job() -> Any:
             nonlocal trainer
@@ -262,12 +262,11 @@ class DenoiseWidget(ModelFileActions, Container):
                 trainer = DenoiseTrainer(stack, config, source=layer.name)
             else:
                 trainer.config = config
-            summary = yield from trainer.train(minutes=config.minutes)
             if not apply:
-                return summary
+                return (yield from trainer.train(minutes=config.minutes))
             return (
-                yield from denoise_progress(
-                    data, trainer.model, stack_axis=stack_axis, device=device, output_dtype=dtype
+                yield from train_then_apply(
+                    trainer, data, options, stack_axis=stack_axis, minutes=config.minutes
                 )
             )
 
@@ -347,11 +346,14 @@ class DenoiseWidget(ModelFileActions, Container):
         gen = denoise_progress(
             data,
             model,
+            self.options(),
             stack_axis=int(self.stack_axis.value) if data.ndim > 3 else 0,
-            device=self.device.value,
-            output_dtype=self.output_dtype.value,
         )
         self.runner.start(gen, on_done=lambda out: self._add_result(layer, out), label="denoising")
+
+    def options(self) -> InferenceOptions:
+        """The inference settings as set in the dock."""
+        return InferenceOptions(device=self.device.value, output_dtype=self.output_dtype.value)
 
     def _add_result(self, source: Image, data: Any) -> None:
         kwargs = layer_kwargs_like(source, contrast_limits=source.contrast_limits)

@@ -40,12 +40,11 @@ from napari_restore.core.device import autocast, describe_device, resolve_device
 from napari_restore.core.progress import Progress, run_to_end
 from napari_restore.denoise.config import TIME_MULTIPLE, DenoiseTrainConfig
 from napari_restore.denoise.infer import (
-    OPTIMIZER_PREFIX,
     denoise_centered,
     inference_settings,
 )
 from napari_restore.denoise.sampling import spatial_redundancy_sample
-from napari_restore.engine.model_files import load_model_file
+from napari_restore.engine.model_files import OPTIMIZER_PREFIX, load_model_file
 from napari_restore.engine.stacks import as_stack, reflect_index, stack_mean
 from napari_restore.engine.trainer import Trainer
 from napari_restore.errors import RestoreInputError
