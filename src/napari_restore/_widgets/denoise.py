@@ -33,9 +33,10 @@ from napari_restore._widgets._common import (
 from napari_restore._widgets._session import SESSION_MODELS
 from napari_restore._widgets._training import (
     ImagePreview,
-    ModelFileActions,
     TrainingCurves,
+    TrainingDock,
     device_chooser,
+    row,
 )
 from napari_restore.core.progress import Progress
 from napari_restore.engine.options import InferenceOptions
@@ -52,14 +53,10 @@ THIS_DOCK = "trained in this dock"
 FROM_FILE = "model file…"
 
 
-def _row(*widgets: Any, label: str) -> Container:
-    row = Container(widgets=list(widgets), layout="horizontal", labels=False, label=label)
-    row.margins = (0, 0, 0, 0)
-    return row
-
-
-class DenoiseWidget(ModelFileActions, Container):
+class DenoiseWidget(TrainingDock, Container):
     """Dock that trains SRDTrans on a noisy stack and denoises it."""
+
+    TASK = TASK
 
     def __init__(self, napari_viewer: napari.Viewer) -> None:
         from napari_restore.denoise.train import DenoiseTrainConfig
@@ -100,7 +97,7 @@ class DenoiseWidget(ModelFileActions, Container):
         self.train_button = PushButton(text="Train")
         self.train_apply_button = PushButton(text="Train && apply")
         self.new_button = PushButton(text="New model")
-        train_row = _row(self.train_button, self.train_apply_button, self.new_button, label="")
+        train_row = row(self.train_button, self.train_apply_button, self.new_button, label="")
         self.model = ComboBox(label="apply with", choices=self._model_choices)
         self.model_file = FileEdit(label="model file", mode="r", filter="*.safetensors")
         self.output_dtype = ComboBox(label="output dtype", choices=["input", "float32"])
@@ -225,15 +222,6 @@ class DenoiseWidget(ModelFileActions, Container):
         )
 
     # -- training -------------------------------------------------------------------------------
-    def new_model(self, *_: Any) -> None:
-        """Forget the current network; the next Train starts from scratch."""
-        if self.runner.running:
-            self.status.value = "Stop the training first."
-            return
-        self.trainer = None
-        self.curves.reset()
-        self.status.value = "The next Train starts a new model."
-
     def train(self, apply: bool = False) -> None:
         """Train (new or continued) in a worker; with ``apply``, denoise the layer afterwards."""
         from napari_restore.denoise.train import DenoiseTrainer
@@ -307,11 +295,8 @@ class DenoiseWidget(ModelFileActions, Container):
             f"stopped by {summary['stopped_by']})"
         )
 
-    def _publish(self) -> None:
-        self.curves.redraw()
-        if self.trainer is not None and self.trainer.step > 0 and self._life.alive:
-            name = f"{self.trainer.source} ({self.trainer.step} steps)"
-            SESSION_MODELS.publish(TASK, name, self.trainer.model, self.trainer.metadata())
+    def _session_name(self) -> str:
+        return f"{self.trainer.source} ({self.trainer.step} steps)"
 
     # -- applying -------------------------------------------------------------------------------
     def model_spec(self) -> Any:
@@ -360,14 +345,6 @@ class DenoiseWidget(ModelFileActions, Container):
         self._viewer.add_image(data, name=f"{source.name} denoised", **kwargs)
 
     # -- files ----------------------------------------------------------------------------------
-    def save(self, path: Any) -> Path:
-        """Save the network trained here (safetensors + JSON, with the optimizer state)."""
-        if self.trainer is None or self.trainer.step == 0:
-            raise RestoreInputError("There is no trained model yet: click Train first.")
-        if self.runner.running:
-            raise RestoreInputError("Stop the training before saving.")
-        return self.trainer.save(path)
-
     def load(self, path: Any) -> None:
         """Resume a saved model on the chosen layer (train further, or apply it)."""
         from napari_restore.denoise.train import DenoiseTrainer
