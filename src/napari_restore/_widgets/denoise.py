@@ -33,11 +33,13 @@ from napari_restore._widgets._common import (
 from napari_restore._widgets._session import SESSION_MODELS
 from napari_restore._widgets._training import (
     ImagePreview,
-    ModelFileActions,
     TrainingCurves,
+    TrainingDock,
     device_chooser,
+    row,
 )
 from napari_restore.core.progress import Progress
+from napari_restore.engine.options import InferenceOptions
 from napari_restore.errors import RestoreInputError
 
 if TYPE_CHECKING:
@@ -51,14 +53,10 @@ THIS_DOCK = "trained in this dock"
 FROM_FILE = "model file…"
 
 
-def _row(*widgets: Any, label: str) -> Container:
-    row = Container(widgets=list(widgets), layout="horizontal", labels=False, label=label)
-    row.margins = (0, 0, 0, 0)
-    return row
-
-
-class DenoiseWidget(ModelFileActions, Container):
+class DenoiseWidget(TrainingDock, Container):
     """Dock that trains SRDTrans on a noisy stack and denoises it."""
+
+    TASK = TASK
 
     def __init__(self, napari_viewer: napari.Viewer) -> None:
         from napari_restore.denoise.train import DenoiseTrainConfig
@@ -99,7 +97,7 @@ class DenoiseWidget(ModelFileActions, Container):
         self.train_button = PushButton(text="Train")
         self.train_apply_button = PushButton(text="Train && apply")
         self.new_button = PushButton(text="New model")
-        train_row = _row(self.train_button, self.train_apply_button, self.new_button, label="")
+        train_row = row(self.train_button, self.train_apply_button, self.new_button, label="")
         self.model = ComboBox(label="apply with", choices=self._model_choices)
         self.model_file = FileEdit(label="model file", mode="r", filter="*.safetensors")
         self.output_dtype = ComboBox(label="output dtype", choices=["input", "float32"])
@@ -224,19 +222,10 @@ class DenoiseWidget(ModelFileActions, Container):
         )
 
     # -- training -------------------------------------------------------------------------------
-    def new_model(self, *_: Any) -> None:
-        """Forget the current network; the next Train starts from scratch."""
-        if self.runner.running:
-            self.status.value = "Stop the training first."
-            return
-        self.trainer = None
-        self.curves.reset()
-        self.status.value = "The next Train starts a new model."
-
     def train(self, apply: bool = False) -> None:
         """Train (new or continued) in a worker; with ``apply``, denoise the layer afterwards."""
-        from napari_restore.denoise.infer import denoise_progress
         from napari_restore.denoise.train import DenoiseTrainer
+        from napari_restore.denoise.workflows import train_then_apply
 
         if self.runner.running:
             return
@@ -252,8 +241,7 @@ class DenoiseWidget(ModelFileActions, Container):
             self.curves.reset()
         trainer = self.trainer
         stack_axis = int(self.stack_axis.value) if data.ndim > 3 else 0
-        dtype = self.output_dtype.value
-        device = self.device.value
+        options = self.options()
 
         def job() -> Any:
             nonlocal trainer
@@ -262,12 +250,11 @@ class DenoiseWidget(ModelFileActions, Container):
                 trainer = DenoiseTrainer(stack, config, source=layer.name)
             else:
                 trainer.config = config
-            summary = yield from trainer.train(minutes=config.minutes)
             if not apply:
-                return summary
+                return (yield from trainer.train(minutes=config.minutes))
             return (
-                yield from denoise_progress(
-                    data, trainer.model, stack_axis=stack_axis, device=device, output_dtype=dtype
+                yield from train_then_apply(
+                    trainer, data, options, stack_axis=stack_axis, minutes=config.minutes
                 )
             )
 
@@ -308,11 +295,8 @@ class DenoiseWidget(ModelFileActions, Container):
             f"stopped by {summary['stopped_by']})"
         )
 
-    def _publish(self) -> None:
-        self.curves.redraw()
-        if self.trainer is not None and self.trainer.step > 0 and self._life.alive:
-            name = f"{self.trainer.source} ({self.trainer.step} steps)"
-            SESSION_MODELS.publish(TASK, name, self.trainer.model, self.trainer.metadata())
+    def _session_name(self) -> str:
+        return f"{self.trainer.source} ({self.trainer.step} steps)"
 
     # -- applying -------------------------------------------------------------------------------
     def model_spec(self) -> Any:
@@ -347,25 +331,20 @@ class DenoiseWidget(ModelFileActions, Container):
         gen = denoise_progress(
             data,
             model,
+            self.options(),
             stack_axis=int(self.stack_axis.value) if data.ndim > 3 else 0,
-            device=self.device.value,
-            output_dtype=self.output_dtype.value,
         )
         self.runner.start(gen, on_done=lambda out: self._add_result(layer, out), label="denoising")
+
+    def options(self) -> InferenceOptions:
+        """The inference settings as set in the dock."""
+        return InferenceOptions(device=self.device.value, output_dtype=self.output_dtype.value)
 
     def _add_result(self, source: Image, data: Any) -> None:
         kwargs = layer_kwargs_like(source, contrast_limits=source.contrast_limits)
         self._viewer.add_image(data, name=f"{source.name} denoised", **kwargs)
 
     # -- files ----------------------------------------------------------------------------------
-    def save(self, path: Any) -> Path:
-        """Save the network trained here (safetensors + JSON, with the optimizer state)."""
-        if self.trainer is None or self.trainer.step == 0:
-            raise RestoreInputError("There is no trained model yet: click Train first.")
-        if self.runner.running:
-            raise RestoreInputError("Stop the training before saving.")
-        return self.trainer.save(path)
-
     def load(self, path: Any) -> None:
         """Resume a saved model on the chosen layer (train further, or apply it)."""
         from napari_restore.denoise.train import DenoiseTrainer

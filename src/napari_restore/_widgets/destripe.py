@@ -23,6 +23,7 @@ from napari_restore._widgets._common import (
 )
 from napari_restore._widgets._session import SESSION_MODELS
 from napari_restore._widgets._training import device_chooser
+from napari_restore.engine.options import InferenceOptions
 from napari_restore.errors import RestoreInputError
 
 if TYPE_CHECKING:
@@ -156,14 +157,12 @@ class DestripeWidget(Container):
         except RestoreInputError as err:
             self.status.value = error_text(err)
             return
-        gen = destripe_progress(
-            data,
-            model,
+        options = InferenceOptions(
             device=self.device.value,
-            direction=self.direction.value,
             tile=self.tile.value or None,
             output_dtype=self.output_dtype.value,
         )
+        gen = destripe_progress(data, model, options, direction=self.direction.value)
         self.runner.start(gen, on_done=lambda out: self._add_result(layer, out), label="destriping")
 
     def _add_result(self, source: Image, data: Any) -> None:

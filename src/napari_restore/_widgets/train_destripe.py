@@ -29,12 +29,12 @@ from napari_restore._widgets._common import (
     layer_data,
     status_row,
 )
-from napari_restore._widgets._session import SESSION_MODELS
 from napari_restore._widgets._training import (
     ImagePreview,
-    ModelFileActions,
     TrainingCurves,
+    TrainingDock,
     device_chooser,
+    row,
 )
 from napari_restore.core.progress import Progress
 from napari_restore.errors import RestoreInputError
@@ -46,14 +46,10 @@ if TYPE_CHECKING:
     from napari_restore.destripe.train import DestripeTrainConfig, DestripeTrainer
 
 
-def _row(*widgets: Any, label: str) -> Container:
-    row = Container(widgets=list(widgets), layout="horizontal", labels=False, label=label)
-    row.margins = (0, 0, 0, 0)
-    return row
-
-
-class TrainDestripeWidget(ModelFileActions, Container):
+class TrainDestripeWidget(TrainingDock, Container):
     """Dock that trains a destriping network on clean image layers."""
+
+    TASK = "destripe"
 
     def __init__(self, napari_viewer: napari.Viewer) -> None:
         from napari_restore.destripe.train import DestripeTrainConfig
@@ -76,12 +72,12 @@ class TrainDestripeWidget(ModelFileActions, Container):
             )
             for kind in stripe_kinds()
         }
-        mix = _row(*self.mix.values(), label="mix " + "/".join(k[:4] for k in self.mix))
+        mix = row(*self.mix.values(), label="mix " + "/".join(k[:4] for k in self.mix))
         self.additive = CheckBox(text="additive", value="additive" in defaults.modes)
         self.multiplicative = CheckBox(
             text="multiplicative", value="multiplicative" in defaults.modes
         )
-        modes = _row(self.additive, self.multiplicative, label="stripe modes")
+        modes = row(self.additive, self.multiplicative, label="stripe modes")
         self.clean_fraction = FloatSpinBox(
             label="stripe-free patches",
             value=defaults.clean_fraction,
@@ -119,7 +115,7 @@ class TrainDestripeWidget(ModelFileActions, Container):
         self.device, self.device_info, device_row = device_chooser()
         self.train_button = PushButton(text="Train")
         self.new_button = PushButton(text="New model")
-        buttons = _row(self.train_button, self.new_button, label="")
+        buttons = row(self.train_button, self.new_button, label="")
         self.save_path = FileEdit(label="save as", mode="w", filter="*.safetensors")
         self.save_button = PushButton(text="Save model")
         self.load_path = FileEdit(label="load", mode="r", filter="*.safetensors")
@@ -206,15 +202,6 @@ class TrainDestripeWidget(ModelFileActions, Container):
         return [layer_data(lyr, what="Training") for lyr in layers], [lyr.name for lyr in layers]
 
     # -- training -----------------------------------------------------------------------------
-    def new_model(self, *_: Any) -> None:
-        """Forget the current network; the next Train starts from scratch."""
-        if self.runner.running:
-            self.status.value = "Stop the training first."
-            return
-        self.trainer = None
-        self.curves.reset()
-        self.status.value = "The next Train starts a new model."
-
     def train(self, *_: Any) -> None:
         """Train (a new model, or continue the current one) in a worker."""
         from napari_restore.destripe.train import DestripeTrainer
@@ -276,22 +263,10 @@ class TrainDestripeWidget(ModelFileActions, Container):
             f", val. PSNR {psnr:.2f} dB" if psnr is not None else ""
         )
 
-    def _publish(self) -> None:
-        """Offer the network (a snapshot) to the Destripe dock once the worker is done."""
-        self.curves.redraw()
-        if self.trainer is not None and self.trainer.step > 0 and self._life.alive:
-            name = f"trained here ({self.trainer.step} steps)"
-            SESSION_MODELS.publish("destripe", name, self.trainer.model, self.trainer.metadata())
+    def _session_name(self) -> str:
+        return f"trained here ({self.trainer.step} steps)"
 
     # -- files --------------------------------------------------------------------------------
-    def save(self, path: Any) -> Path:
-        """Save the current network (safetensors + JSON)."""
-        if self.trainer is None:
-            raise RestoreInputError("There is no trained model yet: click Train first.")
-        if self.runner.running:
-            raise RestoreInputError("Stop the training before saving.")
-        return self.trainer.save(path)
-
     def load(self, path: Any) -> None:
         """Resume a saved model: training continues on the chosen layers."""
         from napari_restore.destripe.train import DestripeTrainer

@@ -12,13 +12,17 @@ import argparse
 import time
 from pathlib import Path
 
+from napari_restore.engine.options import InferenceOptions
+
+_INFER = InferenceOptions()
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "demo", help="stripes added to and removed from bundled sample data, with metrics"
     )
     p.add_argument("--out", type=Path, default=None, help="folder to write the demo images to")
-    p.add_argument("--device", default="auto", help="auto (default), cpu, cuda:N or mps")
+    p.add_argument("--device", default=_INFER.device, help="auto (default), cpu, cuda:N or mps")
     p.set_defaults(func=run)
 
 

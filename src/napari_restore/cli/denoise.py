@@ -25,7 +25,13 @@ from napari_restore.cli._common import (
     check_distinct,
     existing_output,
 )
+from napari_restore.denoise.config import DenoiseTrainConfig
+from napari_restore.engine.options import InferenceOptions
 from napari_restore.errors import RestoreInputError
+
+_INFER = InferenceOptions()  # the defaults of the inference flags
+
+_TRAIN = DenoiseTrainConfig()  # the defaults of the training flags
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -64,17 +70,32 @@ def register(sub: argparse._SubParsersAction) -> None:
         "processed one by one, and training trains a model for each; default %(default)s",
     )
     g = p.add_argument_group("training")
-    g.add_argument("--patch-t", type=int, default=128, help="frames per patch (multiple of 16)")
-    g.add_argument("--patch-xy", type=int, default=128, help="lateral patch size (even)")
-    g.add_argument("--batch-size", type=int, default=1, help="patches per step")
+    g.add_argument(
+        "--patch-t",
+        type=int,
+        default=_TRAIN.patch_t,
+        help="frames per patch (multiple of 16); default %(default)s",
+    )
+    g.add_argument(
+        "--patch-xy",
+        type=int,
+        default=_TRAIN.patch_xy,
+        help="lateral patch size (even); default %(default)s",
+    )
+    g.add_argument(
+        "--batch-size",
+        type=int,
+        default=_TRAIN.batch_size,
+        help="patches per step; default %(default)s",
+    )
     g.add_argument(
         "--lr",
         type=float,
-        default=1e-4,
+        default=_TRAIN.learning_rate,
         help="Adam learning rate (default %(default)s, the paper's; short CPU runs gain from "
         "about 5e-4)",
     )
-    g.add_argument("--seed", type=int, default=0, help="random seed; default %(default)s")
+    g.add_argument("--seed", type=int, default=_TRAIN.seed, help="random seed; default %(default)s")
     i = p.add_argument_group("inference")
     i.add_argument("--tile", type=int, default=None, help="lateral tile size (default: auto)")
     i.add_argument("--chunk-t", type=int, default=None, help="frames per chunk (default: auto)")
@@ -84,11 +105,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         default="mean",
         help="'mean' (default): output mean equals input mean; 'none': raw network output",
     )
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
+    p.add_argument("--device", default=_INFER.device, help="auto, cpu, cuda, cuda:N or mps")
     p.add_argument(
         "--dtype",
         choices=("input", "float32"),
-        default="input",
+        default=_INFER.output_dtype,
         help="output dtype: the input's (default, clipped) or float32",
     )
     add_overwrite(p)
@@ -100,7 +121,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from napari_restore.core.device import resolve_device
     from napari_restore.denoise.infer import denoise_file, load_denoise_model
-    from napari_restore.denoise.train import DenoiseTrainConfig, DenoiseTrainer
+    from napari_restore.denoise.workflows import (
+        per_stack,
+        per_stack_model_paths,
+        stack_trainers,
+    )
     from napari_restore.engine.model_files import model_paths
     from napari_restore.io import open_image
 
@@ -134,10 +159,10 @@ def run(args: argparse.Namespace) -> int:
             for file in model_paths(path) if path is not None else ():
                 existing_output(file, args.overwrite)
         models = []
-        for (label, stack), save in zip(stacks, saves, strict=True):
+        trainers = stack_trainers(image, config, stack_axis=args.stack_axis, source=args.input.name)
+        for (label, trainer), save in zip(trainers, saves, strict=True):
             if label and not args.quiet:
                 print(f"training on {label.strip()}")
-            trainer = DenoiseTrainer(stack, config, source=f"{args.input.name}{label}")
             _train(trainer, args)
             if save is not None:
                 saved = trainer.save(save)
@@ -152,48 +177,15 @@ def run(args: argparse.Namespace) -> int:
         args.input,
         args.output,
         model,
+        InferenceOptions(device=device, tile=args.tile, output_dtype=args.dtype),
         stack_axis=args.stack_axis,
         chunk_t=args.chunk_t,
-        device=device,
-        tile=args.tile,
-        output_dtype=args.dtype,
         intensity=args.intensity,
         progress_bar=not args.quiet,
     )
     if not args.quiet:
         print(f"wrote {args.output} (shape {tuple(image.shape)})")
     return 0
-
-
-def per_stack(image: Any, stack_axis: int) -> list[tuple[str, Any]]:
-    """``(label, (T, Y, X) stack)`` for every stack of a file: one for 2D/3D data, one per
-    index of the other leading axes (e.g. channels) for 4D/5D data, read lazily."""
-    from napari_restore.engine.stacks import StackView, leading_items, resolve_stack_axis
-
-    shape = tuple(int(s) for s in image.shape)
-    axis = resolve_stack_axis(len(shape), stack_axis)
-    if len(shape) <= 3:
-        return [("", image)]
-    out = []
-    for index in leading_items(shape, axis):
-        where = ", ".join(f"axis {a} = {i}" for a, i in enumerate(index) if isinstance(i, int))
-        out.append((f" [{where}]", StackView(image, index, axis)))
-    return out
-
-
-def per_stack_model_paths(save: Path | None, stacks: list[tuple[str, Any]]) -> list[Path | None]:
-    """Where each stack's model is saved: ``save`` itself for one stack, else ``save`` with the
-    stack's leading indices appended (``srd`` -> ``srd_0``, ``srd_1`` ...; ``srd_0_1`` in 5D)."""
-    if save is None:
-        return [None] * len(stacks)
-    if len(stacks) == 1:
-        return [save]
-    base = save.with_suffix("") if save.suffix in (".safetensors", ".json") else save
-    paths = []
-    for _, view in stacks:
-        tag = "_".join(str(i) for i in view.index if isinstance(i, int))
-        paths.append(base.with_name(f"{base.name}_{tag}"))
-    return paths
 
 
 def _train(trainer: Any, args: argparse.Namespace) -> None:

@@ -17,10 +17,12 @@ from napari_restore.cli._common import (
     parse_dtype,
 )
 from napari_restore.destripe.config import DestripeTrainConfig
+from napari_restore.engine.options import InferenceOptions
 from napari_restore.errors import RestoreInputError
 from napari_restore.simulate.stripes import stripe_kinds
 
 _TRAIN = DestripeTrainConfig()  # the defaults shown in --help
+_INFER = InferenceOptions()  # the defaults of the inference flags
 
 
 def _positive_int(text: str) -> int:
@@ -102,7 +104,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         default="builtin",
         help="model file (.safetensors) from train-destripe, or 'builtin' (default)",
     )
-    p.add_argument("--device", default="auto", help="auto (default), cpu, cuda:N or mps")
+    p.add_argument("--device", default=_INFER.device, help="auto (default), cpu, cuda:N or mps")
     p.add_argument(
         "--direction",
         choices=("horizontal", "vertical", "auto"),
@@ -117,7 +119,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--dtype",
         type=parse_dtype,
-        default="input",
+        default=_INFER.output_dtype,
         help="output dtype: 'input' (default, clipped to its range) or float32",
     )
     _add_threads(p)
@@ -242,16 +244,19 @@ def run_destripe(args: argparse.Namespace) -> int:
     PlaneWriter(args.output, (1, 1), "uint8")  # refuses an unsupported output suffix early
     device = resolve_device(args.device)
     _set_threads(args)
-    gen = destripe_file_progress(
-        args.input,
-        args.output,
-        args.model,
+    options = InferenceOptions(
         device=device,
-        direction=args.direction,
         tile=args.tile,
         overlap=args.overlap,
         batch_size=args.batch_size,
         output_dtype=args.dtype,
+    )
+    gen = destripe_file_progress(
+        args.input,
+        args.output,
+        args.model,
+        options,
+        direction=args.direction,
         overwrite=args.overwrite,
     )
     run_to_end(gen, desc="destripe", progress_bar=not args.quiet)

@@ -101,7 +101,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="stacks: repeat one stripe pattern through all planes",
     )
-    g.add_argument("--seed", type=int, default=0, help="random seed; default %(default)s")
+    g.add_argument(
+        "--seed", type=int, default=_DEFAULTS.seed, help="random seed; default %(default)s"
+    )
     p.add_argument(
         "--dtype",
         type=parse_dtype,

@@ -36,7 +36,8 @@ from torch import nn
 from napari_restore.core.arrays import cast_clipped, resolve_output_dtype
 from napari_restore.core.device import autocast, module_on, resolve_device
 from napari_restore.core.progress import ProgressGenerator, nested_progress, run_to_end
-from napari_restore.engine.model_files import load_model_file
+from napari_restore.engine.model_files import load_model
+from napari_restore.engine.options import InferenceOptions
 from napari_restore.engine.stacks import (
     StackView,
     as_stack,
@@ -56,7 +57,6 @@ from napari_restore.engine.tiling import (
 )
 from napari_restore.errors import RestoreInputError
 
-OPTIMIZER_PREFIX = "_optimizer."
 Intensity = Literal["mean", "none"]
 INTENSITY_MODES: tuple[str, ...] = ("mean", "none")
 
@@ -85,17 +85,9 @@ def load_denoise_model(
     SRDTrans
         In eval mode; its metadata (training settings, data, losses) is in ``model.metadata``.
     """
-    from napari_restore.models import build_model
-
-    state, meta = load_model_file(path, task="denoise")
-    model = build_model(meta["architecture"])
-    weights = {k: v for k, v in state.items() if not k.startswith(OPTIMIZER_PREFIX)}
-    try:
-        model.load_state_dict(weights)
-    except RuntimeError as err:
-        raise RestoreInputError(f"{path}: the weights do not fit the network: {err}") from err
-    model.metadata = meta
-    return model.to(resolve_device(device)).eval()
+    net, meta = load_model(path, device, task="denoise")
+    net.metadata = meta
+    return net
 
 
 def _as_model(model: nn.Module | str | os.PathLike[str], device: torch.device) -> nn.Module:
@@ -123,10 +115,7 @@ def inference_settings(
     model: nn.Module,
     shape: Sequence[int],
     device: torch.device,
-    *,
-    tile: int | Sequence[int] | None = None,
-    overlap: int | Sequence[int] | None = None,
-    batch_size: int | None = None,
+    options: InferenceOptions | None = None,
 ) -> TileSettings:
     """Tiles for a ``(T, Y, X)`` stack: ``(patch_t, tile_y, tile_x)`` blocks.
 
@@ -138,6 +127,9 @@ def inference_settings(
         ``(T, Y, X)``.
     device : torch.device
         Compute device (sizes the default tiles).
+    options : InferenceOptions, optional
+        Its ``tile``, ``overlap`` and ``batch_size`` (the rest is not used here):
+
     tile : int or (int, int), optional
         Lateral tile size. Default: on CUDA from the free memory, elsewhere about 2 M voxels
         per tile.
@@ -148,6 +140,8 @@ def inference_settings(
     batch_size : int, optional
         Tiles per network call (default 4 on CUDA, 1 elsewhere).
     """
+    options = options if options is not None else InferenceOptions()
+    tile, overlap, batch_size = options.tile, options.overlap, options.batch_size
     pt = int(model.patch_t)
     if tile is None:
         if device.type == "cuda":
@@ -242,15 +236,11 @@ def _denoise_one(
 def denoise_progress(
     stack: Any,
     model: ModelOrModels,
+    options: InferenceOptions | None = None,
     *,
     stack_axis: int = 0,
-    device: str | torch.device = "auto",
-    tile: int | Sequence[int] | None = None,
-    overlap: int | Sequence[int] | None = None,
-    batch_size: int | None = None,
-    output_dtype: Any = "input",
     intensity: Intensity = "mean",
-    amp: bool = True,
+    **option_fields: Any,
 ) -> ProgressGenerator[np.ndarray]:
     """Denoise a stack with a trained SRDTrans network (generator form of :func:`denoise`).
 
@@ -263,20 +253,17 @@ def denoise_progress(
     model : SRDTrans or path-like, or a sequence of them
         The network, or a model file (see :func:`load_denoise_model`); or one per stack of
         4D/5D data, in the order of the other leading axes (e.g. a model per channel).
+    options : InferenceOptions, optional
+        Device, tiling (see :func:`inference_settings`), batch, output dtype (default: the
+        input's, rounded and clipped to its range) and bf16 autocast on CUDA
+        (:class:`~napari_restore.engine.options.InferenceOptions`).
     stack_axis : int
         Axis of T or Z for 4D/5D data (any leading axis; the last two are Y and X). Default 0.
-    device : str or torch.device
-        ``"auto"``, ``"cpu"``, ``"cuda:N"``, ``"mps"``.
-    tile, overlap, batch_size
-        Tiling; see :func:`inference_settings`.
-    output_dtype : "input" or dtype
-        ``"input"`` (default): the input's dtype, rounded and clipped to its range; or e.g.
-        ``"float32"``.
     intensity : {"mean", "none"}
         ``"mean"`` (default): shift the output so that its mean equals the input's (removes
         the network's offset bias; see the module notes). ``"none"``: raw network output.
-    amp : bool
-        bf16 autocast on CUDA (default True).
+    **option_fields
+        Fields of ``options`` given one by one instead, e.g. ``device="cpu", tile=64``.
 
     Yields
     ------
@@ -288,15 +275,16 @@ def denoise_progress(
     numpy.ndarray
         Denoised data, same shape as ``stack``.
     """
+    options = InferenceOptions.of(options, **option_fields)
     _check_intensity(intensity)
     if not hasattr(stack, "shape"):
         stack = np.asarray(stack)
     shape = tuple(int(s) for s in stack.shape)
-    dtype = resolve_output_dtype(output_dtype, stack.dtype)
+    dtype = resolve_output_dtype(options.output_dtype, stack.dtype)
     if len(shape) < 2:
         raise RestoreInputError(f"The image has shape {shape}; SRDTrans denoises stacks (T, Y, X).")
     axis = resolve_stack_axis(len(shape), stack_axis)
-    dev = resolve_device(device)
+    dev = resolve_device(options.device)
     # Every index selects one (T, Y, X) stack: the stack axis is the only leading axis kept.
     items = leading_items(shape, axis) if len(shape) > 3 else [None]
     nets = _models_per_stack(model, len(items), dev)
@@ -304,12 +292,10 @@ def denoise_progress(
     done = 0
     for n, (index, net) in enumerate(zip(items, nets, strict=True)):
         sub = as_stack(stack if index is None else stack[index])
-        settings = inference_settings(
-            net, sub.shape, dev, tile=tile, overlap=overlap, batch_size=batch_size
-        )
+        settings = inference_settings(net, sub.shape, dev, options)
         per_item = count_tiles((max(sub.shape[0], int(net.patch_t)), *sub.shape[1:]), settings)
         result = yield from nested_progress(
-            _denoise_one(sub, net, settings, dev, amp, intensity),
+            _denoise_one(sub, net, settings, dev, options.amp, intensity),
             done=done,
             units=per_item,
             total=per_item * len(items),
@@ -326,17 +312,13 @@ def denoise_progress(
 
 def denoise(
     stack: Any,
-    model: nn.Module | str | os.PathLike[str],
+    model: ModelOrModels,
+    options: InferenceOptions | None = None,
     *,
     stack_axis: int = 0,
-    device: str | torch.device = "auto",
-    tile: int | Sequence[int] | None = None,
-    overlap: int | Sequence[int] | None = None,
-    batch_size: int | None = None,
-    output_dtype: Any = "input",
     intensity: Intensity = "mean",
-    amp: bool = True,
     progress_bar: bool = False,
+    **option_fields: Any,
 ) -> np.ndarray:
     """Denoise a stack with a trained SRDTrans network.
 
@@ -345,24 +327,15 @@ def denoise(
     Returns
     -------
     numpy.ndarray
-        Denoised data, same shape as ``stack``, dtype ``output_dtype``.
+        Denoised data, same shape as ``stack``, dtype ``options.output_dtype``.
 
     Examples
     --------
     >>> model = load_denoise_model("my_model.safetensors")     # doctest: +SKIP
-    >>> clean = denoise(noisy_stack, model)                    # doctest: +SKIP
+    >>> clean = denoise(noisy_stack, model, device="cuda:0")   # doctest: +SKIP
     """
     gen = denoise_progress(
-        stack,
-        model,
-        stack_axis=stack_axis,
-        device=device,
-        tile=tile,
-        overlap=overlap,
-        batch_size=batch_size,
-        output_dtype=output_dtype,
-        intensity=intensity,
-        amp=amp,
+        stack, model, options, stack_axis=stack_axis, intensity=intensity, **option_fields
     )
     return run_to_end(gen, desc="denoise", progress_bar=progress_bar)
 
@@ -371,16 +344,12 @@ def denoise_file_progress(
     input_path: str | os.PathLike[str],
     output_path: str | os.PathLike[str],
     model: ModelOrModels,
+    options: InferenceOptions | None = None,
     *,
     stack_axis: int = 0,
     chunk_t: int | None = None,
-    device: str | torch.device = "auto",
-    tile: int | Sequence[int] | None = None,
-    overlap: int | Sequence[int] | None = None,
-    batch_size: int | None = None,
-    output_dtype: Any = "input",
     intensity: Intensity = "mean",
-    amp: bool = True,
+    **option_fields: Any,
 ) -> ProgressGenerator[Path]:
     """Denoise an image file chunk by chunk along the stack axis (generator form).
 
@@ -400,7 +369,7 @@ def denoise_file_progress(
         Axis of T or Z (for 4D/5D files; other leading axes are processed one by one).
     chunk_t : int, optional
         Frames per chunk (at least ``2 * patch_t``). Default: about 64 M voxels per chunk.
-    device, tile, overlap, batch_size, output_dtype, amp
+    options, **option_fields
         As in :func:`denoise_progress`.
     intensity : {"mean", "none"}
         As in :func:`denoise_progress`, except that ``"mean"`` matches the means chunk by chunk
@@ -418,28 +387,21 @@ def denoise_file_progress(
     """
     from napari_restore.io import PlaneWriter, open_image
 
+    options = InferenceOptions.of(options, **option_fields)
     _check_intensity(intensity)
     arr = open_image(input_path)
     shape = tuple(int(s) for s in arr.shape)
-    dtype = resolve_output_dtype(output_dtype, arr.dtype)
+    dtype = resolve_output_dtype(options.output_dtype, arr.dtype)
     if len(shape) < 3:
         # A single plane is small: denoise it in memory.
         result = yield from denoise_progress(
-            arr,
-            model,
-            device=device,
-            tile=tile,
-            overlap=overlap,
-            batch_size=batch_size,
-            output_dtype=dtype,
-            intensity=intensity,
-            amp=amp,
+            arr, model, options, intensity=intensity, output_dtype=dtype
         )
         with PlaneWriter(output_path, shape, dtype, source=arr) as writer:
             writer[...] = result
         return Path(output_path)
     axis = resolve_stack_axis(len(shape), stack_axis)
-    dev = resolve_device(device)
+    dev = resolve_device(options.device)
     items = leading_items(shape, axis)
     nets = _models_per_stack(model, len(items), dev)
     pt = max(int(net.patch_t) for net in nets)
@@ -455,21 +417,14 @@ def denoise_file_progress(
     unit = 0
     with PlaneWriter(output_path, shape, dtype, source=arr) as writer:
         for index, net in zip(items, nets, strict=True):
-            settings = inference_settings(
-                net,
-                (min(n_frames, chunk_t), *shape[-2:]),
-                dev,
-                tile=tile,
-                overlap=overlap,
-                batch_size=batch_size,
-            )
+            settings = inference_settings(net, (min(n_frames, chunk_t), *shape[-2:]), dev, options)
             view = as_stack(StackView(arr, index, axis), str(input_path))
             mean = stack_mean(view)
             blender = ChunkBlender(starts, n_frames, seam)
             for k, s in enumerate(starts):
                 e = min(n_frames, s + chunk_t)
                 out = yield from nested_progress(
-                    _denoise_one(view[s:e], net, settings, dev, amp, intensity, mean),
+                    _denoise_one(view[s:e], net, settings, dev, options.amp, intensity, mean),
                     done=unit * _FILE_UNITS,
                     units=_FILE_UNITS,
                     total=units * _FILE_UNITS,
@@ -488,37 +443,18 @@ def denoise_file(
     input_path: str | os.PathLike[str],
     output_path: str | os.PathLike[str],
     model: ModelOrModels,
+    options: InferenceOptions | None = None,
     *,
-    stack_axis: int = 0,
-    chunk_t: int | None = None,
-    device: str | torch.device = "auto",
-    tile: int | Sequence[int] | None = None,
-    overlap: int | Sequence[int] | None = None,
-    batch_size: int | None = None,
-    output_dtype: Any = "input",
-    intensity: Intensity = "mean",
-    amp: bool = True,
     progress_bar: bool = False,
+    **kwargs: Any,
 ) -> Path:
-    """Denoise an image file that may be larger than memory; see :func:`denoise_file_progress`.
+    """Denoise an image file that may be larger than memory; see :func:`denoise_file_progress`
+    (same arguments, plus ``progress_bar``).
 
     Returns
     -------
     pathlib.Path
         The output path.
     """
-    gen = denoise_file_progress(
-        input_path,
-        output_path,
-        model,
-        stack_axis=stack_axis,
-        chunk_t=chunk_t,
-        device=device,
-        tile=tile,
-        overlap=overlap,
-        batch_size=batch_size,
-        output_dtype=output_dtype,
-        intensity=intensity,
-        amp=amp,
-    )
+    gen = denoise_file_progress(input_path, output_path, model, options, **kwargs)
     return run_to_end(gen, desc="denoise", progress_bar=progress_bar)

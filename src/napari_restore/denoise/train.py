@@ -40,12 +40,11 @@ from napari_restore.core.device import autocast, describe_device, resolve_device
 from napari_restore.core.progress import Progress, run_to_end
 from napari_restore.denoise.config import TIME_MULTIPLE, DenoiseTrainConfig
 from napari_restore.denoise.infer import (
-    OPTIMIZER_PREFIX,
     denoise_centered,
     inference_settings,
 )
 from napari_restore.denoise.sampling import spatial_redundancy_sample
-from napari_restore.engine.model_files import load_model_file
+from napari_restore.engine.model_files import OPTIMIZER_PREFIX, load_model_file
 from napari_restore.engine.stacks import as_stack, reflect_index, stack_mean
 from napari_restore.engine.trainer import Trainer
 from napari_restore.errors import RestoreInputError
@@ -83,8 +82,6 @@ def _denoise_loss(
 
 
 class DenoiseTrainer(Trainer):
-    task = "denoise"
-
     """Train SRDTrans on one noisy stack without clean data.
 
     Parameters
@@ -116,6 +113,8 @@ class DenoiseTrainer(Trainer):
     >>> run_to_end(trainer.train())                                      # doctest: +SKIP
     >>> trainer.save("my_model")                                         # doctest: +SKIP
     """
+
+    task = "denoise"
 
     def __init__(
         self,

@@ -21,6 +21,7 @@ from __future__ import annotations
 import itertools
 import os
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
@@ -50,7 +51,8 @@ from napari_restore.destripe.data import (
     normalise,
     sample_plane_indices,
 )
-from napari_restore.engine.model_files import load_model_file, model_paths
+from napari_restore.engine.model_files import load_model, model_paths
+from napari_restore.engine.options import InferenceOptions
 from napari_restore.engine.tiling import TileSettings, auto_tile_size, count_tiles, tile_predict
 from napari_restore.errors import RestoreInputError
 
@@ -104,8 +106,6 @@ def load_destripe_model(
     RestoreInputError
         For a missing or unreadable file, a model of another task, or an unknown device.
     """
-    from napari_restore.models import build_model
-
     dev = resolve_device(device)
     if isinstance(model, tuple):
         net, meta = model
@@ -129,15 +129,7 @@ def load_destripe_model(
             )
     else:
         path = model_paths(model)[0]
-    state, meta = load_model_file(path, task="destripe")
-    net = build_model(meta["architecture"])
-    try:
-        net.load_state_dict(state, strict=True)
-    except RuntimeError as err:
-        raise RestoreInputError(
-            f"{path}: the weights do not fit the network described in its metadata ({err})."
-        ) from err
-    return net.to(dev).eval(), meta
+    return load_model(path, dev, task="destripe")
 
 
 def _spectrum_plane(plane: np.ndarray, max_edge: int = 1024) -> np.ndarray:
@@ -269,101 +261,93 @@ def _plane_indices(lead: tuple[int, ...]) -> list[tuple[int, ...]]:
     return list(np.ndindex(*lead)) if lead else [()]
 
 
+@dataclass(frozen=True)
+class _Job:
+    """Everything a destriping run needs, resolved before the first plane is read."""
+
+    net: nn.Module
+    device: torch.device
+    settings: TileSettings
+    lo: float
+    hi: float
+    vertical: bool
+    dtype: np.dtype
+    amp: bool
+
+
+def _prepare(image: Any, model: ModelSpec, options: InferenceOptions, direction: str) -> _Job:
+    """Check the input and the options, load the model and fit the tiles (no plane is read
+    beyond the normalisation sample)."""
+    check_real_image(image)
+    dtype = resolve_output_dtype(options.output_dtype, image.dtype)
+    net, meta = load_destripe_model(model, options.device)
+    dev = next(net.parameters()).device
+    percentiles = tuple(meta.get("normalisation", {}).get("percentiles", NORM_PERCENTILES))
+    lo, hi = intensity_range(image, percentiles)
+    tile = options.tile
+    if tile is not None and not np.isscalar(tile):
+        raise RestoreInputError(f"tile={tile!r}: destriping takes one tile edge (square tiles).")
+    settings = tile_settings_for(
+        net, dev, tile=tile, overlap=options.overlap, batch_size=options.batch_size
+    )
+    vertical = _resolve_direction(image, direction) == "vertical"
+    return _Job(net, dev, settings, lo, hi, vertical, dtype, options.amp)
+
+
 def _destripe_planes(
     image: Any,
-    net: nn.Module,
-    device: torch.device,
-    settings: TileSettings,
-    *,
-    lo: float,
-    hi: float,
-    vertical: bool,
-    dtype: np.dtype,
+    job: _Job,
     sink: Callable[[tuple[int, ...], np.ndarray], None],
-    amp: bool = True,
-    planes: Sequence[tuple[int, ...]] | None = None,
+    plane_indices: Sequence[tuple[int, ...]] | None = None,
 ) -> ProgressGenerator[None]:
-    """Run every plane of ``image`` (or the ``planes`` listed) through the network and hand the
-    results to ``sink``."""
+    """Run every plane of ``image`` (or those in ``plane_indices``) through the network and hand
+    the results to ``sink``."""
     shape = tuple(image.shape)
     lead = shape[:-2]
-    work = shape[-2:][::-1] if vertical else shape[-2:]
-    per_plane = count_tiles(work, settings)
-    indices = _plane_indices(lead) if planes is None else list(planes)
+    work = shape[-2:][::-1] if job.vertical else shape[-2:]
+    per_plane = count_tiles(work, job.settings)
+    indices = _plane_indices(lead) if plane_indices is None else list(plane_indices)
     if not indices:
         return None
     total = per_plane * len(indices)
     group = max(1, min(len(indices), GROUP_VOXELS // max(1, work[0] * work[1])))
 
     def predict(batch: torch.Tensor) -> torch.Tensor:
-        with autocast(device, enabled=amp):
-            return net(batch)
+        with autocast(job.device, enabled=job.amp):
+            return job.net(batch)
 
     done = 0
     for g0 in range(0, len(indices), group):
         chunk = indices[g0 : g0 + group]
         planes = np.stack([np.asarray(image[i]) for i in chunk])
-        if vertical:
+        if job.vertical:
             planes = planes.swapaxes(-1, -2)
-        x = normalise(planes, lo, hi)
+        x = normalise(planes, job.lo, job.hi)
         units = per_plane * len(chunk)
         result = yield from nested_progress(
-            tile_predict(predict, x, settings, device=device),
+            tile_predict(predict, x, job.settings, device=job.device),
             done=done,
             units=units,
             total=total,
             stage="tiles",
             message=f"planes {g0 + 1}-{g0 + len(chunk)} of {len(indices)}",
         )
-        y = denormalise(result, lo, hi)
-        if vertical:
+        y = denormalise(result, job.lo, job.hi)
+        if job.vertical:
             y = y.swapaxes(-1, -2)
         for i, plane in zip(chunk, y, strict=True):
-            sink(i, cast_clipped(plane, dtype))
+            sink(i, cast_clipped(plane, job.dtype))
         done += units
     return None
-
-
-def _prepare(
-    image: Any,
-    model: ModelSpec,
-    device: str | torch.device,
-    direction: str,
-    tile: int | None,
-    overlap: int | None,
-    batch_size: int | None,
-    output_dtype: str | np.dtype,
-) -> dict[str, Any]:
-    image = as_array_like(image)
-    check_real_image(image)
-    dtype = resolve_output_dtype(output_dtype, image.dtype)
-    net, meta = load_destripe_model(model, device)
-    dev = next(net.parameters()).device
-    percentiles = tuple(meta.get("normalisation", {}).get("percentiles", NORM_PERCENTILES))
-    lo, hi = intensity_range(image, percentiles)
-    settings = tile_settings_for(net, dev, tile=tile, overlap=overlap, batch_size=batch_size)
-    return {
-        "image": image,
-        "net": net,
-        "device": dev,
-        "settings": settings,
-        "lo": lo,
-        "hi": hi,
-        "vertical": _resolve_direction(image, direction) == "vertical",
-        "dtype": dtype,
-    }
 
 
 def destripe_progress(
     image: Any,
     model: ModelSpec = None,
+    options: InferenceOptions | None = None,
     *,
-    device: str | torch.device = "auto",
     direction: Direction = "horizontal",
-    tile: int | None = None,
-    overlap: int | None = None,
-    batch_size: int | None = None,
-    output_dtype: str | np.dtype = "input",
+    **option_fields: Any,
 ) -> ProgressGenerator[np.ndarray]:
     """Remove stripes from an image or stack (generator form of :func:`destripe`).
 
@@ -373,16 +357,15 @@ def destripe_progress(
         ``(Y, X)`` or ``(..., Y, X)`` (numpy, dask, zarr); planes are read a group at a time.
     model : None, "builtin", path-like, torch.nn.Module or (module, metadata)
         The network (see :func:`load_destripe_model`); default the built-in model.
-    device : str or torch.device
-        ``"auto"``, ``"cpu"``, ``"cuda:N"`` or ``"mps"``.
+    options : InferenceOptions, optional
+        Device, tiling, batch, output dtype, mixed precision
+        (:class:`~napari_restore.engine.options.InferenceOptions`). Tiles default to
+        :func:`tile_settings_for`; they are blended, so the result does not depend much on
+        them; smaller tiles use less memory.
     direction : {"horizontal", "vertical", "auto"}
         Direction in which the stripes run; ``"auto"`` uses :func:`detect_stripe_direction`.
-    tile, overlap, batch_size : int, optional
-        Tiling (see :func:`tile_settings_for` for the defaults). Tiles are blended, so the
-        result does not depend much on them; smaller tiles use less memory.
-    output_dtype : "input" or dtype
-        ``"input"`` (default: clipped to the input dtype's range and cast) or e.g.
-        ``"float32"``.
+    **option_fields
+        Fields of ``options`` given one by one instead, e.g. ``device="cpu", tile=256``.
 
     Yields
     ------
@@ -394,28 +377,26 @@ def destripe_progress(
     numpy.ndarray
         The destriped image, same shape as ``image``.
     """
-    job = _prepare(image, model, device, direction, tile, overlap, batch_size, output_dtype)
-    image = job.pop("image")
-    out = np.empty(tuple(image.shape), dtype=job["dtype"])
+    options = InferenceOptions.of(options, **option_fields)
+    image = as_array_like(image)
+    job = _prepare(image, model, options, direction)
+    out = np.empty(tuple(image.shape), dtype=job.dtype)
 
     def sink(index: tuple[int, ...], plane: np.ndarray) -> None:
         out[index] = plane
 
-    yield from _destripe_planes(image, sink=sink, **job)
+    yield from _destripe_planes(image, job, sink)
     return out
 
 
 def destripe(
     image: Any,
     model: ModelSpec = None,
+    options: InferenceOptions | None = None,
     *,
-    device: str | torch.device = "auto",
     direction: Direction = "horizontal",
-    tile: int | None = None,
-    overlap: int | None = None,
-    batch_size: int | None = None,
-    output_dtype: str | np.dtype = "input",
     progress_bar: bool = False,
+    **option_fields: Any,
 ) -> np.ndarray:
     """Remove stripe artifacts from an image or stack with a trained ResCBAM U-Net.
 
@@ -425,16 +406,7 @@ def destripe(
     --------
     >>> clean = destripe(striped, "my_model.safetensors", device="cuda:0")  # doctest: +SKIP
     """
-    gen = destripe_progress(
-        image,
-        model,
-        device=device,
-        direction=direction,
-        tile=tile,
-        overlap=overlap,
-        batch_size=batch_size,
-        output_dtype=output_dtype,
-    )
+    gen = destripe_progress(image, model, options, direction=direction, **option_fields)
     return run_to_end(gen, desc="destripe", progress_bar=progress_bar)
 
 
@@ -442,14 +414,11 @@ def destripe_file_progress(
     inp: str | os.PathLike[str],
     out: str | os.PathLike[str],
     model: ModelSpec = None,
+    options: InferenceOptions | None = None,
     *,
-    device: str | torch.device = "auto",
     direction: Direction = "horizontal",
-    tile: int | None = None,
-    overlap: int | None = None,
-    batch_size: int | None = None,
-    output_dtype: str | np.dtype = "input",
     overwrite: bool = False,
+    **option_fields: Any,
 ) -> ProgressGenerator[Path]:
     """Destripe an image file into a new file, streaming plane by plane.
 
@@ -466,7 +435,7 @@ def destripe_file_progress(
     ----------
     inp, out : path-like
         Input and output paths.
-    model, device, direction, tile, overlap, batch_size, output_dtype
+    model, options, direction, **option_fields
         As for :func:`destripe_progress`.
     overwrite : bool
         Replace an existing output.
@@ -479,16 +448,16 @@ def destripe_file_progress(
     from napari_restore.io import PlaneWriter, check_output, open_image
     from napari_restore.io_folders import input_folder
 
+    options = InferenceOptions.of(options, **option_fields)
     inp, out = Path(inp), Path(out)
     check_output(out, overwrite)
     source = input_folder(inp)
     if source.exists() and out.exists() and out.resolve() == source.resolve():
         raise RestoreInputError(f"The output {out} is the input; choose another path.")
     image = open_image(inp)
-    job = _prepare(image, model, device, direction, tile, overlap, batch_size, output_dtype)
-    image = job.pop("image")
-    with PlaneWriter(out, tuple(image.shape), job["dtype"], source=image) as writer:
-        yield from _destripe_planes(image, sink=writer.__setitem__, planes=writer.pending(), **job)
+    job = _prepare(image, model, options, direction)
+    with PlaneWriter(out, tuple(image.shape), job.dtype, source=image) as writer:
+        yield from _destripe_planes(image, job, writer.__setitem__, writer.pending())
     return out
 
 
@@ -496,13 +465,14 @@ def destripe_file(
     inp: str | os.PathLike[str],
     out: str | os.PathLike[str],
     model: ModelSpec = None,
+    options: InferenceOptions | None = None,
     *,
     progress_bar: bool = False,
     **kwargs: Any,
 ) -> Path:
     """Run :func:`destripe_file_progress` to the end (same arguments, plus ``progress_bar``)."""
     return run_to_end(
-        destripe_file_progress(inp, out, model, **kwargs),
+        destripe_file_progress(inp, out, model, options, **kwargs),
         desc="destripe",
         progress_bar=progress_bar,
     )

@@ -95,8 +95,6 @@ def _prepare_sources(
 
 
 class DestripeTrainer(Trainer):
-    task = "destripe"
-
     """Trains a :class:`~napari_restore.models.rescbam_unet.ResCBAMUNet` to remove stripes.
 
     Parameters
@@ -126,6 +124,8 @@ class DestripeTrainer(Trainer):
     val_input_psnr, val_input_ssim : float
         PSNR/SSIM of the striped validation patches themselves (the baseline).
     """
+
+    task = "destripe"
 
     def __init__(
         self,
