@@ -56,6 +56,23 @@ def test_folder_opens_as_a_stack_in_natural_order(folder: Path, stack: np.ndarra
         image[12]
 
 
+@pytest.mark.parametrize("compression", [None, "zlib"])
+def test_patches_read_the_same_from_plain_and_compressed_planes(
+    tmp_path: Path, stack: np.ndarray, compression: str | None
+) -> None:
+    folder = tmp_path / "planes"
+    folder.mkdir()
+    for z, plane in enumerate(stack):
+        tifffile.imwrite(folder / f"{z}.tif", plane, compression=compression)
+    image = open_image(folder)
+    # A patch of an uncompressed plane comes through a memory map, of a compressed one from
+    # the decoded plane: same values either way, as an independent copy.
+    patch = image[3:7, 5:13, 2:9]
+    np.testing.assert_array_equal(patch, stack[3:7, 5:13, 2:9])
+    assert not isinstance(patch, np.memmap) and patch.flags.writeable
+    np.testing.assert_array_equal(image[4, 10, ::3], stack[4, 10, ::3])
+
+
 def test_planes_are_read_only_when_indexed(folder: Path, stack: np.ndarray) -> None:
     image = open_image(folder)
     (folder / "img_z7.tif").unlink()  # after opening: only reading plane 7 can notice

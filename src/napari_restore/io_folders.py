@@ -194,12 +194,25 @@ class TiffPlaneStack:
         folder = self.files[0].parent
         return f"TiffPlaneStack({str(folder)!r}, shape={self.shape}, dtype={self.dtype})"
 
-    def read_plane(self, z: int) -> np.ndarray:
-        """Read plane ``z`` (one file) as a ``(Y, X)`` array."""
+    def read_plane(self, z: int, region: tuple[Any, ...] = ()) -> np.ndarray:
+        """Read plane ``z`` (one file) as a ``(Y, X)`` array, or ``plane[region]``.
+
+        A region of an uncompressed file is read through a memory map, so a small patch of a
+        big plane (as training samples) reads only its rows; anything else reads the file.
+        """
         import tifffile
 
         path = self.files[z]
+        whole = all(isinstance(k, slice) and k == slice(None) for k in region)
         try:
+            if not whole:
+                try:
+                    mapped = tifffile.memmap(path, mode="r")
+                except ValueError:
+                    mapped = None  # compressed or tiled: read the whole plane
+                fits = mapped is not None and mapped.dtype == self.dtype
+                if fits and mapped.size == self.plane_shape[0] * self.plane_shape[1]:
+                    return np.array(mapped.reshape(self.plane_shape)[region])
             plane = tifffile.imread(path)
         except Exception as err:
             raise RestoreInputError(f"Could not read {path}: {type(err).__name__}: {err}") from err
@@ -208,7 +221,7 @@ class TiffPlaneStack:
                 f"{path} changed since the folder was opened (now shape {plane.shape}, dtype "
                 f"{plane.dtype}; expected {self.plane_shape}, {self.dtype})."
             )
-        return plane.reshape(self.plane_shape)
+        return plane.reshape(self.plane_shape)[region]
 
     def __getitem__(self, key: Any) -> np.ndarray:
         key = key if isinstance(key, tuple) else (key,)
@@ -226,11 +239,11 @@ class TiffPlaneStack:
             z = int(first)
             if not -n <= z < n:
                 raise IndexError(f"plane {z} is out of range for {n} planes")
-            return self.read_plane(z % n)[rest]
+            return self.read_plane(z % n, rest)
         planes = np.arange(n)[first]
         if planes.size == 0:
             return np.empty((0, *self.plane_shape), self.dtype)[(slice(None), *rest)]
-        return np.stack([self.read_plane(int(z))[rest] for z in planes])
+        return np.stack([self.read_plane(int(z), rest) for z in planes])
 
     def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
         out = self[:]

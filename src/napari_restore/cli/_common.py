@@ -22,7 +22,10 @@ def check_distinct(inp: Path, out: Path) -> None:
     from napari_restore.io_folders import input_folder
 
     if out.resolve() in (inp.resolve(), input_folder(inp).resolve()):
-        raise RestoreInputError(f"The output {out} is the input; choose another output path.")
+        what = "folder" if out.is_dir() else "file"
+        raise RestoreInputError(
+            f"The output {out} is the input {what}; choose another output path."
+        )
 
 
 def add_recursive(parser: argparse.ArgumentParser) -> None:
