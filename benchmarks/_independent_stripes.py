@@ -10,14 +10,15 @@ light sheet does instead:
 - along the stripe: a shadow starts at an absorber (a random ``x``, often outside the image)
   and decays exponentially along the propagation direction (length 40 px to 4 image widths),
   with a slow random modulation of its strength (+-35 %);
-- ``regular``: a comb of such stripes with a raised-cosine-power band profile, a period of
-  6 to 70 px that drifts by up to +-12 % across the image (a chirp), per-band strength jitter;
+- ``regular``: a comb of such stripes with a raised-cosine-power band profile (power 1 to 6), a
+  period of 6 to 70 px that drifts by up to +-12 % across the image (a chirp), per-band
+  strength jitter;
 - ``gaussian`` (horizontal): 1 to 12 stripes per 100 px, at random rows;
 - ``tilted``: the stripes of a fan from a point source outside the image (angles -25 to 25
   degrees, spread up to 12 degrees), gently curved (the sheet bends in a scattering sample).
 
 Modes: ``multiplicative`` (attenuation: ``clean * T``, ``T = prod(1 - a_i p_i)``, strengths
-0.15 to 0.85) and ``additive`` (``clean + sum(+-a_i p_i)``, 0.04 to 0.35 of the [0, 1] range,
+0.3 to 0.9) and ``additive`` (``clean + sum(+-a_i p_i)``, 0.08 to 0.35 of the [0, 1] range,
 bright, dark or mixed).
 """
 
@@ -68,7 +69,7 @@ def stripe_field(
     if kind == "regular":
         period = math.exp(rng.uniform(math.log(6.0), math.log(70.0)))
         chirp = rng.uniform(-0.12, 0.12)
-        power = rng.uniform(2.0, 12.0)
+        power = rng.uniform(1.0, 6.0)
         # phase of the comb along y, with the period drifting linearly across the image
         phase = 2 * np.pi * (yy / period) * (1 + chirp * (yy / h)) + rng.uniform(0, 2 * np.pi)
         band = (0.5 * (1 + np.cos(phase))) ** power
@@ -85,7 +86,7 @@ def stripe_field(
             y0 = rng.uniform(0, h)
             width = math.exp(rng.uniform(math.log(0.7), math.log(9.0)))
             p = _profile(yy - y0, width, cross) * _along(rng, xx[0], w)[None, :]
-            stripes.append((p, rng.uniform(0.4, 1.0)))
+            stripes.append((p, rng.uniform(0.6, 1.0)))
         return stripes
     # tilted: a fan from a point source left of the image, gently curved
     centre = math.radians(rng.uniform(-25, 25))
@@ -99,7 +100,7 @@ def stripe_field(
         d = (yy - line) * math.cos(theta)
         width = math.exp(rng.uniform(math.log(0.7), math.log(9.0)))
         p = _profile(d, width, cross) * _along(rng, xx[0], w)[None, :]
-        stripes.append((p, rng.uniform(0.4, 1.0)))
+        stripes.append((p, rng.uniform(0.6, 1.0)))
     return stripes
 
 
@@ -115,13 +116,13 @@ def degrade(
     rng = np.random.default_rng(seed)
     stripes = stripe_field(clean.shape, kind, rng)
     if mode == "multiplicative":
-        strength = rng.uniform(0.15, 0.85)
+        strength = rng.uniform(0.3, 0.9)
         log_t = np.zeros(clean.shape)
         for p, rel in stripes:
             log_t += np.log1p(-np.clip(strength * rel * p, 0.0, 0.95))
         out = clean * np.exp(log_t)
     else:
-        strength = rng.uniform(0.04, 0.35)
+        strength = rng.uniform(0.08, 0.35)
         polarity = str(rng.choice(["bright", "dark", "mixed"]))
         field = np.zeros(clean.shape)
         for p, rel in stripes:

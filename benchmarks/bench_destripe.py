@@ -420,6 +420,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("--quick", action="store_true", help="2 crops and small sweeps (~1.5 min)")
     p.add_argument(
+        "--small-sweeps",
+        action="store_true",
+        help="the peers' small sweeps of --quick on the full set of crops",
+    )
+    p.add_argument(
         "--set",
         choices=["classic", "heldout"],
         default="classic",
@@ -567,7 +572,9 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
                     raise SystemExit(f"{args.peer_results}: other stripes for {mode}/{kind}.")
                 rows += [r for r in stored["results"][mode][kind] if r["kind"] == "peer"]
             for peer in peers:
-                row, history = run_peer(peer, kind, striped, cleans, args.quick, log)
+                row, history = run_peer(
+                    peer, kind, striped, cleans, args.quick or args.small_sweeps, log
+                )
                 rows.append(row)
                 sweeps[mode][kind][peer.name] = history
                 key = f"sweep {peer.name}"
