@@ -27,19 +27,24 @@ How the numbers are made
    axis puts its power on the line through the origin perpendicular to it: horizontal stripes
    (elongated along x) on the ``k_x = 0`` axis, tilted ones on that axis rotated by θ. The input's
    power is divided by the geometric mean of its ring (same spatial frequency), and the mean of
-   that ratio is taken in 0.25° angle bins, over all angles, between 4 frequency steps and 0.45
-   cycles/pixel. Bins within ``max_angle`` (default 30°) of the x axis (horizontal stripes) or
-   of the y axis (vertical stripes) that stand out from the whole profile (above its median +
-   8 MAD and at least 1.5 times its median) are stripe angles; the wedge is every run of such
-   bins, widened by 0.5° and by 0.75 frequency steps (so that low frequencies, where a degree is
-   less than a pixel, are still covered). Stripes at several angles give several runs.
+   that ratio is taken in angle bins of 0.25° (wider for planes under about 500 px, so that a
+   bin holds 1.5 frequency steps at the outer radius), over all angles, between 4 frequency
+   steps and 0.45 cycles/pixel. Bins within ``max_angle`` (default 30°) of the x axis
+   (horizontal stripes) or of the y axis (vertical stripes) that stand out from the whole
+   profile (above its median + 8 MAD and at least 1.5 times its median) are stripe angles; the
+   wedge is every run of such bins, widened by 0.5° and by 0.75 frequency steps (so that low
+   frequencies, where a degree is less than a pixel, are still covered). Stripes at several
+   angles give several runs.
    ``direction="auto"`` takes the family with stripe lines and the larger stripe energy.
 3. **Stripe energy.** In each ring one frequency step wide, the expected power of a wedge pixel
    is the mean power of the ring's other pixels (at least 2° and 2 frequency steps away from the
    wedge), leaving out those above 5 times the ring's geometric mean: other bright lines, spots,
    and the leakage of a strong stripe along the axes through it. ``E`` is the wedge power minus
-   that expectation, summed over rings (a negative sum counts as 0). The wedge found on the
-   input is used for the restored image too.
+   that expectation, summed over the rings (from the second on) where the *input's* wedge
+   exceeds it by more than 3 standard deviations (``3 sqrt(n) x expected`` for ``n`` wedge
+   pixels): image content has most of its power in the few low-frequency rings, and their
+   noisy excesses would otherwise swamp the stripes. The restored image's ``E`` is its excess
+   over its own neighbours on the same wedge and rings (a negative sum counts as 0).
 4. **Foreground.** Otsu's threshold (scikit-image) of the input smoothed with a Gaussian of
    sigma 2 px (so that noise and thin stripes do not fragment the mask); when that leaves fewer
    than 1 % of the pixels, or the plane is constant, the whole plane is used.
@@ -79,7 +84,7 @@ from napari_restore.errors import RestoreInputError
 StripeDirection = Literal["auto", "horizontal", "vertical"]
 
 MIN_PLANE = 16  # smallest plane edge the meter accepts (a spectrum needs a few rings)
-BIN_DEG = 0.25  # angle bin of the angular power profile
+BIN_DEG = 0.25  # finest angle bin of the angular power profile
 WEDGE_MARGIN_DEG = 0.5  # wedge widening around the runs of stripe bins
 WEDGE_MIN_STEPS = 0.75  # wedge half-width floor, in frequency steps
 GAP_DEG, GAP_STEPS = 2.0, 2.0  # neighbours start this far from the wedge
@@ -87,9 +92,11 @@ PEAK_MAD, PEAK_RATIO = 8.0, 1.5  # a stripe bin: above median + 8 MAD and 1.5 x 
 RHO_MIN_STEPS, RHO_MAX = 4.0, 0.45  # radii used for finding angles (steps, cycles/pixel)
 MIN_FOREGROUND = 0.01
 MEDIAN_SAMPLE = 200_000
-# Below this share of the input's (non-DC) power the stripe signal is taken as absent.
-MIN_STRIPE_SHARE = 1e-4
-TRIM_GEO = 5.0
+# Below this mean excess of the wedge over its neighbours the stripe signal counts as absent.
+MIN_RING = 2  # rings 0 and 1 (the mean and the image-size scale) are not stripes
+SIG_RING = 3.0  # a ring counts when its wedge excess exceeds this many standard deviations
+MIN_CONTRAST = 0.02
+TRIM_GEO = 20.0
 
 
 @dataclass(frozen=True)
@@ -117,15 +124,16 @@ class StripeMeasure:
         the column grows with the row). For stacks, the median over planes with stripes.
     angles : tuple of float
         All stripe angles found (peaks of the angular profile; first plane with stripes).
-    stripe_share : float
-        Stripe energy of the input as a share of its non-DC power (how striped it was).
+    stripe_contrast : float
+        How striped the input is: its stripe energy over the power its wedge would hold
+        without stripes, on the rings with stripes (0: none; 1: twice the expected power).
     foreground_fraction : float
         Share of the pixels used for the intensity changes.
     max_angle : float
         The angle search range (degrees either side of the axis).
     per_plane : dict of str to numpy.ndarray
         For stacks: ``stripe_removed``, ``structure_changed``, ``median_change``,
-        ``mean_change``, ``angle``, ``stripe_share`` per plane. Empty for 2D images.
+        ``mean_change``, ``angle``, ``stripe_contrast`` per plane. Empty for 2D images.
     plane_directions : tuple of str
         For stacks: the direction found in each plane.
     shape : tuple of int
@@ -139,7 +147,7 @@ class StripeMeasure:
     direction: str
     angle: float
     angles: tuple[float, ...]
-    stripe_share: float
+    stripe_contrast: float
     foreground_fraction: float
     max_angle: float
     per_plane: dict[str, np.ndarray] = field(default_factory=dict)
@@ -176,7 +184,7 @@ class StripeMeasure:
             "direction": self.direction,
             "angle": _num(self.angle),
             "angles": [float(a) for a in self.angles],
-            "stripe_share": _num(self.stripe_share),
+            "stripe_contrast": _num(self.stripe_contrast),
             "foreground_fraction": float(self.foreground_fraction),
             "max_angle": float(self.max_angle),
             "verdict": self.verdict,
@@ -195,6 +203,8 @@ def _num(v: float) -> float | None:
 def _pct(fraction: float) -> str:
     """A share in percent with 2 significant digits below 10 % (0.6 %), else whole numbers."""
     p = 100.0 * fraction
+    if abs(p) < 0.01:
+        return "0"  # rounding noise of an unchanged image, not a finding
     return f"{p:.2g}" if abs(p) < 10 else f"{p:.0f}"
 
 
@@ -371,9 +381,13 @@ def _angle_profile(
     log_mean, _ = _ring_log_mean(log_power, geo.ring, usable, geo.n_rings)
     base = np.exp(log_mean)
     ratio = power[usable] / np.maximum(base[geo.ring[usable]], 1e-300)
-    n_bins = round(180.0 / BIN_DEG)
-    centres = -90.0 + BIN_DEG * np.arange(n_bins)
-    index = np.rint((theta[usable] + 90.0) / BIN_DEG).astype(np.int64) % n_bins
+    # Bins narrower than 1.5 frequency steps at the outer radius hold too few pixels to tell a
+    # line from the grid's own directions: small images get wider bins.
+    outer = RHO_MAX / geo.step
+    bin_deg = 90.0 / round(90.0 / max(BIN_DEG, math.degrees(1.5 / outer)))  # 0 is a centre
+    n_bins = round(180.0 / bin_deg)
+    centres = -90.0 + bin_deg * np.arange(n_bins)
+    index = np.rint((theta[usable] + 90.0) / bin_deg).astype(np.int64) % n_bins
     sums = np.bincount(index, weights=ratio, minlength=n_bins)
     num = np.bincount(index, minlength=n_bins)
     profile = np.where(num > 0, sums / np.maximum(num, 1), np.nan)
@@ -436,14 +450,21 @@ def _wedge_mask(
     return mask & ~geo.dc
 
 
-def _excess(
+def _ring_excess(
     power: np.ndarray,
     log_power: np.ndarray,
     geo: _Geometry,
     wedge_mask: np.ndarray,
     neighbours: np.ndarray,
-) -> float:
-    """Wedge power above what the same-ring neighbours predict, summed over rings."""
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per ring: wedge power above what the neighbours predict, that prediction, wedge size.
+
+    Returns
+    -------
+    excess, expected, size : numpy.ndarray
+        ``excess[r] = sum(wedge power) - size[r] * expected[r]``; ``expected`` is 0 where the
+        ring has no neighbours (such rings do not count).
+    """
     # Expected power: the neighbours' mean without the pixels above TRIM_GEO times the ring's
     # geometric mean, so that other bright lines, spots and the leakage of a strong stripe
     # along the axes through it do not raise it.
@@ -453,14 +474,23 @@ def _excess(
     keep = p_n <= TRIM_GEO * np.exp(log_mean)[ring_n]
     counts = np.bincount(ring_n[keep], minlength=geo.n_rings)
     sums = np.bincount(ring_n[keep], weights=p_n[keep], minlength=geo.n_rings)
-    expected = sums / np.maximum(counts, 1)
+    expected = np.where(counts > 0, sums / np.maximum(counts, 1), 0.0)
     rings = geo.ring[wedge_mask]
     w = geo.weight[wedge_mask]
     observed = np.bincount(rings, weights=w * power[wedge_mask], minlength=geo.n_rings)
-    weight = np.bincount(rings, weights=w, minlength=geo.n_rings)
-    has_base = counts > 0
-    per_ring = np.where(has_base, observed - weight * expected, 0.0)
-    return float(per_ring.sum())
+    size = np.bincount(rings, weights=w, minlength=geo.n_rings)
+    return observed - size * expected, expected, size
+
+
+def _stripe_rings(excess: np.ndarray, expected: np.ndarray, size: np.ndarray) -> np.ndarray:
+    """Rings whose wedge holds significantly more than expected: excess > SIG_RING sigma.
+
+    The wedge power of a ring without stripes fluctuates by about ``sqrt(size) * expected``
+    (exponentially distributed pixel powers); only rings above ``SIG_RING`` times that count,
+    so the few, noisy low-frequency rings where image content dominates do not swamp the sum.
+    """
+    ok = (expected > 0) & (size > 0) & (np.arange(expected.size) >= MIN_RING)
+    return ok & (excess > SIG_RING * np.sqrt(np.maximum(size, 1.0)) * expected)
 
 
 def _neighbour_mask(geo: _Geometry, wedge: _Wedge) -> np.ndarray:
@@ -476,7 +506,7 @@ class _PlaneResult:
     e_out: float
     out_in: float  # input power outside the wedge (non-DC)
     out_removed: float  # removed-component power outside the wedge
-    total_in: float
+    e_base: float  # expected wedge power without stripes on the rings that count
     direction: str
     angles: tuple[float, ...]
     found: bool
@@ -491,7 +521,7 @@ class _PlaneResult:
 
     @property
     def stripe_removed(self) -> float:
-        if not self.found or self.e_in <= MIN_STRIPE_SHARE * self.total_in:
+        if not self.found or self.e_in <= MIN_CONTRAST * self.e_base:
             return math.nan
         return 1.0 - max(self.e_out, 0.0) / self.e_in
 
@@ -535,15 +565,20 @@ def _measure_plane(
         wedge, found = _find_wedge(px, log_px, geo, family, max_angle)
         wmask = _wedge_mask(geo, wedge)
         neighbours = _neighbour_mask(geo, wedge)
-        e_in = _excess(px, log_px, geo, wmask, neighbours)
-        cands.append((found, e_in, wedge, wmask, neighbours))
+        excess, base, size = _ring_excess(px, log_px, geo, wmask, neighbours)
+        rings = _stripe_rings(excess, base, size)
+        e_in = float(excess[rings].sum())
+        cands.append(
+            (found, e_in, wedge, wmask, neighbours, rings, float((size * base)[rings].sum()))
+        )
     # A family with stripe lines beats one without; among equals the larger stripe energy wins
     # (not the sharper peak: stripes at many angles spread their energy over several peaks).
-    found, e_in, wedge, wmask, neighbours = max(cands, key=lambda c: (c[0], c[1]))
-    e_out = _excess(py, _log_power(py), geo, wmask, neighbours)
+    found, e_in, wedge, wmask, neighbours, rings, e_base = max(cands, key=lambda c: (c[0], c[1]))
+    # The result's excess over its own neighbours, on the same rings as the input's.
+    excess_out, _, _ = _ring_excess(py, _log_power(py), geo, wmask, neighbours)
+    e_out = float(excess_out[rings].sum())
     outside = ~wmask & ~geo.dc
     w = geo.weight
-    total_in = float(np.sum(w[~geo.dc] * px[~geo.dc], dtype=np.float64))
     out_in = float(np.sum(w[outside] * px[outside], dtype=np.float64))
     out_removed = float(np.sum(w[outside] * pr[outside], dtype=np.float64))
 
@@ -555,7 +590,7 @@ def _measure_plane(
         e_out=e_out,
         out_in=out_in,
         out_removed=out_removed,
-        total_in=total_in,
+        e_base=e_base,
         direction=wedge.direction,
         angles=wedge.angles if found else (),
         found=found,
@@ -671,12 +706,8 @@ def _combine(
     found = [r for r in results if r.found]
     e_in = sum(r.e_in for r in found)
     e_out = sum(max(r.e_out, 0.0) for r in found)
-    total_in = sum(r.total_in for r in results)
-    stripe = (
-        1.0 - e_out / e_in
-        if found and e_in > MIN_STRIPE_SHARE * total_in and e_in > 0
-        else math.nan
-    )
+    e_base = sum(r.e_base for r in found)
+    stripe = 1.0 - e_out / e_in if found and e_in > MIN_CONTRAST * e_base and e_in > 0 else math.nan
     out_in = sum(r.out_in for r in results)
     structure = sum(r.out_removed for r in results) / out_in if out_in > 0 else 0.0
     n_fg = sum(r.n_fg for r in results)
@@ -704,9 +735,7 @@ def _combine(
             "median_change": np.array([_rel(r.med_out, r.med_in) for r in results]),
             "mean_change": np.array([_rel(r.sum_out, r.sum_in) for r in results]),
             "angle": np.array([r.angles[0] if r.found else math.nan for r in results]),
-            "stripe_share": np.array(
-                [max(r.e_in, 0.0) / r.total_in if r.total_in else 0.0 for r in results]
-            ),
+            "stripe_contrast": np.array([r.e_in / r.e_base if r.e_base else 0.0 for r in results]),
         }
     return StripeMeasure(
         stripe_removed=float(stripe),
@@ -716,7 +745,7 @@ def _combine(
         direction=direction,
         angle=angle,
         angles=first.angles if first is not None else (),
-        stripe_share=max(e_in, 0.0) / total_in if total_in > 0 else 0.0,
+        stripe_contrast=e_in / e_base if e_base > 0 else 0.0,
         foreground_fraction=n_fg / sum(r.n_px for r in results),
         max_angle=float(max_angle),
         per_plane=per_plane,
@@ -736,7 +765,7 @@ CSV_COLUMNS = (
     "mean_change_pct",
     "direction",
     "angle_deg",
-    "stripe_share_pct",
+    "stripe_contrast",
     "verdict",
 )
 
@@ -758,7 +787,7 @@ def stripe_rows(input_name: str, restored_name: str, m: StripeMeasure) -> list[d
             "mean_change_pct": pct(m.mean_change),
             "direction": m.direction,
             "angle_deg": "" if math.isnan(m.angle) else round(m.angle, 2),
-            "stripe_share_pct": pct(m.stripe_share),
+            "stripe_contrast": round(m.stripe_contrast, 4),
             "verdict": m.verdict,
         }
     ]
@@ -775,7 +804,7 @@ def stripe_rows(input_name: str, restored_name: str, m: StripeMeasure) -> list[d
                     "mean_change_pct": pct(p["mean_change"][i]),
                     "direction": m.plane_directions[i],
                     "angle_deg": "" if math.isnan(p["angle"][i]) else round(p["angle"][i], 2),
-                    "stripe_share_pct": pct(p["stripe_share"][i]),
+                    "stripe_contrast": round(float(p["stripe_contrast"][i]), 4),
                     "verdict": "",
                 }
             )
