@@ -38,7 +38,7 @@ How the numbers are made
    ``direction="auto"`` takes the family with stripe lines and the larger stripe energy.
 3. **Stripe energy.** In each ring one frequency step wide, the expected power of a wedge pixel
    is the mean power of the ring's other pixels (at least 2° and 2 frequency steps away from the
-   wedge), leaving out those above 5 times the ring's geometric mean: other bright lines, spots,
+   wedge), leaving out those above 20 times the ring's geometric mean: other bright lines, spots,
    and the leakage of a strong stripe along the axes through it. ``E`` is the wedge power minus
    that expectation, summed over the rings (from the second on) where the *input's* wedge
    exceeds it by more than 3 standard deviations (``3 sqrt(n) x expected`` for ``n`` wedge
