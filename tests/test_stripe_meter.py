@@ -249,3 +249,13 @@ def test_simulator_stripes_are_measured(clean):
         m = measure_stripes(striped, clean)
         assert m.direction == "horizontal"
         assert m.stripe_removed > 0.95
+
+
+def test_max_planes_measures_evenly_spaced_planes(clean, striped):
+    inp = np.stack([striped] * 5)
+    out = np.stack([clean, striped, clean, striped, clean])
+    m = measure_stripes(inp, out, max_planes=3)
+    assert m.planes == (0, 2, 4)
+    assert len(m.per_plane["stripe_removed"]) == 3
+    assert m.stripe_removed > 0.97  # only the restored planes were measured
+    assert [r["plane"] for r in stripe_rows("a", "b", m)] == ["all", 0, 2, 4]

@@ -68,8 +68,8 @@ from __future__ import annotations
 import csv
 import math
 import os
-from collections.abc import Generator, Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Generator, Sequence
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
@@ -136,6 +136,9 @@ class StripeMeasure:
         ``mean_change``, ``angle``, ``stripe_contrast`` per plane. Empty for 2D images.
     plane_directions : tuple of str
         For stacks: the direction found in each plane.
+    planes : tuple of int
+        For stacks: the planes measured (flat C-order indices of the leading axes); all of them
+        unless ``max_planes`` asked for fewer.
     shape : tuple of int
         Shape of the compared arrays.
     """
@@ -153,6 +156,7 @@ class StripeMeasure:
     per_plane: dict[str, np.ndarray] = field(default_factory=dict)
     plane_directions: tuple[str, ...] = ()
     shape: tuple[int, ...] = ()
+    planes: tuple[int, ...] = ()
 
     @property
     def stripes_found(self) -> bool:
@@ -193,6 +197,7 @@ class StripeMeasure:
         if per_plane and self.per_plane:
             out["per_plane"] = {k: [_num(v) for v in vals] for k, vals in self.per_plane.items()}
             out["plane_directions"] = list(self.plane_directions)
+            out["planes"] = list(self.planes)
         return out
 
 
@@ -610,10 +615,6 @@ def _rel(new: float, old: float) -> float:
 
 
 # -- public API ---------------------------------------------------------------------------------
-def _planes(a: Any) -> Iterator[tuple[int, ...]]:
-    yield from np.ndindex(*tuple(a.shape[:-2]))
-
-
 def measure_stripes_steps(
     input: Any,
     restored: Any,
@@ -621,6 +622,7 @@ def measure_stripes_steps(
     direction: StripeDirection = "auto",
     max_angle: float = 30.0,
     rgb: bool | None = None,
+    max_planes: int | None = None,
 ) -> Generator[tuple[int, int], None, StripeMeasure]:
     """Generator form of :func:`measure_stripes`: yields ``(planes done, planes)``.
 
@@ -637,14 +639,20 @@ def measure_stripes_steps(
     if not 0 < max_angle <= 45:
         raise RestoreInputError(f"max_angle={max_angle!r}: give degrees in (0, 45].")
     lead = tuple(int(s) for s in input.shape[:-2])
-    total = int(np.prod(lead)) if lead else 1
+    n_planes = int(np.prod(lead)) if lead else 1
+    chosen = np.arange(n_planes)
+    if max_planes is not None and n_planes > max_planes:
+        chosen = np.unique(np.linspace(0, n_planes - 1, max(1, int(max_planes))).round())
+        chosen = chosen.astype(np.int64)
     results: list[_PlaneResult] = []
-    for i, index in enumerate(_planes(input)):
+    for i, flat in enumerate(chosen):
+        index = tuple(int(j) for j in np.unravel_index(flat, lead)) if lead else ()
         x = _float_plane(input[index], "input")
         y = _float_plane(restored[index], "restored image")
         results.append(_measure_plane(x, y, direction, max_angle))
-        yield i + 1, total
-    return _combine(results, lead, max_angle, tuple(int(s) for s in input.shape))
+        yield i + 1, len(chosen)
+    m = _combine(results, lead, max_angle, tuple(int(s) for s in input.shape))
+    return replace(m, planes=tuple(int(f) for f in chosen)) if lead else m
 
 
 def measure_stripes(
@@ -654,6 +662,7 @@ def measure_stripes(
     direction: StripeDirection = "auto",
     max_angle: float = 30.0,
     rgb: bool | None = None,
+    max_planes: int | None = None,
 ) -> StripeMeasure:
     """Measure what a destriper did, without a ground truth (see the module docstring).
 
@@ -670,6 +679,8 @@ def measure_stripes(
         Stripe angles are searched within this many degrees of the direction's axis (0-45).
     rgb : bool, optional
         Whether the data are colour (refused with a clear message); ``None`` guesses.
+    max_planes : int, optional
+        Measure at most this many evenly spaced planes of a stack (all by default).
 
     Returns
     -------
@@ -692,7 +703,9 @@ def measure_stripes(
     >>> m.direction, round(m.stripe_removed, 2), round(m.structure_changed, 3)
     ('horizontal', 1.0, 0.0)
     """
-    gen = measure_stripes_steps(input, restored, direction=direction, max_angle=max_angle, rgb=rgb)
+    gen = measure_stripes_steps(
+        input, restored, direction=direction, max_angle=max_angle, rgb=rgb, max_planes=max_planes
+    )
     while True:
         try:
             next(gen)
@@ -797,7 +810,7 @@ def stripe_rows(input_name: str, restored_name: str, m: StripeMeasure) -> list[d
             rows.append(
                 {
                     **base,
-                    "plane": i,
+                    "plane": m.planes[i] if m.planes else i,
                     "stripe_removed_pct": pct(p["stripe_removed"][i]),
                     "structure_changed_pct": pct(p["structure_changed"][i]),
                     "median_change_pct": pct(p["median_change"][i]),
