@@ -54,7 +54,7 @@ def test_two_layers_without_ground_truth_get_the_stripe_meter(viewer, qtbot, tmp
     expected = measure_stripes(striped, clean)
     assert float(rows["restored"][1]) == pytest.approx(100 * expected.stripe_removed, abs=0.05)
     assert float(rows["blurred"][2]) > 1.0  # the blur changed structure
-    assert rows["restored"][5].startswith("horizontal")
+    assert rows["restored"][5].startswith("horiz.")
     assert widget.verdict.native.isVisibleTo(widget.native)
     assert f"restored: {expected.verdict}" in widget.verdict.value
     assert "striped input 'raw'" in widget.status.value

@@ -55,7 +55,7 @@ if TYPE_CHECKING:
     from napari.layers import Image
 
 COLUMNS = ["layer", "MAE", "PSNR dB", "SSIM", "range"]
-NOREF_COLUMNS = ["layer", "stripes −%", "structure %", "median %", "mean %", "stripes run"]
+NOREF_COLUMNS = ["layer", "stripes −%", "structure %", "median %", "mean %", "dir."]
 NO_GT_TIP = (
     "Leave empty (-----) to compare layers without a ground truth: pick the striped input and "
     "its restored versions below (same shape) for the no-reference stripe meter."
@@ -88,7 +88,7 @@ def stripe_comparison_progress(
 
 
 def _pct(v: float, digits: int = 1) -> str:
-    return "—" if math.isnan(v) else f"{100 * v:.{digits}f}"
+    return "—" if math.isnan(v) else f"{round(100 * v, digits) + 0.0:.{digits}f}"  # no "-0.0"
 
 
 class MetricsPanel(Container):
@@ -364,6 +364,7 @@ class MetricsPanel(Container):
         for layer, r in self.results:
             if isinstance(r, StripeMeasure):
                 angle = "" if math.isnan(r.angle) else f" {r.angle:+.1f}°"
+                short = {"horizontal": "horiz.", "vertical": "vert."}[r.direction]
                 rows.append(
                     [
                         layer.name,
@@ -371,7 +372,7 @@ class MetricsPanel(Container):
                         _pct(r.structure_changed, 2),
                         _pct(r.median_change, 2),
                         _pct(r.mean_change, 2),
-                        f"{r.direction}{angle}",
+                        f"{short}{angle}",
                     ]
                 )
                 verdicts.append(f"{layer.name}: {r.verdict}")
