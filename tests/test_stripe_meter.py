@@ -259,3 +259,15 @@ def test_max_planes_measures_evenly_spaced_planes(clean, striped):
     assert len(m.per_plane["stripe_removed"]) == 3
     assert m.stripe_removed > 0.97  # only the restored planes were measured
     assert [r["plane"] for r in stripe_rows("a", "b", m)] == ["all", 0, 2, 4]
+
+
+def test_meter_imports_neither_torch_nor_a_gui():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, napari_restore.stripe_meter;"
+        "bad = [m for m in ('napari', 'qtpy', 'magicgui', 'torch') if m in sys.modules];"
+        "assert not bad, bad"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
