@@ -132,9 +132,28 @@ def denoise_real(viewer: napari.Viewer) -> None:
     side_by_side(viewer, "denoise_real_tribolium")
 
 
+def stripe_meter(viewer: napari.Viewer) -> None:
+    """The bundled SmartSPIM sample through Destripe (with its meter line), then the Metrics
+    panel without a ground truth comparing the input with the result."""
+    [layer] = viewer.open_sample(PLUGIN, "smartspim")
+    _, d = viewer.window.add_plugin_dock_widget(PLUGIN, "Destripe")
+    d.image.value = layer
+    d.run_button.clicked.emit()
+    wait(lambda: len(viewer.layers) == 2 and not d.runner.running, timeout=600)
+    result = viewer.layers[-1]
+    result.contrast_limits = layer.contrast_limits
+    _, m = viewer.window.add_plugin_dock_widget(PLUGIN, "Metrics")
+    m.ground_truth.value = None
+    m.images.value = [layer, result]
+    m.compute_button.clicked.emit()
+    wait(lambda: bool(m.results) and not m.runner.running)
+    side_by_side(viewer, "metrics_noref_smartspim")
+
+
 SCENES: dict[str, Callable[[napari.Viewer], None]] = {
     "simulator": simulator,
     "metrics": metrics,
+    "stripe_meter": stripe_meter,
     "destripe_spim": destripe_spim,
     "destripe_smartspim": destripe_smartspim,
     "train_destripe": train_destripe,

@@ -26,6 +26,8 @@ _LAZY: dict[str, str] = {
     "simulate_noise": "napari_restore.simulate",
     "Metrics": "napari_restore.metrics",
     "compute_metrics": "napari_restore.metrics",
+    "StripeMeasure": "napari_restore.stripe_meter",
+    "measure_stripes": "napari_restore.stripe_meter",
     "open_image": "napari_restore.io",
     "read_image": "napari_restore.io",
     "write_image": "napari_restore.io",

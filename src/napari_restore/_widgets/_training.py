@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from magicgui.widgets import ComboBox, Container, Label
+from magicgui.widgets import ComboBox, Container, FileEdit, Label, PushButton
 from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
 from matplotlib.figure import Figure
 
@@ -102,6 +102,16 @@ class TrainingDock:
             SESSION_MODELS.publish(
                 self.TASK, self._session_name(), trainer.model, trainer.metadata()
             )
+
+    def _model_file_widgets(self) -> list[Any]:
+        """The "save as" / "Save model" / "load" / "Load model (resume)" widgets, connected."""
+        self.save_path = FileEdit(label="save as", mode="w", filter="*.safetensors")
+        self.save_button = PushButton(text="Save model")
+        self.load_path = FileEdit(label="load", mode="r", filter="*.safetensors")
+        self.load_button = PushButton(text="Load model (resume)")
+        self.save_button.changed.connect(self._save_clicked)
+        self.load_button.changed.connect(self._load_clicked)
+        return [self.save_path, self.save_button, self.load_path, self.load_button]
 
     def _save_clicked(self, *_: Any) -> None:
         path = self.save_path.value

@@ -102,10 +102,7 @@ class DenoiseWidget(TrainingDock, Container):
         self.model_file = FileEdit(label="model file", mode="r", filter="*.safetensors")
         self.output_dtype = ComboBox(label="output dtype", choices=["input", "float32"])
         self.apply_button = PushButton(text="Apply")
-        self.save_path = FileEdit(label="save as", mode="w", filter="*.safetensors")
-        self.save_button = PushButton(text="Save model")
-        self.load_path = FileEdit(label="load", mode="r", filter="*.safetensors")
-        self.load_button = PushButton(text="Load model (resume)")
+        files = self._model_file_widgets()
         self.progress, self.status, self.stop_button, status = status_row()
         self.stop_button.text = "Stop / Cancel"
         self.runner = JobRunner(self.progress, self.status, self.stop_button)
@@ -126,10 +123,7 @@ class DenoiseWidget(TrainingDock, Container):
                 self.model_file,
                 self.output_dtype,
                 self.apply_button,
-                self.save_path,
-                self.save_button,
-                self.load_path,
-                self.load_button,
+                *files,
                 status,
             ]
         )
@@ -148,8 +142,6 @@ class DenoiseWidget(TrainingDock, Container):
         self.train_apply_button.changed.connect(lambda *_: self.train(apply=True))
         self.new_button.changed.connect(self.new_model)
         self.apply_button.changed.connect(self.apply)
-        self.save_button.changed.connect(self._save_clicked)
-        self.load_button.changed.connect(self._load_clicked)
         self._image_changed()
 
     # -- choices ------------------------------------------------------------------------------

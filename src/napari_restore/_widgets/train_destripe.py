@@ -116,10 +116,7 @@ class TrainDestripeWidget(TrainingDock, Container):
         self.train_button = PushButton(text="Train")
         self.new_button = PushButton(text="New model")
         buttons = row(self.train_button, self.new_button, label="")
-        self.save_path = FileEdit(label="save as", mode="w", filter="*.safetensors")
-        self.save_button = PushButton(text="Save model")
-        self.load_path = FileEdit(label="load", mode="r", filter="*.safetensors")
-        self.load_button = PushButton(text="Load model (resume)")
+        files = self._model_file_widgets()
         self.progress, self.status, self.stop_button, status = status_row()
         self.stop_button.text = "Stop (keeps the weights)"
         self.runner = JobRunner(self.progress, self.status, self.stop_button)
@@ -141,10 +138,7 @@ class TrainDestripeWidget(TrainingDock, Container):
                 self.seed,
                 device_row,
                 buttons,
-                self.save_path,
-                self.save_button,
-                self.load_path,
-                self.load_button,
+                *files,
                 status,
             ]
         )
@@ -158,8 +152,6 @@ class TrainDestripeWidget(TrainingDock, Container):
         self.perceptual_weight.changed.connect(self._update_visibility)
         self.train_button.changed.connect(self.train)
         self.new_button.changed.connect(self.new_model)
-        self.save_button.changed.connect(self._save_clicked)
-        self.load_button.changed.connect(self._load_clicked)
         self._update_visibility()
 
     # -- settings -----------------------------------------------------------------------------
