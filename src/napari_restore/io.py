@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from napari_restore.core.files import atomic_path
+from napari_restore.core.files import atomic_path, check_outputs
 from napari_restore.errors import RestoreInputError
 
 TIFF_SUFFIXES = (".tif", ".tiff")
@@ -233,7 +233,7 @@ def _create_zarr(target: Path, shape: tuple[int, ...], dtype: np.dtype, *, ome: 
     return group.create_array("0", shape=shape, dtype=dtype, chunks=chunks)
 
 
-def write_image(path: str | os.PathLike[str], data: np.ndarray) -> Path:
+def write_image(path: str | os.PathLike[str], data: np.ndarray, *, overwrite: bool = False) -> Path:
     """Write an in-memory array (TIFF, zarr, OME-Zarr or .npy) atomically.
 
     Parameters
@@ -242,6 +242,8 @@ def write_image(path: str | os.PathLike[str], data: np.ndarray) -> Path:
         Output path; the suffix picks the format.
     data : numpy.ndarray
         Image to write.
+    overwrite : bool
+        Replace an existing file (else :class:`RestoreInputError`, before writing).
 
     Returns
     -------
@@ -249,6 +251,7 @@ def write_image(path: str | os.PathLike[str], data: np.ndarray) -> Path:
     """
     data = np.asarray(data)
     p = Path(path)
+    check_outputs([p], overwrite=overwrite)
     name = p.name.lower()
     if name.endswith(TIFF_SUFFIXES):
         import tifffile

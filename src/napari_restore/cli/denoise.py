@@ -18,7 +18,14 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from napari_restore.cli._common import add_overwrite, add_quiet, check_distinct, existing_output
+from napari_restore.cli._common import (
+    KeepStepsOnCtrlC,
+    add_overwrite,
+    add_quiet,
+    check_distinct,
+    existing_output,
+)
+from napari_restore.core.files import check_outputs
 from napari_restore.denoise.config import DenoiseTrainConfig
 from napari_restore.engine.options import InferenceOptions
 from napari_restore.errors import RestoreInputError
@@ -138,9 +145,11 @@ def run(args: argparse.Namespace) -> int:
         )
         stacks = per_stack(image, args.stack_axis)
         saves = per_stack_model_paths(args.save_model, stacks)
-        for path in saves:
-            for file in model_paths(path) if path is not None else ():
-                existing_output(file, args.overwrite)
+        model_files = [f for path in saves if path is not None for f in model_paths(path)]
+        for file in model_files:
+            existing_output(file, args.overwrite)
+        # Clashes and unwritable folders fail now, not after the training.
+        check_outputs([args.output, *model_files], [args.input], overwrite=args.overwrite)
         models = []
         trainers = stack_trainers(image, config, stack_axis=args.stack_axis, source=args.input.name)
         for (label, trainer), save in zip(trainers, saves, strict=True):
@@ -148,7 +157,7 @@ def run(args: argparse.Namespace) -> int:
                 print(f"training on {label.strip()}")
             _train(trainer, args)
             if save is not None:
-                saved = trainer.save(save)
+                saved = trainer.save(save, overwrite=args.overwrite)
                 if not args.quiet:
                     print(f"saved model {saved}")
             models.append(trainer.model)
@@ -165,6 +174,7 @@ def run(args: argparse.Namespace) -> int:
         chunk_t=args.chunk_t,
         intensity=args.intensity,
         progress_bar=not args.quiet,
+        overwrite=args.overwrite,
     )
     if not args.quiet:
         print(f"wrote {args.output} (shape {tuple(image.shape)})")
@@ -175,7 +185,7 @@ def _train(trainer: Any, args: argparse.Namespace) -> None:
     """Run the training of one stack; Ctrl-C ends it early and keeps the steps done."""
     from napari_restore.core.progress import run_to_end
 
-    try:
+    with KeepStepsOnCtrlC(trainer) as ctrl_c:
         summary = run_to_end(
             trainer.train(steps=args.train_steps, minutes=args.train_minutes),
             desc="train",
@@ -183,9 +193,7 @@ def _train(trainer: Any, args: argparse.Namespace) -> None:
         )
         loss = summary["losses"].get("total", float("nan"))
         done = f"trained {summary['steps']} steps in {summary['seconds']:.0f} s"
-    except KeyboardInterrupt:
-        if trainer.step == 0:
-            raise
+    if ctrl_c.stopped:
         loss = trainer.history[-1]["total"] if trainer.history else float("nan")
         done = f"training stopped by Ctrl-C after {trainer.step} steps"
     if not args.quiet:

@@ -21,6 +21,7 @@ from napari_restore.core.arrays import (
     resolve_output_dtype,
     robust_range,
 )
+from napari_restore.core.files import check_outputs
 from napari_restore.simulate.stripes import (
     POLARITIES,
     STRIPE_MODES,
@@ -173,6 +174,7 @@ def run(args: argparse.Namespace) -> int:
     for out in outputs:
         check_distinct(args.input, out)
         existing_output(out, args.overwrite)
+    check_outputs(outputs, [args.input], overwrite=args.overwrite)
     image = open_image(args.input)
     check_real_image(image, name=str(args.input))
     dtype = resolve_output_dtype(args.dtype, image.dtype)
@@ -203,6 +205,7 @@ def run_noise(args: argparse.Namespace) -> int:
     for out in [args.output] + ([args.expected] if args.expected else []):
         check_distinct(args.input, out)
         existing_output(out, args.overwrite)
+    check_outputs([args.output, args.expected], [args.input], overwrite=args.overwrite)
     clean = read_image(args.input)
     result = simulate_noise(
         clean,
@@ -213,9 +216,9 @@ def run_noise(args: argparse.Namespace) -> int:
         seed=args.seed,
         output_dtype=args.dtype,
     )
-    write_image(args.output, result.image)
+    write_image(args.output, result.image, overwrite=args.overwrite)
     if args.expected:
-        write_image(args.expected, result.expected)
+        write_image(args.expected, result.expected, overwrite=args.overwrite)
     print(
         f"wrote {args.output} ({args.photons:g} photons/pixel, read noise {args.read_noise:g} e-)"
     )

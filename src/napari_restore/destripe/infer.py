@@ -437,14 +437,12 @@ def destripe_file_progress(
     pathlib.Path
         The output path.
     """
+    from napari_restore.core.files import check_outputs
     from napari_restore.io import PlaneWriter, open_image
 
     options = InferenceOptions.of(options, **option_fields)
     inp, out = Path(inp), Path(out)
-    if out.exists() and not overwrite:
-        raise RestoreInputError(f"{out} exists; pass overwrite=True (--overwrite) to replace it.")
-    if inp.exists() and out.exists() and out.resolve() == inp.resolve():
-        raise RestoreInputError(f"The output {out} is the input file; choose another path.")
+    check_outputs([out], [inp], overwrite=overwrite)
     image = open_image(inp)
     job = _prepare(image, model, options, direction)
     with PlaneWriter(out, tuple(image.shape), job.dtype) as writer:

@@ -218,7 +218,13 @@ class Trainer(abc.ABC):
         """Tensors written to the model file (default: the network's weights)."""
         return dict(self.model.state_dict())
 
-    def save(self, path: str | os.PathLike[str], *, extra: dict[str, Any] | None = None) -> Path:
+    def save(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        extra: dict[str, Any] | None = None,
+        overwrite: bool = False,
+    ) -> Path:
         """Write the model file (``x.safetensors`` + ``x.json``, atomically).
 
         Parameters
@@ -227,6 +233,8 @@ class Trainer(abc.ABC):
             ``x``, ``x.safetensors`` or ``x.json``.
         extra : dict, optional
             Entries added on top of :meth:`metadata`.
+        overwrite : bool
+            Replace an existing model file (else :class:`RestoreInputError`).
 
         Returns
         -------
@@ -238,7 +246,7 @@ class Trainer(abc.ABC):
         meta = self.metadata()
         if extra:
             meta.update(extra)
-        return save_model_file(path, self.state_to_save(), meta)
+        return save_model_file(path, self.state_to_save(), meta, overwrite=overwrite)
 
     @classmethod
     @abc.abstractmethod
