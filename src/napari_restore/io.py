@@ -8,6 +8,7 @@ temporary path beside the target and is renamed into place only when complete.
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 from pathlib import Path
@@ -90,18 +91,69 @@ def open_image(path: str | os.PathLike[str]) -> Any:
     )
 
 
+# A page may claim at most this many times the bytes it stores (zlib tops out near 1032:1):
+# a 768-byte file that claims 40000 x 50000 pixels is refused before anything is allocated.
+_MAX_TIFF_EXPANSION = 4096
+
+
+class _TiffWarnings(logging.Handler):
+    """Collects tifffile's warnings, which is how it reports damaged files that it reads
+    anyway (a truncated file comes back as fewer planes)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
+def _check_tiff_complete(tif: Any, p: Path, warnings: list[str]) -> None:
+    """Refuse a TIFF whose pages point past its end, claim far more pixels than it stores,
+    or that tifffile could only read in part."""
+    size = p.stat().st_size
+    for k, page in enumerate(tif.pages):
+        offsets, counts = page.dataoffsets, page.databytecounts
+        if any(o + c > size for o, c in zip(offsets, counts, strict=False)):
+            raise RestoreInputError(
+                f"{p} is truncated or damaged: page {k} has data beyond the end of the file "
+                f"({size} bytes). Copy or export the file again."
+            )
+        claimed = int(np.prod(page.shape, dtype=np.int64)) * page.dtype.itemsize
+        stored = int(sum(counts))
+        if claimed > _MAX_TIFF_EXPANSION * max(stored, 1024):
+            raise RestoreInputError(
+                f"{p}: page {k} claims {page.shape} pixels ({claimed / 1e6:.0f} MB) but stores "
+                f"only {stored} bytes; the file header is damaged."
+            )
+    # Only the messages of a file cut short: tifffile also warns of harmless metadata quirks.
+    signs = ("invalid page offset", "failed to reshape", "truncat")
+    damaged = [m for m in warnings if any(s in m for s in signs)]
+    if damaged:
+        raise RestoreInputError(
+            f"{p} is truncated or damaged ({damaged[0].split('> ', 1)[-1]}). Copy or export "
+            "the file again."
+        )
+
+
 def _open_tiff(p: Path) -> Any:
     import tifffile
 
-    with tifffile.TiffFile(p) as tif:
-        series = tif.series[0]
-        axes = series.axes
-        if "S" in axes:  # samples per pixel: RGB(A)
-            return _grey_from_rgb(series.asarray(), p)
-        try:
-            return tifffile.memmap(p, mode="r")
-        except ValueError:
-            pass  # compressed or tiled: read through the zarr interface instead
+    handler = _TiffWarnings()
+    log = logging.getLogger("tifffile")
+    log.addHandler(handler)
+    try:
+        with tifffile.TiffFile(p) as tif:
+            series = tif.series[0]  # reading the series is what warns of a damaged file
+            _check_tiff_complete(tif, p, handler.messages)
+            if "S" in series.axes:  # samples per pixel: RGB(A)
+                return _grey_from_rgb(series.asarray(), p)
+            try:
+                return tifffile.memmap(p, mode="r")
+            except ValueError:
+                pass  # compressed or tiled: read through the zarr interface instead
+    finally:
+        log.removeHandler(handler)
     import zarr
 
     store = tifffile.imread(p, aszarr=True)

@@ -158,6 +158,12 @@ def load_model_file(
         state = load_file(str(weights), device="cpu")
     except (SafetensorError, OSError) as err:
         raise RestoreInputError(f"{weights} is not a readable safetensors file: {err}") from err
+    for name, tensor in state.items():  # a NaN weight would turn every output into NaN
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            raise RestoreInputError(
+                f"{weights}: the tensor {name!r} holds NaN or infinite values; the model file "
+                "is damaged (or its training diverged): retrain or use another copy."
+            )
     return state, meta
 
 
