@@ -15,6 +15,7 @@ Ctrl-C during training ends the current stack's training early and keeps its ste
 from __future__ import annotations
 
 import argparse
+import math
 from pathlib import Path
 from typing import Any
 
@@ -124,8 +125,8 @@ def run(args: argparse.Namespace) -> int:
     training = args.model is None
     if args.save_model is not None and not training:
         raise RestoreInputError("--save-model needs training (--train-minutes/--train-steps).")
-    if args.train_minutes is not None and not args.train_minutes > 0:
-        raise RestoreInputError("--train-minutes must be positive.")
+    if args.train_minutes is not None and not 0 < args.train_minutes < math.inf:
+        raise RestoreInputError("--train-minutes must be a positive, finite number.")
     if args.train_steps is not None and args.train_steps < 1:
         raise RestoreInputError("--train-steps must be at least 1.")
     device = resolve_device(args.device)

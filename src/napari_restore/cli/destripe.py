@@ -314,6 +314,8 @@ def run_train(args: argparse.Namespace) -> int:
         raise RestoreInputError(f"Model file not found: {model_paths(args.resume)[0]}")
     if args.vgg_weights is not None and not args.vgg_weights.is_file():
         raise RestoreInputError(f"VGG-19 weights file not found: {args.vgg_weights}")
+    if args.minutes is not None and not 0 <= args.minutes < math.inf:
+        raise RestoreInputError("--minutes must be a finite number >= 0.")
     overrides = _overrides(args)
     _set_threads(args)
     images = _load_clean(args.clean)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import glob
 import os
 import shutil
 import tempfile
@@ -32,15 +33,66 @@ def atomic_path(final: str | os.PathLike[str]) -> Iterator[Path]:
     """
     final = Path(final)
     final.parent.mkdir(parents=True, exist_ok=True)
-    tmp_dir = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".part", dir=final.parent))
+    remove_stale_parts(final)
+    # The writer's process id is in the name, so a later run can tell leftovers from live work.
+    tmp_dir = Path(
+        tempfile.mkdtemp(prefix=f".{final.name}.{os.getpid()}.", suffix=".part", dir=final.parent)
+    )
     target = tmp_dir / final.name
     try:
         yield target
+        if target.is_file():  # some writers create 0600 files: give the usual mode
+            os.chmod(target, 0o666 & ~_umask())
         if final.is_dir() and not final.is_symlink():
             shutil.rmtree(final)
         os.replace(target, final)
     finally:
         shutil.rmtree(tmp_dir, ignore_errors=True)
+
+
+def _umask() -> int:
+    """The process umask (read without changing it where /proc allows)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except OSError:
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # e.g. no permission to signal it: it exists
+        return True
+    return True
+
+
+def remove_stale_parts(final: str | os.PathLike[str]) -> list[Path]:
+    """Delete leftovers of interrupted writes of ``final`` (SIGKILL, power loss) beside it.
+
+    A leftover is a ``.NAME.PID.XXXX.part`` folder whose writing process ``PID`` no longer
+    runs; folders of live writers are kept.
+
+    Returns
+    -------
+    list of pathlib.Path
+        The folders removed.
+    """
+    final = Path(final)
+    removed = []
+    for part in final.parent.glob(f".{glob.escape(final.name)}.*.part"):
+        pid_text = part.name[len(final.name) + 2 :].split(".", 1)[0]
+        if not (part.is_dir() and pid_text.isdigit()) or _pid_alive(int(pid_text)):
+            continue
+        shutil.rmtree(part, ignore_errors=True)
+        removed.append(part)
+    return removed
 
 
 def _same_file(a: Path, b: Path) -> bool:

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import abc
 import dataclasses
+import math
 import os
 import time
 from collections.abc import Mapping
@@ -144,7 +145,13 @@ class Trainer(abc.ABC):
 
         if steps is not None and steps < 0:
             raise RestoreInputError(f"steps={steps} must be >= 0.")
+        if minutes is not None and not (math.isfinite(minutes) and minutes >= 0):
+            raise RestoreInputError(
+                f"minutes={minutes} must be a finite number >= 0 (None: no time limit)."
+            )
         stop_at, minutes, limit = self._limits(steps, minutes)
+        if minutes is not None and not math.isfinite(minutes):  # e.g. from the config
+            raise RestoreInputError(f"minutes={minutes} must be finite (None: no time limit).")
         deadline = time.monotonic() + 60.0 * minutes if minutes is not None else None
         self._stop_requested = False
         first, started = self.step, time.monotonic()
