@@ -108,7 +108,7 @@ def test_interrupted_destriping_resumes_with_the_missing_planes(
 
     # Finished: refused without --overwrite, rewritten with it.
     assert main(args) == 2
-    assert "pass --overwrite" in capsys.readouterr().err
+    assert "pass overwrite=True (--overwrite on the command line)" in capsys.readouterr().err
     computed.clear()
     assert cli(*args, "--overwrite") == 0
     assert computed == list(range(8))

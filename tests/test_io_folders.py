@@ -20,6 +20,8 @@ from napari_restore.io_folders import (
     plane_folders,
 )
 
+OVERWRITE_HINT = r"pass overwrite=True \(--overwrite on the command line\)"
+
 
 def write_planes(folder: Path, stack: np.ndarray, names: list[str]) -> None:
     folder.mkdir(parents=True, exist_ok=True)
@@ -179,7 +181,7 @@ def test_interrupted_output_is_resumed_skipping_finished_planes(
     assert not (out / ".img_z5.tif.999.part").exists()  # the killed run's leftover is gone
     assert {z: (out / image.names[z]).stat().st_mtime_ns for z in range(5)} == before
     np.testing.assert_array_equal(open_image(out)[...], stack)
-    with pytest.raises(RestoreInputError, match="pass --overwrite"):
+    with pytest.raises(RestoreInputError, match=OVERWRITE_HINT):
         check_output(out, overwrite=False)
 
 
@@ -206,12 +208,12 @@ def test_resuming_another_image_is_refused(folder: Path, tmp_path: Path) -> None
 
 
 def test_existing_outputs_need_overwrite(tmp_path: Path, folder: Path) -> None:
-    with pytest.raises(RestoreInputError, match="pass --overwrite"):
+    with pytest.raises(RestoreInputError, match=OVERWRITE_HINT):
         check_output(folder, overwrite=False)  # a folder with other content
     (tmp_path / "empty").mkdir()
     check_output(tmp_path / "empty", overwrite=False)
     (tmp_path / "file.tif").write_bytes(b"x")
-    with pytest.raises(RestoreInputError, match="pass --overwrite"):
+    with pytest.raises(RestoreInputError, match=OVERWRITE_HINT):
         check_output(tmp_path / "file.tif", overwrite=False)
 
 

@@ -10,18 +10,21 @@ planes: each plane file, and a completion marker once all are there).
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from napari_restore.core.files import atomic_path
+from napari_restore.core.files import atomic_path, check_outputs
 from napari_restore.errors import RestoreInputError
 from napari_restore.io_folders import (
     FolderPlaneWriter,
     check_output,
+    input_folder,
     is_folder_output,
     is_plane_folder_input,
     open_plane_folder,
@@ -104,18 +107,69 @@ def open_image(path: str | os.PathLike[str]) -> Any:
     )
 
 
+# A page may claim at most this many times the bytes it stores (zlib tops out near 1032:1):
+# a 768-byte file that claims 40000 x 50000 pixels is refused before anything is allocated.
+_MAX_TIFF_EXPANSION = 4096
+
+
+class _TiffWarnings(logging.Handler):
+    """Collects tifffile's warnings, which is how it reports damaged files that it reads
+    anyway (a truncated file comes back as fewer planes)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
+def _check_tiff_complete(tif: Any, p: Path, warnings: list[str]) -> None:
+    """Refuse a TIFF whose pages point past its end, claim far more pixels than it stores,
+    or that tifffile could only read in part."""
+    size = p.stat().st_size
+    for k, page in enumerate(tif.pages):
+        offsets, counts = page.dataoffsets, page.databytecounts
+        if any(o + c > size for o, c in zip(offsets, counts, strict=False)):
+            raise RestoreInputError(
+                f"{p} is truncated or damaged: page {k} has data beyond the end of the file "
+                f"({size} bytes). Copy or export the file again."
+            )
+        claimed = int(np.prod(page.shape, dtype=np.int64)) * page.dtype.itemsize
+        stored = int(sum(counts))
+        if claimed > _MAX_TIFF_EXPANSION * max(stored, 1024):
+            raise RestoreInputError(
+                f"{p}: page {k} claims {page.shape} pixels ({claimed / 1e6:.0f} MB) but stores "
+                f"only {stored} bytes; the file header is damaged."
+            )
+    # Only the messages of a file cut short: tifffile also warns of harmless metadata quirks.
+    signs = ("invalid page offset", "failed to reshape", "truncat")
+    damaged = [m for m in warnings if any(s in m for s in signs)]
+    if damaged:
+        raise RestoreInputError(
+            f"{p} is truncated or damaged ({damaged[0].split('> ', 1)[-1]}). Copy or export "
+            "the file again."
+        )
+
+
 def _open_tiff(p: Path) -> Any:
     import tifffile
 
-    with tifffile.TiffFile(p) as tif:
-        series = tif.series[0]
-        axes = series.axes
-        if "S" in axes:  # samples per pixel: RGB(A)
-            return _grey_from_rgb(series.asarray(), p)
-        try:
-            return tifffile.memmap(p, mode="r")
-        except ValueError:
-            pass  # compressed or tiled: read through the zarr interface instead
+    handler = _TiffWarnings()
+    log = logging.getLogger("tifffile")
+    log.addHandler(handler)
+    try:
+        with tifffile.TiffFile(p) as tif:
+            series = tif.series[0]  # reading the series is what warns of a damaged file
+            _check_tiff_complete(tif, p, handler.messages)
+            if "S" in series.axes:  # samples per pixel: RGB(A)
+                return _grey_from_rgb(series.asarray(), p)
+            try:
+                return tifffile.memmap(p, mode="r")
+            except ValueError:
+                pass  # compressed or tiled: read through the zarr interface instead
+    finally:
+        log.removeHandler(handler)
     import zarr
 
     store = tifffile.imread(p, aszarr=True)
@@ -289,7 +343,27 @@ def _create_zarr(target: Path, shape: tuple[int, ...], dtype: np.dtype, *, ome: 
     return group.create_array("0", shape=shape, dtype=dtype, chunks=chunks)
 
 
-def write_image(path: str | os.PathLike[str], data: np.ndarray, *, source: Any = None) -> Path:
+def check_output_paths(
+    outputs: Iterable[str | os.PathLike[str] | None],
+    inputs: Iterable[str | os.PathLike[str] | None] = (),
+    *,
+    overwrite: bool = False,
+) -> None:
+    """Refuse outputs that clash with an input or each other, cannot be written, or exist.
+
+    :func:`~napari_restore.core.files.check_outputs` with the folder rules of
+    :func:`~napari_restore.io_folders.check_output`: an unfinished folder of planes is resumed,
+    not refused. Clashes are checked first, so nothing is changed when they refuse.
+    """
+    outs = [Path(o) for o in outputs if o is not None]
+    check_outputs(outs, [input_folder(i) for i in inputs if i is not None], overwrite=True)
+    for out in outs:
+        check_output(out, overwrite)
+
+
+def write_image(
+    path: str | os.PathLike[str], data: np.ndarray, *, source: Any = None, overwrite: bool = False
+) -> Path:
     """Write an in-memory array (TIFF, zarr, OME-Zarr, .npy or a folder of planes) atomically.
 
     Parameters
@@ -301,6 +375,9 @@ def write_image(path: str | os.PathLike[str], data: np.ndarray, *, source: Any =
     source : optional
         The opened input, whose plane file names a folder output reuses (see
         :class:`PlaneWriter`).
+    overwrite : bool
+        Replace an existing output (else :class:`RestoreInputError`, before writing; an
+        unfinished folder output is resumed).
 
     Returns
     -------
@@ -308,6 +385,7 @@ def write_image(path: str | os.PathLike[str], data: np.ndarray, *, source: Any =
     """
     data = np.asarray(data)
     p = Path(path)
+    check_output_paths([p], overwrite=overwrite)
     name = p.name.lower()
     if name.endswith(TIFF_SUFFIXES) and not is_folder_output(p):
         import tifffile

@@ -363,7 +363,9 @@ def check_output(path: str | os.PathLike[str], overwrite: bool) -> None:
         return
     if is_folder_output(path) and folder_state(path) in ("partial", "empty"):
         return
-    raise RestoreInputError(f"{path} exists; pass --overwrite to replace it.")
+    raise RestoreInputError(
+        f"{path} exists; pass overwrite=True (--overwrite on the command line) to replace it."
+    )
 
 
 def input_folder(path: str | os.PathLike[str]) -> Path:

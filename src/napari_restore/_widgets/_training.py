@@ -90,7 +90,8 @@ class TrainingDock:
             raise RestoreInputError("There is no trained model yet: click Train first.")
         if self.runner.running:
             raise RestoreInputError("Stop the training before saving.")
-        return self.trainer.save(path)
+        # The file widget is a save dialog, which asks before replacing a file.
+        return self.trainer.save(path, overwrite=True)
 
     def _publish(self) -> None:
         """Offer the network (a snapshot) to the apply docks once the worker is done."""

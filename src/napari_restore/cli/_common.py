@@ -77,6 +77,28 @@ def run_tree(args: argparse.Namespace) -> int:
     return 0
 
 
+class KeepStepsOnCtrlC:
+    """Context manager: a Ctrl-C inside ends a training early and keeps the steps done.
+
+    The interrupt is swallowed (and ``stopped`` set) only if the trainer has finished a step;
+    the caller then saves as usual, and a second Ctrl-C during the save aborts it (atomic
+    writes leave nothing half-written). With no step done the interrupt propagates.
+    """
+
+    def __init__(self, trainer: Any) -> None:
+        self.trainer = trainer
+        self.stopped = False
+
+    def __enter__(self) -> KeepStepsOnCtrlC:
+        return self
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> bool:
+        if exc_type is KeyboardInterrupt and self.trainer.step > 0:
+            self.stopped = True
+            return True
+        return False
+
+
 def add_overwrite(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--overwrite", action="store_true", help="replace existing output files")
 

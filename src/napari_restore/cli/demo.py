@@ -12,9 +12,12 @@ import argparse
 import time
 from pathlib import Path
 
+from napari_restore.cli._common import add_overwrite
+from napari_restore.core.files import check_outputs
 from napari_restore.engine.options import InferenceOptions
 
 _INFER = InferenceOptions()
+_KINDS = ("regular", "gaussian", "tilted")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -23,6 +26,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--out", type=Path, default=None, help="folder to write the demo images to")
     p.add_argument("--device", default=_INFER.device, help="auto (default), cpu, cuda:N or mps")
+    add_overwrite(p)
     p.set_defaults(func=run)
 
 
@@ -35,6 +39,9 @@ def run(args: argparse.Namespace) -> int:
     from napari_restore.metrics import compute_metrics
     from napari_restore.simulate import simulate_stripes
 
+    if args.out:  # every file the demo may write, checked before any work
+        names = ["ground_truth"] + [f"{s}_{k}" for s in ("striped", "destriped") for k in _KINDS]
+        check_outputs([args.out / f"{n}.tif" for n in names], overwrite=args.overwrite)
     clean = load_sample("tribolium")
     print(f"sample: Tribolium light-sheet stack {clean.shape} {clean.dtype} (clEsperanto, BSD-3)")
     have_model = builtin_model_path().is_file()
@@ -46,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
         print("the built-in destriping model is not installed: showing the stripes only")
     rows = []
     images = {"ground_truth": clean}
-    for kind in ("regular", "gaussian", "tilted"):
+    for kind in _KINDS:
         striped = simulate_stripes(clean, kind=kind, seed=1).image
         images[f"striped_{kind}"] = striped
         rows.append((f"striped ({kind})", compute_metrics(striped, clean)))
@@ -64,6 +71,6 @@ def run(args: argparse.Namespace) -> int:
         )
     if args.out:
         for name, data in images.items():
-            write_image(args.out / f"{name}.tif", data)
+            write_image(args.out / f"{name}.tif", data, overwrite=args.overwrite)
         print(f"wrote {len(images)} images to {args.out}")
     return 0

@@ -15,10 +15,12 @@ Ctrl-C during training ends the current stack's training early and keeps its ste
 from __future__ import annotations
 
 import argparse
+import math
 from pathlib import Path
 from typing import Any
 
 from napari_restore.cli._common import (
+    KeepStepsOnCtrlC,
     add_overwrite,
     add_quiet,
     add_recursive,
@@ -127,15 +129,15 @@ def run(args: argparse.Namespace) -> int:
         stack_trainers,
     )
     from napari_restore.engine.model_files import model_paths
-    from napari_restore.io import open_image
+    from napari_restore.io import check_output_paths, open_image
 
     check_distinct(args.input, args.output)
     existing_output(args.output, args.overwrite)
     training = args.model is None
     if args.save_model is not None and not training:
         raise RestoreInputError("--save-model needs training (--train-minutes/--train-steps).")
-    if args.train_minutes is not None and not args.train_minutes > 0:
-        raise RestoreInputError("--train-minutes must be positive.")
+    if args.train_minutes is not None and not 0 < args.train_minutes < math.inf:
+        raise RestoreInputError("--train-minutes must be a positive, finite number.")
     if args.train_steps is not None and args.train_steps < 1:
         raise RestoreInputError("--train-steps must be at least 1.")
     device = resolve_device(args.device)
@@ -155,9 +157,11 @@ def run(args: argparse.Namespace) -> int:
         )
         stacks = per_stack(image, args.stack_axis)
         saves = per_stack_model_paths(args.save_model, stacks)
-        for path in saves:
-            for file in model_paths(path) if path is not None else ():
-                existing_output(file, args.overwrite)
+        model_files = [f for path in saves if path is not None for f in model_paths(path)]
+        for file in model_files:
+            existing_output(file, args.overwrite)
+        # Clashes and unwritable folders fail now, not after the training.
+        check_output_paths([args.output, *model_files], [args.input], overwrite=args.overwrite)
         models = []
         trainers = stack_trainers(image, config, stack_axis=args.stack_axis, source=args.input.name)
         for (label, trainer), save in zip(trainers, saves, strict=True):
@@ -165,7 +169,7 @@ def run(args: argparse.Namespace) -> int:
                 print(f"training on {label.strip()}")
             _train(trainer, args)
             if save is not None:
-                saved = trainer.save(save)
+                saved = trainer.save(save, overwrite=args.overwrite)
                 if not args.quiet:
                     print(f"saved model {saved}")
             models.append(trainer.model)
@@ -182,6 +186,7 @@ def run(args: argparse.Namespace) -> int:
         chunk_t=args.chunk_t,
         intensity=args.intensity,
         progress_bar=not args.quiet,
+        overwrite=args.overwrite,
     )
     if not args.quiet:
         print(f"wrote {args.output} (shape {tuple(image.shape)})")
@@ -192,7 +197,7 @@ def _train(trainer: Any, args: argparse.Namespace) -> None:
     """Run the training of one stack; Ctrl-C ends it early and keeps the steps done."""
     from napari_restore.core.progress import run_to_end
 
-    try:
+    with KeepStepsOnCtrlC(trainer) as ctrl_c:
         summary = run_to_end(
             trainer.train(steps=args.train_steps, minutes=args.train_minutes),
             desc="train",
@@ -200,9 +205,7 @@ def _train(trainer: Any, args: argparse.Namespace) -> None:
         )
         loss = summary["losses"].get("total", float("nan"))
         done = f"trained {summary['steps']} steps in {summary['seconds']:.0f} s"
-    except KeyboardInterrupt:
-        if trainer.step == 0:
-            raise
+    if ctrl_c.stopped:
         loss = trainer.history[-1]["total"] if trainer.history else float("nan")
         done = f"training stopped by Ctrl-C after {trainer.step} steps"
     if not args.quiet:

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from napari_restore.cli._common import (
+    KeepStepsOnCtrlC,
     add_overwrite,
     add_quiet,
     add_recursive,
@@ -16,6 +17,7 @@ from napari_restore.cli._common import (
     existing_output,
     parse_dtype,
 )
+from napari_restore.core.files import check_outputs
 from napari_restore.destripe.config import DestripeTrainConfig
 from napari_restore.engine.options import InferenceOptions
 from napari_restore.errors import RestoreInputError
@@ -318,10 +320,14 @@ def run_train(args: argparse.Namespace) -> int:
             if path.exists():
                 check_distinct(path, target)
         existing_output(target, args.overwrite)
+    # Clashes and unwritable folders fail now, not after the training.
+    check_outputs([weights, meta_path], [*args.clean, args.vgg_weights], overwrite=args.overwrite)
     if args.resume is not None and not model_paths(args.resume)[0].exists():
         raise RestoreInputError(f"Model file not found: {model_paths(args.resume)[0]}")
     if args.vgg_weights is not None and not args.vgg_weights.is_file():
         raise RestoreInputError(f"VGG-19 weights file not found: {args.vgg_weights}")
+    if args.minutes is not None and not 0 <= args.minutes < math.inf:
+        raise RestoreInputError("--minutes must be a finite number >= 0.")
     overrides = _overrides(args)
     _set_threads(args)
     images = _load_clean(args.clean)
@@ -349,21 +355,24 @@ def run_train(args: argparse.Namespace) -> int:
     bar = tqdm(total=trainer.step + steps, initial=trainer.step, unit="step", disable=args.quiet)
     gen = trainer.train(steps)
     post: dict[str, str] = {}
-    try:
-        for p in gen:
-            bar.update(p.step - bar.n)
-            post.update({k: f"{v:.4g}" for k, v in p.losses.items() if k != "perceptual" or v})
-            if "val_psnr" in p.metrics:
-                post["val_psnr"] = f"{p.metrics['val_psnr']:.2f}"
-            bar.set_postfix(post, refresh=False)
-            if time.monotonic() > deadline:
-                break
-    finally:
-        gen.close()
-        bar.close()
+    with KeepStepsOnCtrlC(trainer) as ctrl_c:
+        try:
+            for p in gen:
+                bar.update(p.step - bar.n)
+                post.update({k: f"{v:.4g}" for k, v in p.losses.items() if k != "perceptual" or v})
+                if "val_psnr" in p.metrics:
+                    post["val_psnr"] = f"{p.metrics['val_psnr']:.2f}"
+                bar.set_postfix(post, refresh=False)
+                if time.monotonic() > deadline:
+                    break
+        finally:
+            gen.close()
+            bar.close()
+    if ctrl_c.stopped and not args.quiet:
+        print(f"training stopped by Ctrl-C after {trainer.step} steps; saving them")
     if trainer.history and "val_psnr" not in trainer.history[-1]:
         trainer.evaluate(record=True)  # stopped by --minutes between validations
-    trainer.save(args.output)
+    trainer.save(args.output, overwrite=args.overwrite)
     if not args.quiet:
         val = trainer.history[-1] if trainer.history else {}
         psnr = f", validation PSNR {val['val_psnr']:.2f} dB" if "val_psnr" in val else ""

@@ -166,13 +166,14 @@ def _params(args: argparse.Namespace) -> StripeParams:
 def run(args: argparse.Namespace) -> int:
     from contextlib import ExitStack
 
-    from napari_restore.io import PlaneWriter, open_image
+    from napari_restore.io import PlaneWriter, check_output_paths, open_image
 
     params = _params(args)
     outputs = [args.output] + ([args.field] if args.field else [])
     for out in outputs:
         check_distinct(args.input, out)
         existing_output(out, args.overwrite)
+    check_output_paths(outputs, [args.input], overwrite=args.overwrite)
     image = open_image(args.input)
     check_real_image(image, name=str(args.input))
     dtype = resolve_output_dtype(args.dtype, image.dtype)
@@ -197,12 +198,13 @@ def run(args: argparse.Namespace) -> int:
 
 
 def run_noise(args: argparse.Namespace) -> int:
-    from napari_restore.io import open_image, read_image, write_image
+    from napari_restore.io import check_output_paths, open_image, read_image, write_image
     from napari_restore.simulate.noise import simulate_noise
 
     for out in [args.output] + ([args.expected] if args.expected else []):
         check_distinct(args.input, out)
         existing_output(out, args.overwrite)
+    check_output_paths([args.output, args.expected], [args.input], overwrite=args.overwrite)
     clean = open_image(args.input)  # the source of a folder output's plane names
     clean_data = read_image(args.input)
     result = simulate_noise(
@@ -214,9 +216,9 @@ def run_noise(args: argparse.Namespace) -> int:
         seed=args.seed,
         output_dtype=args.dtype,
     )
-    write_image(args.output, result.image, source=clean)
+    write_image(args.output, result.image, source=clean, overwrite=args.overwrite)
     if args.expected:
-        write_image(args.expected, result.expected, source=clean)
+        write_image(args.expected, result.expected, source=clean, overwrite=args.overwrite)
     print(
         f"wrote {args.output} ({args.photons:g} photons/pixel, read noise {args.read_noise:g} e-)"
     )

@@ -13,8 +13,16 @@ import numpy as np
 
 from napari_restore.errors import RestoreInputError
 
+# Finite values above this are refused: the networks and statistics compute in float32
+# (max 3.4e38), where sums and differences of such values overflow to Inf and NaN.
+MAX_ABS_VALUE = 1e30
+# Values read at once by the whole-image checks (lazy data is read a block of planes at a time).
+_BLOCK_VALUES = 1 << 24
 
-def check_real_image(image: Any, *, min_ndim: int = 2, name: str = "image") -> None:
+
+def check_real_image(
+    image: Any, *, min_ndim: int = 2, name: str = "image", finite: bool = True
+) -> None:
     """Raise :class:`RestoreInputError` for input that is not a real-valued greyscale array.
 
     Parameters
@@ -25,16 +33,82 @@ def check_real_image(image: Any, *, min_ndim: int = 2, name: str = "image") -> N
         Fewest axes accepted (default 2: Y and X).
     name : str
         How the message names the input.
+    finite : bool
+        Also check every value (see :func:`check_finite`; reads the whole image).
     """
-    dtype = np.dtype(image.dtype)
-    if dtype.kind == "c":
-        raise RestoreInputError(f"{name} is complex ({dtype}); pass its magnitude or real part.")
-    if dtype.kind not in "buif":
-        raise RestoreInputError(f"{name} has dtype {dtype}; a numeric image is needed.")
+    check_dtype(image.dtype, name=name)
     if image.ndim < min_ndim:
         raise RestoreInputError(
             f"{name} has shape {image.shape}; at least {min_ndim} dimensions (Y, X) are needed."
         )
+    check_not_rgb(image.shape, name=name)
+    if finite:
+        check_finite(image, name=name)
+
+
+def check_dtype(dtype: Any, *, name: str = "image") -> None:
+    """Refuse dtypes that are not real intensities, saying what to do instead."""
+    dtype = np.dtype(dtype)
+    if dtype.kind == "c":
+        raise RestoreInputError(f"{name} is complex ({dtype}); pass its magnitude or real part.")
+    if dtype.kind == "b":
+        raise RestoreInputError(
+            f"{name} is boolean (a mask, not intensities); if it is an image, convert it first "
+            "(e.g. image.astype(np.uint8) * 255)."
+        )
+    if dtype.kind not in "uif":
+        raise RestoreInputError(f"{name} has dtype {dtype}; a numeric image is needed.")
+
+
+def check_not_rgb(shape: tuple[int, ...], *, name: str = "image") -> None:
+    """Refuse colour arrays (last axis of 3 or 4: RGB/RGBA), which would otherwise be taken as
+    stacks of 3-4 pixel wide planes."""
+    if len(shape) >= 3 and shape[-1] in (3, 4):
+        raise RestoreInputError(
+            f"{name} has shape {tuple(shape)}: its last axis of {shape[-1]} looks like RGB(A) "
+            "colour channels. napari-restore works on greyscale channels: pass one channel "
+            "(image[..., 0]) or a greyscale conversion."
+        )
+
+
+def check_finite(image: Any, *, name: str = "image") -> None:
+    """Refuse NaN, infinite or huge (> ``MAX_ABS_VALUE``) values anywhere in a float image.
+
+    Reads the image a block of planes at a time (about 16 M values), so lazy and
+    memory-mapped data are never loaded whole. Integer images pass without reading.
+
+    Raises
+    ------
+    RestoreInputError
+        Naming the first bad value's index.
+    """
+    if np.dtype(image.dtype).kind != "f":
+        return
+    shape = tuple(int(s) for s in image.shape)
+    plane = int(np.prod(shape[1:], dtype=np.int64)) if len(shape) > 1 else 1
+    per = max(1, _BLOCK_VALUES // max(1, plane))
+    blocks = (
+        [(0, image)]
+        if len(shape) < 3
+        else ((s, image[s : s + per]) for s in range(0, shape[0], per))
+    )
+    for start, block in blocks:
+        arr = np.asarray(block)
+        bad = ~np.isfinite(arr)
+        if bad.any():
+            where = np.unravel_index(int(np.argmax(bad)), arr.shape)
+            where = (where[0] + start, *where[1:]) if len(shape) >= 3 else where
+            raise RestoreInputError(
+                f"{name} contains NaN or infinite values (first at index "
+                f"{tuple(int(i) for i in where)}); replace them (e.g. np.nan_to_num) or crop "
+                "them out first."
+            )
+        if arr.size and float(np.abs(arr).max()) > MAX_ABS_VALUE:
+            raise RestoreInputError(
+                f"{name} has values up to {float(np.abs(arr).max()):.3g}; napari-restore "
+                f"computes in float32 and accepts magnitudes up to {MAX_ABS_VALUE:g}: rescale "
+                "the image first."
+            )
 
 
 def as_array_like(image: Any) -> Any:
@@ -90,9 +164,21 @@ def cast_clipped(values: np.ndarray, dtype: Any) -> np.ndarray:
         ``values`` rounded and clipped for integer dtypes, cast otherwise.
     """
     dtype = np.dtype(dtype)
+    values = np.asarray(values)
     if dtype.kind in "ui":
+        # Clip in the integer domain: float(info.max) rounds up for 32/64-bit integers
+        # (float32(2**32 - 1) == 2**32), and casting such a value wraps around.
         info = np.iinfo(dtype)
-        return np.clip(np.rint(values), info.min, info.max).astype(dtype)
+        rounded = np.rint(values)
+        high = rounded >= info.max
+        low = rounded <= info.min
+        out = np.where(high | low, 0, rounded).astype(dtype)
+        out[high] = info.max
+        out[low] = info.min
+        return out
+    if dtype.kind == "f" and values.dtype.kind == "f" and dtype.itemsize < values.itemsize:
+        info = np.finfo(dtype)  # narrowing (e.g. to float16): saturate instead of giving Inf
+        return np.clip(values, info.min, info.max).astype(dtype)
     return values.astype(dtype, copy=False)
 
 

@@ -349,6 +349,7 @@ def denoise_file_progress(
     stack_axis: int = 0,
     chunk_t: int | None = None,
     intensity: Intensity = "mean",
+    overwrite: bool = False,
     **option_fields: Any,
 ) -> ProgressGenerator[Path]:
     """Denoise an image file chunk by chunk along the stack axis (generator form).
@@ -374,6 +375,8 @@ def denoise_file_progress(
     intensity : {"mean", "none"}
         As in :func:`denoise_progress`, except that ``"mean"`` matches the means chunk by chunk
         (the stack mean that is subtracted is still the whole stack's).
+    overwrite : bool
+        Replace an existing output (never the input: that is always refused).
 
     Yields
     ------
@@ -385,8 +388,9 @@ def denoise_file_progress(
     pathlib.Path
         The output path.
     """
-    from napari_restore.io import PlaneWriter, open_image
+    from napari_restore.io import PlaneWriter, check_output_paths, open_image
 
+    check_output_paths([output_path], [input_path], overwrite=overwrite)
     options = InferenceOptions.of(options, **option_fields)
     _check_intensity(intensity)
     arr = open_image(input_path)

@@ -445,15 +445,11 @@ def destripe_file_progress(
     pathlib.Path
         The output path.
     """
-    from napari_restore.io import PlaneWriter, check_output, open_image
-    from napari_restore.io_folders import input_folder
+    from napari_restore.io import PlaneWriter, check_output_paths, open_image
 
     options = InferenceOptions.of(options, **option_fields)
     inp, out = Path(inp), Path(out)
-    check_output(out, overwrite)
-    source = input_folder(inp)
-    if source.exists() and out.exists() and out.resolve() == source.resolve():
-        raise RestoreInputError(f"The output {out} is the input; choose another path.")
+    check_output_paths([out], [inp], overwrite=overwrite)
     image = open_image(inp)
     job = _prepare(image, model, options, direction)
     with PlaneWriter(out, tuple(image.shape), job.dtype, source=image) as writer:

@@ -19,7 +19,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from napari_restore._version import __version__
-from napari_restore.core.files import atomic_path
+from napari_restore.core.files import atomic_path, check_outputs
 from napari_restore.errors import RestoreInputError
 
 # Tensors of the training state (e.g. Adam's moments) are stored under this prefix beside the
@@ -42,7 +42,11 @@ def model_paths(path: str | os.PathLike[str]) -> tuple[Path, Path]:
 
 
 def save_model_file(
-    path: str | os.PathLike[str], state_dict: dict[str, torch.Tensor], metadata: dict[str, Any]
+    path: str | os.PathLike[str],
+    state_dict: dict[str, torch.Tensor],
+    metadata: dict[str, Any],
+    *,
+    overwrite: bool = False,
 ) -> Path:
     """Write weights (safetensors) and metadata (JSON), each atomically.
 
@@ -55,6 +59,8 @@ def save_model_file(
     metadata : dict
         Must hold ``task`` and ``architecture`` (``{"name": ..., "kwargs": {...}}``); the format
         tag and package version are added.
+    overwrite : bool
+        Replace an existing model file (else :class:`RestoreInputError`, before writing).
 
     Returns
     -------
@@ -65,6 +71,7 @@ def save_model_file(
         if key not in metadata:
             raise ValueError(f"model metadata needs {key!r}")
     weights, meta_path = model_paths(path)
+    check_outputs([weights, meta_path], overwrite=overwrite)
     meta = {"format": FORMAT, "format_version": FORMAT_VERSION, **metadata}
     meta.setdefault("napari_restore_version", __version__)
     text = json.dumps(meta, indent=2, sort_keys=False, default=_json_default)
@@ -151,6 +158,12 @@ def load_model_file(
         state = load_file(str(weights), device="cpu")
     except (SafetensorError, OSError) as err:
         raise RestoreInputError(f"{weights} is not a readable safetensors file: {err}") from err
+    for name, tensor in state.items():  # a NaN weight would turn every output into NaN
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            raise RestoreInputError(
+                f"{weights}: the tensor {name!r} holds NaN or infinite values; the model file "
+                "is damaged (or its training diverged): retrain or use another copy."
+            )
     return state, meta
 
 

@@ -6,6 +6,7 @@ from typing import Any
 
 import numpy as np
 
+from napari_restore.core.arrays import check_dtype, check_finite, check_not_rgb
 from napari_restore.errors import RestoreInputError
 
 # Frames read at once when a statistic runs over a (possibly memory-mapped) stack.
@@ -21,8 +22,8 @@ def as_stack(data: Any, name: str = "The image") -> Any:
     """
     shape = tuple(int(s) for s in getattr(data, "shape", np.shape(data)))
     dtype = np.dtype(getattr(data, "dtype", np.asarray(data).dtype))
-    if dtype.kind not in "uif":
-        raise RestoreInputError(f"{name} has dtype {dtype}; a real-valued image is needed.")
+    check_dtype(dtype, name=name)
+    check_not_rgb(shape, name=name)
     if len(shape) == 2:
         data = np.asarray(data)[None]  # 2D images are small: read them
         shape = (1, *shape)
@@ -49,8 +50,7 @@ def stack_mean(stack: Any) -> float:
     total = 0.0
     for s in range(0, t, per):
         block = np.asarray(stack[s : s + per])
-        if block.dtype.kind == "f" and not np.isfinite(block).all():
-            raise RestoreInputError("The stack contains NaN or infinite values.")
+        check_finite(block, name=f"The stack (frames {s}-{s + len(block) - 1})")
         total += float(block.sum(dtype=np.float64))
     return total / float(np.prod(stack.shape))
 

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import abc
 import dataclasses
+import math
 import os
 import time
 from collections.abc import Mapping
@@ -144,7 +145,13 @@ class Trainer(abc.ABC):
 
         if steps is not None and steps < 0:
             raise RestoreInputError(f"steps={steps} must be >= 0.")
+        if minutes is not None and not (math.isfinite(minutes) and minutes >= 0):
+            raise RestoreInputError(
+                f"minutes={minutes} must be a finite number >= 0 (None: no time limit)."
+            )
         stop_at, minutes, limit = self._limits(steps, minutes)
+        if minutes is not None and not math.isfinite(minutes):  # e.g. from the config
+            raise RestoreInputError(f"minutes={minutes} must be finite (None: no time limit).")
         deadline = time.monotonic() + 60.0 * minutes if minutes is not None else None
         self._stop_requested = False
         first, started = self.step, time.monotonic()
@@ -218,7 +225,13 @@ class Trainer(abc.ABC):
         """Tensors written to the model file (default: the network's weights)."""
         return dict(self.model.state_dict())
 
-    def save(self, path: str | os.PathLike[str], *, extra: dict[str, Any] | None = None) -> Path:
+    def save(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        extra: dict[str, Any] | None = None,
+        overwrite: bool = False,
+    ) -> Path:
         """Write the model file (``x.safetensors`` + ``x.json``, atomically).
 
         Parameters
@@ -227,6 +240,8 @@ class Trainer(abc.ABC):
             ``x``, ``x.safetensors`` or ``x.json``.
         extra : dict, optional
             Entries added on top of :meth:`metadata`.
+        overwrite : bool
+            Replace an existing model file (else :class:`RestoreInputError`).
 
         Returns
         -------
@@ -238,7 +253,7 @@ class Trainer(abc.ABC):
         meta = self.metadata()
         if extra:
             meta.update(extra)
-        return save_model_file(path, self.state_to_save(), meta)
+        return save_model_file(path, self.state_to_save(), meta, overwrite=overwrite)
 
     @classmethod
     @abc.abstractmethod
