@@ -25,6 +25,7 @@ from napari_restore._widgets._common import (
     JobRunner,
     current_plane_index,
     error_text,
+    follow_active_layer,
     image_layer_choices,
     layer_kwargs_like,
     selected_layer_data,
@@ -133,6 +134,7 @@ class DenoiseWidget(TrainingDock, Container):
         self.native.layout().addWidget(self.preview)
 
         self._life = DockLifetime(self.native)
+        follow_active_layer(napari_viewer, self.image, self._life)
         self._life.track(self.runner)
         self._life.connect(SESSION_MODELS.changed, self._session_models_changed)
         self.image.changed.connect(self._image_changed)

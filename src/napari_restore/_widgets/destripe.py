@@ -18,6 +18,7 @@ from napari_restore._widgets._common import (
     DockLifetime,
     JobRunner,
     error_text,
+    follow_active_layer,
     image_layer_choices,
     layer_kwargs_like,
     selected_layer_data,
@@ -142,6 +143,7 @@ class DestripeWidget(Container):
             ]
         )
         self._life = DockLifetime(self.native)
+        follow_active_layer(napari_viewer, self.image, self._life)
         self._life.track(self.runner)
         self._life.connect(SESSION_MODELS.changed, self._session_models_changed)
         self.model.changed.connect(self._model_changed)

@@ -35,6 +35,7 @@ from napari_restore._widgets._common import (
     DockLifetime,
     JobRunner,
     error_text,
+    follow_active_layer,
     image_layer_choices,
     layer_data,
     status_row,
@@ -158,6 +159,7 @@ class MetricsPanel(Container):
         self.native.layout().addWidget(self.noref_plot)
 
         self._life = DockLifetime(self.native)
+        follow_active_layer(napari_viewer, self.images, self._life)
         self._life.track(self.runner)
         self._timer = self._life.timer(250, self.compute)
 

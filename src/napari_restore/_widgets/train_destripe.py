@@ -25,6 +25,7 @@ from napari_restore._widgets._common import (
     DockLifetime,
     JobRunner,
     error_text,
+    follow_active_layer,
     image_layer_choices,
     layer_data,
     status_row,
@@ -148,6 +149,7 @@ class TrainDestripeWidget(TrainingDock, Container):
         self.native.layout().addWidget(self.preview)
 
         self._life = DockLifetime(self.native)
+        follow_active_layer(napari_viewer, self.images, self._life)
         self._life.track(self.runner)
         self.perceptual_weight.changed.connect(self._update_visibility)
         self.train_button.changed.connect(self.train)
