@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from qtpy.QtCore import Qt
+from qtpy.QtWidgets import QLabel
 
 PLUGIN = "napari-restore"
 SINGLE = {"Destripe": "image", "Denoise (SRDTrans)": "image", "Stripe Simulator": "image"}
@@ -81,3 +82,22 @@ def test_every_dock_follows_the_selection_until_the_user_picks(viewer, qtbot, na
     viewer.layers.remove(first)
     viewer.layers.selection.active = third
     assert chosen(dock, attr) == ("third" if name in SINGLE else ["third"])
+
+
+@pytest.mark.parametrize("name", ["Destripe", "Denoise (SRDTrans)", "Train Destripe Model"])
+def test_device_menu_is_labelled(viewer, name):
+    dock = open_dock(viewer, name)
+    row = dock.device.parent
+    labels = [lbl.text() for lbl in dock.native.findChildren(QLabel)]
+    assert row.native.isVisibleTo(dock.native)
+    assert "device" in labels
+    assert dock.device.value == "auto"
+
+
+def test_destripe_direction_options_say_what_they_are(viewer):
+    dock = open_dock(viewer, "Destripe")
+    texts = [dock.direction.native.itemText(i) for i in range(dock.direction.native.count())]
+    assert texts == ["horizontally (along x)", "vertically (along y)", "auto-detect per image"]
+    assert dock.direction.value == "horizontal"
+    dock.direction.value = "auto"
+    assert dock.direction.native.currentText() == "auto-detect per image"

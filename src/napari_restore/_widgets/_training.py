@@ -27,7 +27,12 @@ def device_chooser() -> tuple[ComboBox, Label, Container]:
     """A device menu (auto, cpu, cuda:N, mps) and a line saying what "auto" resolves to."""
     from napari_restore.core.device import available_devices, describe_device, resolve_device
 
-    combo = ComboBox(label="device", choices=available_devices(), value="auto")
+    combo = ComboBox(
+        label="device",
+        choices=available_devices(),
+        value="auto",
+        tooltip="Where the network runs; auto picks a GPU when there is one, else the CPU.",
+    )
     using = Label(value="", label="")
 
     def update(*_: Any) -> None:
@@ -38,7 +43,8 @@ def device_chooser() -> tuple[ComboBox, Label, Container]:
 
     combo.changed.connect(update)
     update()
-    row = Container(widgets=[combo, using], labels=False)
+    # The row carries the label: the dock shows "device" beside the menu.
+    row = Container(widgets=[combo, using], labels=False, label="device")
     row.margins = (0, 0, 0, 0)
     return combo, using, row
 

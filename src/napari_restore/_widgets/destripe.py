@@ -99,7 +99,14 @@ class DestripeWidget(Container):
         self.model_info = Label(value="", label="")
         self.model_info.native.setWordWrap(True)
         self.direction = ComboBox(
-            label="stripes run", choices=["horizontal", "vertical", "auto"], value="horizontal"
+            label="stripes run",
+            choices=[
+                ("horizontally (along x)", "horizontal"),
+                ("vertically (along y)", "vertical"),
+                ("auto-detect per image", "auto"),
+            ],
+            value="horizontal",
+            tooltip="The direction the stripes run in the image; auto-detect measures it.",
         )
         self.device, self.device_info, device_row = device_chooser()
         self.output_dtype = ComboBox(label="output dtype", choices=["input", "float32"])
