@@ -403,11 +403,20 @@ class MetricsPanel(Container):
 
     def _fit_columns(self) -> None:
         """Numbers sized to their contents; the layer name takes (or gives up) the rest."""
+        from qtpy.QtCore import Qt
         from qtpy.QtWidgets import QHeaderView
 
-        header = self.table.native.horizontalHeader()
+        table = self.table.native
+        header = table.horizontalHeader()
         header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
         header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        # Long layer names lose their middle, not the end that tells them apart; the full
+        # name is the cell's tooltip.
+        table.setTextElideMode(Qt.TextElideMode.ElideMiddle)
+        for row in range(table.rowCount()):
+            item = table.item(row, 0)
+            if item is not None:
+                item.setToolTip(item.text())
 
     def csv_rows(self) -> list[dict[str, Any]]:
         """Rows for CSV export (whole image and per plane), with current layer names."""
