@@ -85,6 +85,11 @@ def open_image(path: str | os.PathLike[str]) -> Any:
         raise
     except Exception as err:
         raise RestoreInputError(f"Could not read {p}: {type(err).__name__}: {err}") from err
+    if p.is_dir():
+        raise RestoreInputError(
+            f"{p} is a folder, not an image this can read (no zarr/OME-Zarr array in it); give "
+            "an image file (TIFF, .npy, PNG) or a zarr/OME-Zarr folder."
+        )
     raise RestoreInputError(
         f"Unsupported file type {p.suffix!r} ({p}); use TIFF, zarr/OME-Zarr, .npy or PNG."
     )
