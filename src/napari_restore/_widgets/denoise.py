@@ -264,6 +264,7 @@ class DenoiseWidget(TrainingDock, Container):
                 self.trainer, self._trainer_layer = trainer, layer
             self._publish()
 
+        self.curves.new_run()
         self.runner.start(
             job(),
             on_done=done,
@@ -278,7 +279,10 @@ class DenoiseWidget(TrainingDock, Container):
             if p.preview is not None:
                 self.preview.show_images(p.preview)
             if p.losses:
-                self.status.value = f"step {p.step}: loss {p.losses['total']:.4g}"
+                left = self.curves.time_left(p.step, p.total)
+                self.status.value = f"step {p.step}/{p.total}: loss {p.losses['total']:.4g}" + (
+                    f", {left}" if left else ""
+                )
         elif p.message:
             self.status.value = p.message
 
