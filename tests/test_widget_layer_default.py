@@ -101,3 +101,13 @@ def test_destripe_direction_options_say_what_they_are(viewer):
     assert dock.direction.value == "horizontal"
     dock.direction.value = "auto"
     assert dock.direction.native.currentText() == "auto-detect per image"
+
+
+def test_a_dock_keeps_its_input_when_its_result_is_added(viewer, qtbot):
+    clean = viewer.add_image(np.full((48, 64), 500, np.uint16), name="clean")
+    dock = open_dock(viewer, "Stripe Simulator")
+    dock.add_field.value = True
+    dock.create_button.clicked.emit()
+    qtbot.waitUntil(lambda: not dock.runner.running and len(viewer.layers) >= 3, timeout=30_000)
+    assert viewer.layers.selection.active.name.startswith("stripe field clean")
+    assert dock.image.value is clean

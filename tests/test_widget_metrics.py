@@ -6,7 +6,7 @@ import csv
 
 import numpy as np
 import pytest
-from qtpy.QtCore import Qt
+from qtpy.QtCore import QLocale, Qt
 
 from napari_restore._widgets._plot import elide_middle
 from napari_restore.metrics import compute_metrics
@@ -160,8 +160,11 @@ def test_table_shows_unpadded_numbers_full_names_and_legend_outside(viewer, qtbo
     compute(qtbot, widget)
 
     table = widget.table.native
-    psnr = table.item(0, 2).text()
-    assert psnr == f"{compute_metrics(striped.data, gt.data).psnr:.2f}"  # e.g. "13.24"
+    shown = [
+        table.itemDelegate().displayText(table.item(0, col).text(), QLocale()) for col in (1, 2)
+    ]
+    expected = compute_metrics(striped.data, gt.data)
+    assert shown == [f"{expected.mae:.4g}", f"{expected.psnr:.2f}"]  # "13.24", not "13.2400"
     assert table.item(0, 0).toolTip() == striped.name  # the full name on hover
     assert table.textElideMode() == Qt.TextElideMode.ElideMiddle
 

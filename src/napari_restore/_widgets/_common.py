@@ -73,12 +73,17 @@ def follow_active_layer(viewer: napari.Viewer, widget: Any, life: DockLifetime) 
         chosen = [
             lyr
             for lyr in reversed(viewer.layers)
-            if lyr.visible and contains(options, lyr) and lyr in selected
+            if lyr.visible and contains(options, lyr) and lyr in selected and id(lyr) not in results
         ]
         active = selected.active
         if active is not None and active.visible and contains(options, active):
             chosen = [active, *(lyr for lyr in chosen if lyr is not active)]
-        if not chosen:  # nothing usable selected: the top-most visible layer, else the top one
+        if not chosen:  # nothing usable selected: keep a visible current choice, else the
+            # top-most visible layer, else the top one
+            current = widget.value if multiple else [widget.value]
+            kept = [lyr for lyr in current if lyr is not None and lyr.visible]
+            if kept and all(contains(options, lyr) for lyr in kept):
+                return kept if multiple else kept[0]
             top = [lyr for lyr in reversed(viewer.layers) if contains(options, lyr)]
             visible = [lyr for lyr in top if lyr.visible]
             chosen = (visible or top)[:1]
@@ -86,7 +91,27 @@ def follow_active_layer(viewer: napari.Viewer, widget: Any, life: DockLifetime) 
             return chosen
         return chosen[0] if chosen else None
 
+    # A dock's own result (derived from the layer it shows) becomes the active layer when it
+    # is added; the dock keeps its input rather than offering to process its result again.
+    results: set[int] = set()
+    known = {id(layer) for layer in viewer.layers}
+
+    def note_new_layers() -> None:
+        current = widget.value if multiple else [widget.value]
+        names = {lyr.name for lyr in current if lyr is not None}
+        present = {id(layer) for layer in viewer.layers}
+        known.intersection_update(present)  # ids of removed layers are reused by new ones
+        results.intersection_update(present)
+        for layer in viewer.layers:
+            if id(layer) not in known:
+                known.add(id(layer))
+                if layer.metadata.get("napari_restore_source") in names:
+                    results.add(id(layer))
+
     def follow(*_: Any) -> None:
+        note_new_layers()  # before anything else: napari may select a layer before inserting
+        if id(viewer.layers.selection.active) in results:
+            return
         picked = state["picked"]
         if picked is not None:
             still = picked if multiple else [picked]

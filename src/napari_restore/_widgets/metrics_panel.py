@@ -125,6 +125,11 @@ class MetricsPanel(Container):
         self.compute_button = PushButton(text="Compute")
         self.table = Table(value={"data": [], "index": [], "columns": COLUMNS})
         self.table.read_only = True
+        # magicgui's delegate re-renders numbers with four decimals ("13.2400"); the cells
+        # already hold the text to show.
+        from qtpy.QtWidgets import QStyledItemDelegate
+
+        self.table.native.setItemDelegate(QStyledItemDelegate(self.table.native))
         self.table.native.setMinimumHeight(120)
         self.table.native.verticalHeader().setVisible(False)
         # The plain-language verdicts of the no-reference stripe meter, one line per layer.
