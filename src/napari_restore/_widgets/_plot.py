@@ -58,6 +58,12 @@ class LinePlot(FigureCanvasQTAgg):
     ) -> None:
         """Replace the plotted lines: ``series[i]`` maps a label to ``(x, y)`` on axes ``i``."""
         self.clear()
+        # One colour per label across all axes, so the one legend below reads unambiguously.
+        palette = [f"C{i % 10}" for i in range(10)]
+        colours: dict[str, str] = {}
+        for lines in series:
+            for label in lines:
+                colours.setdefault(label, palette[len(colours) % len(palette)])
         for i, (ax, lines) in enumerate(zip(self.axes, series, strict=True)):
             for label, (x, y) in lines.items():
                 y = np.asarray(y, dtype=float)
@@ -67,6 +73,7 @@ class LinePlot(FigureCanvasQTAgg):
                     np.asarray(x),
                     np.where(np.isfinite(y), y, np.nan),
                     label=label,
+                    color=colours[label],
                     lw=1.2,
                     marker=marker,
                     ms=3,
