@@ -111,3 +111,15 @@ def test_a_dock_keeps_its_input_when_its_result_is_added(viewer, qtbot):
     qtbot.waitUntil(lambda: not dock.runner.running and len(viewer.layers) >= 3, timeout=30_000)
     assert viewer.layers.selection.active.name.startswith("stripe field clean")
     assert dock.image.value is clean
+
+
+def test_hiding_the_chosen_layer_keeps_it(viewer):
+    first = viewer.add_image(np.zeros((32, 32), np.float32), name="first")
+    viewer.add_image(np.ones((32, 32), np.float32), name="second")
+    viewer.layers.selection.active = first
+    dock = open_dock(viewer, "Destripe")
+    assert dock.image.value is first
+    viewer.layers.selection.clear()
+    first.visible = False  # e.g. to look at the layer beneath
+    viewer.layers.move(0, 1)  # any later layer-list event
+    assert dock.image.value is first

@@ -58,7 +58,7 @@ def follow_active_layer(viewer: napari.Viewer, widget: Any, life: DockLifetime) 
         The dock's lifetime; the viewer connections end with it.
     """
     multiple = isinstance(widget.value, list | tuple)
-    state = {"picked": None, "setting": False}
+    state: dict[str, Any] = {"picked": None, "setting": False, "shown": False}
 
     def user_picked(*_: Any) -> None:
         if not state["setting"]:
@@ -80,11 +80,20 @@ def follow_active_layer(viewer: napari.Viewer, widget: Any, life: DockLifetime) 
             chosen = [active, *(lyr for lyr in chosen if lyr is not active)]
         if not chosen:  # nothing usable selected: keep a visible current choice, else the
             # top-most visible layer, else the top one
+            # (a choice once made stays when the layer is hidden later, e.g. to compare)
             current = widget.value if multiple else [widget.value]
-            kept = [lyr for lyr in current if lyr is not None and lyr.visible]
-            if kept and all(contains(options, lyr) for lyr in kept):
+            kept = [
+                lyr
+                for lyr in current
+                if lyr is not None and (lyr.visible or state["shown"]) and contains(options, lyr)
+            ]
+            if kept:
                 return kept if multiple else kept[0]
-            top = [lyr for lyr in reversed(viewer.layers) if contains(options, lyr)]
+            top = [
+                lyr
+                for lyr in reversed(viewer.layers)
+                if contains(options, lyr) and id(lyr) not in results
+            ]
             visible = [lyr for lyr in top if lyr.visible]
             chosen = (visible or top)[:1]
         if multiple:
@@ -156,18 +165,8 @@ def follow_active_layer(viewer: napari.Viewer, widget: Any, life: DockLifetime) 
     layers = viewer.layers.events
     for event in (layers.inserted, layers.removed, layers.reordered):
         life.connect(event, follow)
-    # A layer shown or hidden changes the default too.
-    life.connect(layers.inserted, lambda *_: watch_visibility())
-    watched: set[int] = set()
-
-    def watch_visibility() -> None:
-        for layer in viewer.layers:
-            if id(layer) not in watched:
-                watched.add(id(layer))
-                life.connect(layer.events.visible, follow)
-
-    watch_visibility()
     follow()
+    state["shown"] = True
 
 
 def layer_data(layer: Image, *, min_ndim: int = 2, what: str = "This dock") -> Any:
