@@ -167,7 +167,7 @@ def main(argv: list[str]) -> None:
         DATA, argv = Path(argv[1]), argv[2:]
     for name in argv or list(SCENES):
         viewer = napari.Viewer(show=True)
-        viewer.window._qt_window.resize(1500, 950)
+        viewer.window.resize(1600, 1000)
         try:
             SCENES[name](viewer)
         finally:

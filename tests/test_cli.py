@@ -127,3 +127,37 @@ def test_console_script_is_installed():
     res = subprocess.run([exe, "--help"], capture_output=True, text=True, check=True)
     for sub in ("simulate", "metrics", "demo"):
         assert sub in res.stdout
+
+
+def test_a_folder_input_gets_a_clear_message(tmp_path, capsys):
+    folder = tmp_path / "planes"
+    folder.mkdir()
+    assert main(["metrics", str(folder), str(folder)]) == 2
+    err = capsys.readouterr().err
+    assert "No TIFF files" in err and "folder of 2D TIFF planes" in err
+    assert "Unsupported file type ''" not in err
+
+
+def test_every_argument_has_help_and_every_subcommand_a_description():
+    import argparse
+
+    from napari_restore.cli import build_parser
+
+    parser = build_parser()
+    [sub] = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    for name, command in sub.choices.items():
+        assert command.description, f"{name} has no description"
+        for action in command._actions:
+            assert action.help, f"{name} {action.option_strings or action.dest} has no help"
+
+
+def test_metrics_table_uses_one_number_format_per_column():
+    from napari_restore.cli.metrics import format_table
+    from napari_restore.metrics import Metrics
+
+    def m(mae):
+        return Metrics(mae=mae, psnr=30.0, ssim=0.9, data_range=1.0, data_range_source="user")
+
+    table = format_table([("a", m(0.01234)), ("b", m(0.00001234))])
+    maes = [line.split()[1] for line in table.splitlines()[2:]]
+    assert maes == ["0.01234", "0.00001"]  # same decimals, no exponent

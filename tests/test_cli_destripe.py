@@ -165,7 +165,9 @@ def test_time_budget_stops_and_saves(files):
     assert meta["validation"]["psnr"] is not None  # validated before saving
 
 
-def test_perceptual_weight_is_required(files, capsys):
-    with pytest.raises(SystemExit):
-        main(["train-destripe", str(files / "clean2d.tif"), "-o", str(files / "m")])
-    assert "--perceptual-weight" in capsys.readouterr().err
+def test_perceptual_weight_defaults_to_mae_only(files):
+    out = files / "m"
+    args = ["train-destripe", str(files / "clean2d.tif"), "-o", str(out), "--steps", "1"]
+    assert main([*args, "--device", "cpu", "-q", *TINY]) == 0
+    meta = json.loads((files / "m.json").read_text())
+    assert meta["training"]["perceptual_weight"] == 0.0  # the config's default: no VGG needed

@@ -152,6 +152,12 @@ def test_train_stop_continue_save_load_and_use_in_destripe(viewer, qtbot, clean,
     wait_idle(qtbot, trainer_dock)
     assert trainer_dock.trainer.step == stopped_at + 4, "Train continues the same model"
     assert "val_psnr" in trainer_dock.curves.metrics
+    # The status puts the validation PSNR beside the input's; the legend speaks in words.
+    assert " dB (input " in trainer_dock.status.value
+    trainer_dock.curves.redraw()
+    [legend] = trainer_dock.curves.plot.figure.legends
+    words = {t.get_text() for t in legend.get_texts()}
+    assert {"total loss", "model output PSNR (dB)", "striped input PSNR (dB)"} <= words
     assert trainer_dock.preview.titles == ("input", "output", "target")
 
     path = tmp_path / "mine.safetensors"

@@ -6,7 +6,9 @@ import csv
 
 import numpy as np
 import pytest
+from qtpy.QtCore import QLocale, Qt
 
+from napari_restore._widgets._plot import elide_middle
 from napari_restore.metrics import compute_metrics
 
 PLUGIN = "napari-restore"
@@ -147,3 +149,30 @@ def test_dask_backed_layers(viewer, qtbot, rng):
     [row] = table_rows(widget)
     assert float(row[1]) == pytest.approx(0.1, rel=1e-3)
     assert widget.plot.isVisibleTo(widget.native)
+
+
+def test_table_shows_unpadded_numbers_full_names_and_legend_outside(viewer, qtbot):
+    gt, striped = viewer.open_sample(PLUGIN, "stripe_pair")
+    striped.name = "a very long layer name that a narrow dock cannot show in full (striped)"
+    widget = open_panel(viewer)
+    widget.ground_truth.value = gt
+    widget.images.value = [striped]
+    compute(qtbot, widget)
+
+    table = widget.table.native
+    shown = [
+        table.itemDelegate().displayText(table.item(0, col).text(), QLocale()) for col in (1, 2)
+    ]
+    expected = compute_metrics(striped.data, gt.data)
+    assert shown == [f"{expected.mae:.4g}", f"{expected.psnr:.2f}"]  # "13.24", not "13.2400"
+    assert table.item(0, 0).toolTip() == striped.name  # the full name on hover
+    assert table.textElideMode() == Qt.TextElideMode.ElideMiddle
+
+    # The legend sits below the axes: it covers no data point.
+    widget.plot.figure.canvas.draw()
+    renderer = widget.plot.figure.canvas.get_renderer()
+    [legend] = widget.plot.figure.legends
+    box = legend.get_window_extent(renderer)
+    for ax in widget.plot.axes:
+        assert not box.overlaps(ax.get_window_extent(renderer))
+    assert [t.get_text() for t in legend.get_texts()] == [elide_middle(striped.name, 40)]

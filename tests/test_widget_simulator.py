@@ -53,10 +53,10 @@ def test_live_preview_follows_parameters_and_create_adds_new_layer(viewer, qtbot
     widget.create_button.clicked.emit()
     wait_idle(qtbot, widget)
     names = [lyr.name for lyr in viewer.layers]
-    assert "clean stripes (tilted mult. seed 0)" in names
-    assert "clean stripe field (tilted mult. seed 0)" in names
+    assert "striped clean (tilted mult. seed 0)" in names
+    assert "stripe field clean (tilted mult. seed 0)" in names
     assert preview_layer(viewer) is None, "the preview goes away once the real layer exists"
-    result = viewer.layers["clean stripes (tilted mult. seed 0)"]
+    result = viewer.layers["striped clean (tilted mult. seed 0)"]
     expected = simulate_stripes(clean, StripeParams(kind="tilted"))
     np.testing.assert_array_equal(result.data, expected.image)
     assert result.data.dtype == np.uint16
@@ -100,7 +100,7 @@ def test_dask_backed_layer(viewer, qtbot, rng):
     widget.create_button.clicked.emit()
     wait_idle(qtbot, widget)
     out = viewer.layers[-1]
-    assert out.name.startswith("lazy stripes")
+    assert out.name.startswith("striped lazy")
     np.testing.assert_array_equal(out.data, simulate_stripes(stack, widget.params()).image)
 
 

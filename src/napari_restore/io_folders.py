@@ -108,7 +108,10 @@ def list_planes(path: str | os.PathLike[str]) -> list[Path]:
     ]
     if not names:
         what = f"matching {pattern!r}" if pattern else "(.tif/.tiff)"
-        raise RestoreInputError(f"No TIFF files {what} in the folder {folder}.")
+        raise RestoreInputError(
+            f"No TIFF files {what} in the folder {folder}: give a folder of 2D TIFF planes (or "
+            "DIR/PATTERN), a zarr/OME-Zarr store or an image file (TIFF, .npy, PNG)."
+        )
     return [folder / name for name in tifffile.natural_sorted(names)]
 
 

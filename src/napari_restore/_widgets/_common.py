@@ -39,6 +39,136 @@ def image_layer_choices(
     return choices
 
 
+def follow_active_layer(viewer: napari.Viewer, widget: Any, life: DockLifetime) -> None:
+    """Make a dock's layer choice default to the viewer's selected layer and follow it.
+
+    Until the user picks a layer in ``widget`` themselves, it shows the viewer's active layer
+    (all selected layers for a multiple choice) when that is one of its choices and visible;
+    otherwise the top-most visible choice, so a hidden layer (say a sample's ground truth) is
+    never the default while a visible one exists. A pick of the user's own is kept until that
+    layer is removed.
+
+    Parameters
+    ----------
+    viewer : napari.Viewer
+        The viewer whose layer selection to follow.
+    widget : magicgui ComboBox or Select
+        The dock's layer choice (its choices are layers).
+    life : DockLifetime
+        The dock's lifetime; the viewer connections end with it.
+    """
+    multiple = isinstance(widget.value, list | tuple)
+    state: dict[str, Any] = {"picked": None, "setting": False, "shown": False}
+
+    def user_picked(*_: Any) -> None:
+        if not state["setting"]:
+            value = widget.value
+            state["picked"] = list(value) if multiple else value
+
+    def contains(layers: Any, layer: Any) -> bool:
+        return any(layer is other for other in layers)
+
+    def target(options: list[Any]) -> Any:
+        selected = viewer.layers.selection
+        chosen = [
+            lyr
+            for lyr in reversed(viewer.layers)
+            if lyr.visible and contains(options, lyr) and lyr in selected and id(lyr) not in results
+        ]
+        active = selected.active
+        if active is not None and active.visible and contains(options, active):
+            chosen = [active, *(lyr for lyr in chosen if lyr is not active)]
+        if not chosen:  # nothing usable selected: keep a visible current choice, else the
+            # top-most visible layer, else the top one
+            # (a choice once made stays when the layer is hidden later, e.g. to compare)
+            current = widget.value if multiple else [widget.value]
+            kept = [
+                lyr
+                for lyr in current
+                if lyr is not None and (lyr.visible or state["shown"]) and contains(options, lyr)
+            ]
+            if kept:
+                return kept if multiple else kept[0]
+            top = [
+                lyr
+                for lyr in reversed(viewer.layers)
+                if contains(options, lyr) and id(lyr) not in results
+            ]
+            visible = [lyr for lyr in top if lyr.visible]
+            chosen = (visible or top)[:1]
+        if multiple:
+            return chosen
+        return chosen[0] if chosen else None
+
+    # A dock's own result (derived from the layer it shows) becomes the active layer when it
+    # is added; the dock keeps its input rather than offering to process its result again.
+    results: set[int] = set()
+    known = {id(layer) for layer in viewer.layers}
+
+    def note_new_layers() -> None:
+        current = widget.value if multiple else [widget.value]
+        names = {lyr.name for lyr in current if lyr is not None}
+        present = {id(layer) for layer in viewer.layers}
+        known.intersection_update(present)  # ids of removed layers are reused by new ones
+        results.intersection_update(present)
+        for layer in viewer.layers:
+            if id(layer) not in known:
+                known.add(id(layer))
+                if layer.metadata.get("napari_restore_source") in names:
+                    results.add(id(layer))
+
+    def follow(*_: Any) -> None:
+        note_new_layers()  # before anything else: napari may select a layer before inserting
+        if id(viewer.layers.selection.active) in results:
+            return
+        picked = state["picked"]
+        if picked is not None:
+            still = picked if multiple else [picked]
+            if still and all(contains(viewer.layers, lyr) for lyr in still):
+                return  # the user's own choice stands
+            state["picked"] = None
+        state["setting"] = True
+        try:  # the choices may not have caught up with the layer list yet
+            widget.reset_choices()
+        finally:
+            state["setting"] = False
+        options = list(widget.choices)
+        if not options:
+            return
+        value = target(options)
+        current = widget.value
+        same = (
+            len(value) == len(current) and all(a is b for a, b in zip(value, current, strict=True))
+            if multiple
+            else value is current
+        )
+        if value is None or same:
+            return
+        state["setting"] = True
+        try:
+            widget.value = value
+        finally:
+            state["setting"] = False
+
+    # Only the user's own clicks count as a pick (programmatic changes and resets do not).
+    if multiple:
+        widget.native.itemPressed.connect(user_picked)
+        widget.native.itemActivated.connect(user_picked)
+        widget.native.itemSelectionChanged.connect(
+            lambda: widget.native.hasFocus() and user_picked()
+        )
+    else:
+        widget.native.activated.connect(user_picked)
+    selection = viewer.layers.selection.events
+    life.connect(selection.active, follow)
+    life.connect(selection.changed, follow)
+    layers = viewer.layers.events
+    for event in (layers.inserted, layers.removed, layers.reordered):
+        life.connect(event, follow)
+    follow()
+    state["shown"] = True
+
+
 def layer_data(layer: Image, *, min_ndim: int = 2, what: str = "This dock") -> Any:
     """The array behind an image layer, refusing data the engine cannot take (clear message).
 

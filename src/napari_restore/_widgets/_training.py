@@ -8,6 +8,7 @@ its next yield, so the trainer keeps its weights and can be saved or trained fur
 from __future__ import annotations
 
 import time
+from collections import deque
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -27,7 +28,12 @@ def device_chooser() -> tuple[ComboBox, Label, Container]:
     """A device menu (auto, cpu, cuda:N, mps) and a line saying what "auto" resolves to."""
     from napari_restore.core.device import available_devices, describe_device, resolve_device
 
-    combo = ComboBox(label="device", choices=available_devices(), value="auto")
+    combo = ComboBox(
+        label="device",
+        choices=available_devices(),
+        value="auto",
+        tooltip="Where the network runs; auto picks a GPU when there is one, else the CPU.",
+    )
     using = Label(value="", label="")
 
     def update(*_: Any) -> None:
@@ -38,7 +44,8 @@ def device_chooser() -> tuple[ComboBox, Label, Container]:
 
     combo.changed.connect(update)
     update()
-    row = Container(widgets=[combo, using], labels=False)
+    # The row carries the label: the dock shows "device" beside the menu.
+    row = Container(widgets=[combo, using], labels=False, label="device")
     row.margins = (0, 0, 0, 0)
     return combo, using, row
 
@@ -171,6 +178,27 @@ class ImagePreview(FigureCanvasQTAgg):
         self.draw_idle()
 
 
+#: Legend words for the loss and metric keys the trainers report.
+CURVE_NAMES = {
+    "total": "total loss",
+    "mae": "mean absolute error",
+    "perceptual": "perceptual (VGG-19)",
+    "l1": "L1 loss",
+    "mse": "squared error",
+    "val_psnr": "model output PSNR (dB)",
+    "val_input_psnr": "striped input PSNR (dB)",
+}
+
+
+def duration_text(seconds: float) -> str:
+    """A rounded duration for people: "40 s", "12 min", "2.5 h"."""
+    if seconds < 90:
+        return f"{max(seconds, 1):.0f} s"
+    if seconds < 90 * 60:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
 class TrainingCurves:
     """Accumulates loss terms and validation metrics from Progress reports and plots them.
 
@@ -187,6 +215,8 @@ class TrainingCurves:
         titles = ["training loss", "validation"] if metric_keys else ["training loss"]
         self.plot = LinePlot(titles, "step", height=1.5 * len(titles))
         self.min_interval = min_interval
+        #: (monotonic time, step) of this run's recent reports, for the time estimate.
+        self._times: deque[tuple[float, int]] = deque(maxlen=50)
         self.losses: dict[str, tuple[list[int], list[float]]] = {}
         self.metrics: dict[str, tuple[list[int], list[float]]] = {}
         self._last_draw = 0.0
@@ -194,10 +224,26 @@ class TrainingCurves:
     def reset(self) -> None:
         self.losses.clear()
         self.metrics.clear()
+        self._times.clear()
         self.plot.clear()
+
+    def new_run(self) -> None:
+        """Forget the step times of an earlier run (a pause must not slow the estimate)."""
+        self._times.clear()
+
+    def time_left(self, step: int, total: int) -> str:
+        """``"about 12 min left"`` from the measured time of the recent steps ("" too early)."""
+        if len(self._times) < 3 or total <= step:
+            return ""
+        (t0, s0), (t1, s1) = self._times[0], self._times[-1]
+        if s1 <= s0:
+            return ""
+        return f"about {duration_text((t1 - t0) / (s1 - s0) * (total - step))} left"
 
     def add(self, p: Progress) -> None:
         """Record one report; redraw when due."""
+        if p.losses:
+            self._times.append((time.monotonic(), p.step))
         for key in self.loss_keys:
             if key in p.losses:
                 xs, ys = self.losses.setdefault(key, ([], []))
@@ -213,5 +259,8 @@ class TrainingCurves:
 
     def redraw(self) -> None:
         self._last_draw = time.monotonic()
-        series = [dict(self.losses), dict(self.metrics)][: len(self.plot.axes)]
+        series = [
+            {CURVE_NAMES.get(key, key): line for key, line in lines.items()}
+            for lines in (self.losses, self.metrics)
+        ][: len(self.plot.axes)]
         self.plot.set_lines(series, log_y=[True, False][: len(series)])

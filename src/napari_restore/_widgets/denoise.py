@@ -25,6 +25,7 @@ from napari_restore._widgets._common import (
     JobRunner,
     current_plane_index,
     error_text,
+    follow_active_layer,
     image_layer_choices,
     layer_kwargs_like,
     selected_layer_data,
@@ -133,6 +134,7 @@ class DenoiseWidget(TrainingDock, Container):
         self.native.layout().addWidget(self.preview)
 
         self._life = DockLifetime(self.native)
+        follow_active_layer(napari_viewer, self.image, self._life)
         self._life.track(self.runner)
         self._life.connect(SESSION_MODELS.changed, self._session_models_changed)
         self.image.changed.connect(self._image_changed)
@@ -262,6 +264,7 @@ class DenoiseWidget(TrainingDock, Container):
                 self.trainer, self._trainer_layer = trainer, layer
             self._publish()
 
+        self.curves.new_run()
         self.runner.start(
             job(),
             on_done=done,
@@ -276,7 +279,10 @@ class DenoiseWidget(TrainingDock, Container):
             if p.preview is not None:
                 self.preview.show_images(p.preview)
             if p.losses:
-                self.status.value = f"step {p.step}: loss {p.losses['total']:.4g}"
+                left = self.curves.time_left(p.step, p.total)
+                self.status.value = f"step {p.step}/{p.total}: loss {p.losses['total']:.4g}" + (
+                    f", {left}" if left else ""
+                )
         elif p.message:
             self.status.value = p.message
 

@@ -18,6 +18,7 @@ from napari_restore._widgets._common import (
     DockLifetime,
     JobRunner,
     error_text,
+    follow_active_layer,
     image_layer_choices,
     layer_kwargs_like,
     selected_layer_data,
@@ -98,7 +99,14 @@ class DestripeWidget(Container):
         self.model_info = Label(value="", label="")
         self.model_info.native.setWordWrap(True)
         self.direction = ComboBox(
-            label="stripes run", choices=["horizontal", "vertical", "auto"], value="horizontal"
+            label="stripes run",
+            choices=[
+                ("horizontally (along x)", "horizontal"),
+                ("vertically (along y)", "vertical"),
+                ("auto-detect per image", "auto"),
+            ],
+            value="horizontal",
+            tooltip="The direction the stripes run in the image; auto-detect measures it.",
         )
         self.device, self.device_info, device_row = device_chooser()
         self.output_dtype = ComboBox(label="output dtype", choices=["input", "float32"])
@@ -142,6 +150,7 @@ class DestripeWidget(Container):
             ]
         )
         self._life = DockLifetime(self.native)
+        follow_active_layer(napari_viewer, self.image, self._life)
         self._life.track(self.runner)
         self._life.connect(SESSION_MODELS.changed, self._session_models_changed)
         self.model.changed.connect(self._model_changed)

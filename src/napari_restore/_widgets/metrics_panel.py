@@ -35,6 +35,7 @@ from napari_restore._widgets._common import (
     DockLifetime,
     JobRunner,
     error_text,
+    follow_active_layer,
     image_layer_choices,
     layer_data,
     status_row,
@@ -124,6 +125,11 @@ class MetricsPanel(Container):
         self.compute_button = PushButton(text="Compute")
         self.table = Table(value={"data": [], "index": [], "columns": COLUMNS})
         self.table.read_only = True
+        # magicgui's delegate re-renders numbers with four decimals ("13.2400"); the cells
+        # already hold the text to show.
+        from qtpy.QtWidgets import QStyledItemDelegate
+
+        self.table.native.setItemDelegate(QStyledItemDelegate(self.table.native))
         self.table.native.setMinimumHeight(120)
         self.table.native.verticalHeader().setVisible(False)
         # The plain-language verdicts of the no-reference stripe meter, one line per layer.
@@ -158,6 +164,7 @@ class MetricsPanel(Container):
         self.native.layout().addWidget(self.noref_plot)
 
         self._life = DockLifetime(self.native)
+        follow_active_layer(napari_viewer, self.images, self._life)
         self._life.track(self.runner)
         self._timer = self._life.timer(250, self.compute)
 
@@ -401,11 +408,20 @@ class MetricsPanel(Container):
 
     def _fit_columns(self) -> None:
         """Numbers sized to their contents; the layer name takes (or gives up) the rest."""
+        from qtpy.QtCore import Qt
         from qtpy.QtWidgets import QHeaderView
 
-        header = self.table.native.horizontalHeader()
+        table = self.table.native
+        header = table.horizontalHeader()
         header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
         header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        # Long layer names lose their middle, not the end that tells them apart; the full
+        # name is the cell's tooltip.
+        table.setTextElideMode(Qt.TextElideMode.ElideMiddle)
+        for row in range(table.rowCount()):
+            item = table.item(row, 0)
+            if item is not None:
+                item.setToolTip(item.text())
 
     def csv_rows(self) -> list[dict[str, Any]]:
         """Rows for CSV export (whole image and per plane), with current layer names."""

@@ -26,6 +26,7 @@ from napari_restore._widgets._common import (
     JobRunner,
     current_plane_index,
     error_text,
+    follow_active_layer,
     image_layer_choices,
     layer_data,
     layer_kwargs_like,
@@ -48,6 +49,7 @@ if TYPE_CHECKING:
     from napari.layers import Image
 
 PREVIEW_SUFFIX = " [stripe preview]"
+_PREVIEW_MARK = "napari_restore_preview"
 _DEFAULTS = StripeParams()
 
 
@@ -156,6 +158,7 @@ class StripeSimulatorWidget(Container):
             ],
         )
         self._life = DockLifetime(self.native)
+        follow_active_layer(napari_viewer, self.image, self._life)
         self._life.track(self.runner)
         self._timer = self._life.timer(150, self._start_preview)
         for w in stripe_widgets:
@@ -204,7 +207,8 @@ class StripeSimulatorWidget(Container):
         self.per_slice.visible = layer is not None and layer.data.ndim > 2
 
     def _is_preview(self, layer: Any) -> bool:
-        return layer is self._preview_layer
+        # The metadata mark holds while the layer is being inserted, before add_image returns.
+        return layer is self._preview_layer or bool(layer.metadata.get(_PREVIEW_MARK))
 
     def _draw_new_seed(self, *_: Any) -> None:
         self.seed.value = int(np.random.default_rng().integers(0, 2**31 - 1))
@@ -307,7 +311,7 @@ class StripeSimulatorWidget(Container):
         for key in ("rotate", "shear", "metadata"):
             kwargs.pop(key)
         self._preview_layer = self._viewer.add_image(
-            plane, name=source.name + PREVIEW_SUFFIX, **kwargs
+            plane, name=source.name + PREVIEW_SUFFIX, metadata={_PREVIEW_MARK: True}, **kwargs
         )
         self.image.reset_choices()
 
@@ -338,8 +342,9 @@ class StripeSimulatorWidget(Container):
         meta = {"stripe_params": dataclasses.asdict(params)}
         kwargs = layer_kwargs_like(source, contrast_limits=source.contrast_limits)
         kwargs["metadata"] = {**kwargs["metadata"], **meta}
-        self._viewer.add_image(result.image, name=f"{source.name} stripes ({tag})", **kwargs)
+        # The word that tells the two apart comes first: long names are cut at the end.
+        self._viewer.add_image(result.image, name=f"striped {source.name} ({tag})", **kwargs)
         if field:
             fkw = layer_kwargs_like(source, colormap="magma", blending="additive", visible=False)
             fkw["metadata"] = {**fkw["metadata"], **meta}
-            self._viewer.add_image(result.field, name=f"{source.name} stripe field ({tag})", **fkw)
+            self._viewer.add_image(result.field, name=f"stripe field {source.name} ({tag})", **fkw)

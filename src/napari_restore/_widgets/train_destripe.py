@@ -8,6 +8,7 @@ while it trains; Stop keeps the weights, Train continues, Save/Load write and re
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -25,6 +26,7 @@ from napari_restore._widgets._common import (
     DockLifetime,
     JobRunner,
     error_text,
+    follow_active_layer,
     image_layer_choices,
     layer_data,
     status_row,
@@ -44,6 +46,14 @@ if TYPE_CHECKING:
     import napari
 
     from napari_restore.destripe.train import DestripeTrainConfig, DestripeTrainer
+
+
+def _psnr_text(psnr: float, before: float | None) -> str:
+    """``"val. PSNR 31.2 dB (input 27.0 dB)"``: a model worse than its input shows at once."""
+    text = f"val. PSNR {psnr:.1f} dB"
+    if before is not None and math.isfinite(before):
+        text += f" (input {before:.1f} dB)"
+    return text
 
 
 class TrainDestripeWidget(TrainingDock, Container):
@@ -148,6 +158,7 @@ class TrainDestripeWidget(TrainingDock, Container):
         self.native.layout().addWidget(self.preview)
 
         self._life = DockLifetime(self.native)
+        follow_active_layer(napari_viewer, self.images, self._life)
         self._life.track(self.runner)
         self.perceptual_weight.changed.connect(self._update_visibility)
         self.train_button.changed.connect(self.train)
@@ -230,6 +241,7 @@ class TrainDestripeWidget(TrainingDock, Container):
             self.trainer = trainer
             self._publish()
 
+        self.curves.new_run()
         self.runner.start(
             job(),
             on_done=self._trained,
@@ -243,16 +255,29 @@ class TrainDestripeWidget(TrainingDock, Container):
         if p.preview is not None:
             self.preview.show_images(p.preview)
         if p.losses:
+            parts = [f"step {p.step}/{p.total}: loss {p.losses['total']:.4g}"]
             val = self.curves.metrics.get("val_psnr")
-            tail = f", val. PSNR {val[1][-1]:.2f} dB" if val else ""
-            self.status.value = f"step {p.step}/{p.total}: loss {p.losses['total']:.4g}{tail}"
+            before = self.curves.metrics.get("val_input_psnr")
+            if val:
+                # Beside the input's PSNR, a model that makes images worse shows at once.
+                parts.append(
+                    f"val. PSNR {val[1][-1]:.1f} dB"
+                    + (
+                        f" (input {before[1][-1]:.1f} dB)"
+                        if before and math.isfinite(before[1][-1])
+                        else ""
+                    )
+                )
+            left = self.curves.time_left(p.step, p.total)
+            self.status.value = ", ".join([*parts, left] if left else parts)
 
     def _trained(self, summary: dict[str, Any]) -> None:
         self.curves.redraw()
         ms = summary.get("ms_per_step", float("nan"))
         psnr = summary["metrics"].get("val_psnr")
+        before = summary["metrics"].get("val_input_psnr")
         self.status.value = f"trained {summary['steps']} steps ({ms:.0f} ms/step)" + (
-            f", val. PSNR {psnr:.2f} dB" if psnr is not None else ""
+            f", {_psnr_text(psnr, before)}" if psnr is not None else ""
         )
 
     def _session_name(self) -> str:

@@ -143,9 +143,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument(
         "--perceptual-weight",
         type=_non_negative_float,
-        required=True,
+        default=None,
         metavar="LAMBDA",
-        help="weight of the VGG-19 perceptual loss (0: MAE only, needs no VGG weights)",
+        help="weight of the VGG-19 perceptual loss (default "
+        f"{_TRAIN.perceptual_weight:g}: MAE only, needs no VGG weights; with --resume: the "
+        "model's)",
     )
     # None = not given: the default of DestripeTrainConfig, or the resumed model's setting.
     t.add_argument(

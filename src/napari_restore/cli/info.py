@@ -7,7 +7,12 @@ import platform
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("info", help="show versions and available compute devices")
+    p = sub.add_parser(
+        "info",
+        help="show versions and available compute devices",
+        description="Print the versions of napari-restore, torch and Python, the compute "
+        "devices torch can use, and the one --device auto picks.",
+    )
     p.set_defaults(func=run)
 
 

@@ -26,7 +26,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--data-range", type=float, default=None, help="R for PSNR and SSIM")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.add_argument("--per-slice", action="store_true", help="also list values per plane")
-    p.add_argument("--backend", choices=("numpy", "torch"), default="numpy")
+    p.add_argument(
+        "--backend",
+        choices=("numpy", "torch"),
+        default="numpy",
+        help="compute with numpy (default) or torch (faster on a GPU for big stacks)",
+    )
     p.add_argument("--device", default="auto", help="torch backend device (auto, cpu, cuda:N, mps)")
     nr = p.add_argument_group(
         "without a ground truth",
@@ -50,19 +55,30 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
+def _decimals(values: list[float], significant: int = 4) -> int:
+    """Decimals that give the largest value ``significant`` digits: one format per column."""
+    finite = [abs(v) for v in values if math.isfinite(v) and v != 0]
+    if not finite:
+        return 2
+    return int(min(max(significant - 1 - math.floor(math.log10(max(finite))), 0), 8))
+
+
 def format_table(rows: list[tuple[str, Metrics]], per_slice: bool = False) -> str:
     """Plain-text table of results (one row per image, plus per-plane rows on request)."""
     name_w = max([len("image")] + [len(n) for n, _ in rows])
     head = f"{'image':<{name_w}}  {'MAE':>12}  {'PSNR (dB)':>9}  {'SSIM':>7}  data range"
     lines = [head, "-" * len(head)]
+    mae_digits = _decimals([m.mae for _, m in rows])
     for name, m in rows:
         lines.append(
-            f"{name:<{name_w}}  {m.mae:>12.6g}  {m.psnr:>9.3f}  {m.ssim:>7.4f}  "
+            f"{name:<{name_w}}  {m.mae:>12.{mae_digits}f}  {m.psnr:>9.3f}  {m.ssim:>7.4f}  "
             f"{m.data_range:g} ({m.data_range_source})"
         )
         if per_slice and m.per_slice:
             for i, (a, p, s) in enumerate(zip(*m.per_slice.values(), strict=True)):
-                lines.append(f"{'  plane ' + str(i):<{name_w}}  {a:>12.6g}  {p:>9.3f}  {s:>7.4f}")
+                lines.append(
+                    f"{'  plane ' + str(i):<{name_w}}  {a:>12.{mae_digits}f}  {p:>9.3f}  {s:>7.4f}"
+                )
     if any(m.per_slice for _, m in rows):
         lines.append("stacks: MAE/PSNR over all voxels, SSIM = mean of 2D plane SSIM")
     return "\n".join(lines)

@@ -42,8 +42,19 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("input", type=Path, help="clean image: TIFF, zarr, OME-Zarr, .npy or PNG")
     p.add_argument("output", type=Path, help="striped image: .tif, .zarr, .ome.zarr or .npy")
     g = p.add_argument_group("stripe model (lengths in pixels)")
-    g.add_argument("--kind", choices=stripe_kinds(), default=_DEFAULTS.kind)
-    g.add_argument("--mode", choices=STRIPE_MODES, default=_DEFAULTS.mode)
+    g.add_argument(
+        "--kind",
+        choices=stripe_kinds(),
+        default=_DEFAULTS.kind,
+        help="stripe type (default %(default)s; docs/stripe-simulator.md shows each)",
+    )
+    g.add_argument(
+        "--mode",
+        choices=STRIPE_MODES,
+        default=_DEFAULTS.mode,
+        help="additive: stripes add intensity; multiplicative: they attenuate it, as "
+        "absorbing structures do (default %(default)s)",
+    )
     g.add_argument(
         "--density",
         type=float,
@@ -121,15 +132,17 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Simulate a low-light acquisition: Poisson shot noise at a mean of PHOTONS "
         "photo-electrons per pixel, Gaussian read noise, camera gain and offset.",
     )
-    n.add_argument("input", type=Path)
-    n.add_argument("output", type=Path)
+    n.add_argument("input", type=Path, help="clean image or stack (TIFF, zarr, .npy, PNG)")
+    n.add_argument("output", type=Path, help="noisy image to write")
     n.add_argument(
         "--photons", type=float, default=2.0, help="mean photons per pixel (%(default)s)"
     )
     n.add_argument("--read-noise", type=float, default=1.0, help="electrons rms (%(default)s)")
     n.add_argument("--gain", type=float, default=1.0, help="ADU per electron (%(default)s)")
     n.add_argument("--offset", type=float, default=100.0, help="camera offset, ADU (%(default)s)")
-    n.add_argument("--seed", type=int, default=0)
+    n.add_argument(
+        "--seed", type=int, default=0, help="random seed; same seed, same noise (%(default)s)"
+    )
     n.add_argument(
         "--dtype",
         type=parse_dtype,
