@@ -3,6 +3,11 @@
 Training needs no clean data: pairs come from neighbouring pixels of the same frame (spatial
 redundancy). Train on the noisy layer (a loss curve and a preview frame update meanwhile; Stop
 keeps the weights), then Apply, or do both with one click. Models can be saved and loaded.
+
+The training settings follow the chosen device (the paper's on a GPU; small patches, a higher
+learning rate and the pretrained network as the start on a CPU). When a result is likely poor
+(too few steps, a loss still falling steeply, a flattened output) the dock says so and what
+to do, in the line under the status.
 """
 
 from __future__ import annotations
@@ -49,6 +54,17 @@ if TYPE_CHECKING:
 TASK = "denoise"
 THIS_DOCK = "trained in this dock"
 FROM_FILE = "model file…"
+PRETRAINED = "pretrained network"
+SCRATCH = "scratch (random weights)"
+# Default time budget: the CPU benchmarks use 3 minutes (docs/denoise.md); a GPU does far more.
+DEFAULT_MINUTES = {"cpu": 3.0, "cuda": 5.0}
+
+
+def _device_kind(device: str) -> str:
+    """ "cuda" for a GPU, "cpu" for anything else (MPS gets the CPU settings too)."""
+    from napari_restore.engine.device import resolve_device
+
+    return "cuda" if resolve_device(device).type == "cuda" else "cpu"
 
 
 def _row(*widgets: Any, label: str) -> Container:
@@ -61,9 +77,10 @@ class DenoiseWidget(ModelFileActions, Container):
     """Dock that trains SRDTrans on a noisy stack and denoises it."""
 
     def __init__(self, napari_viewer: napari.Viewer) -> None:
-        from napari_restore.engine.denoise_train import DenoiseTrainConfig
+        from napari_restore.engine.denoise_train import DenoiseTrainConfig, pretrained_model_path
 
-        defaults = DenoiseTrainConfig()
+        defaults = DenoiseTrainConfig.for_device("auto")
+        self._device_kind = _device_kind("auto")
         self._viewer = napari_viewer
         self.trainer: DenoiseTrainer | None = None
         self._trainer_layer: Image | None = None
@@ -74,6 +91,13 @@ class DenoiseWidget(ModelFileActions, Container):
         self.stack_axis = ComboBox(label="stack axis (T or Z)", choices=self._axis_choices)
         self.stack_info = Label(value="", label="")
         self.stack_info.native.setWordWrap(True)
+        self.start = ComboBox(
+            label="start from",
+            choices=[PRETRAINED, SCRATCH] if pretrained_model_path() is not None else [SCRATCH],
+            value=PRETRAINED if defaults.init == "pretrained" else SCRATCH,
+            tooltip="Where a new model starts. Either way it is trained on your stack "
+            "(self-supervised); the pretrained start needs far fewer steps on a CPU.",
+        )
         self.patch_t = SpinBox(
             label="patch frames", value=defaults.patch_t, min=16, max=512, step=16
         )
@@ -82,7 +106,7 @@ class DenoiseWidget(ModelFileActions, Container):
         )
         self.minutes = FloatSpinBox(
             label="time budget (min)",
-            value=5.0,
+            value=DEFAULT_MINUTES[self._device_kind],
             min=0.0,
             max=10_000,
             step=1,
@@ -109,6 +133,9 @@ class DenoiseWidget(ModelFileActions, Container):
         self.load_path = FileEdit(label="load", mode="r", filter="*.safetensors")
         self.load_button = PushButton(text="Load model (resume)")
         self.progress, self.status, self.stop_button, status = status_row()
+        self.advice = Label(value="", label="")
+        self.advice.native.setWordWrap(True)
+        self.advice.native.setStyleSheet("color: #f0b400;")
         self.stop_button.text = "Stop / Cancel"
         self.runner = JobRunner(self.progress, self.status, self.stop_button)
         super().__init__(
@@ -116,6 +143,7 @@ class DenoiseWidget(ModelFileActions, Container):
                 self.image,
                 self.stack_axis,
                 self.stack_info,
+                self.start,
                 self.patch_t,
                 self.patch_xy,
                 self.minutes,
@@ -133,6 +161,7 @@ class DenoiseWidget(ModelFileActions, Container):
                 self.load_path,
                 self.load_button,
                 status,
+                self.advice,
             ]
         )
         self.curves = TrainingCurves(("total", "l1", "mse"), ())
@@ -152,7 +181,10 @@ class DenoiseWidget(ModelFileActions, Container):
         self.apply_button.changed.connect(self.apply)
         self.save_button.changed.connect(self._save_clicked)
         self.load_button.changed.connect(self._load_clicked)
+        self.device.changed.connect(self._device_changed)
+        self.start.changed.connect(self._start_changed)
         self._image_changed()
+        self._start_changed()
 
     # -- choices ------------------------------------------------------------------------------
     def _axis_choices(self, *_: Any) -> list[tuple[str, int]]:
@@ -178,6 +210,39 @@ class DenoiseWidget(ModelFileActions, Container):
         self.stack_axis.reset_choices()
         self._update_stack_info()
         self._update_visibility()
+
+    def _device_changed(self, *_: Any) -> None:
+        """Put the default training settings of a new kind of device (CPU / GPU) in the
+        fields; switching between devices of the same kind keeps what was set."""
+        from napari_restore.engine.denoise_train import DenoiseTrainConfig
+
+        try:
+            d = DenoiseTrainConfig.for_device(self.device.value)
+            kind = _device_kind(self.device.value)
+        except (RestoreInputError, ValueError):
+            return
+        if kind == self._device_kind:
+            return
+        self._device_kind = kind
+        self.patch_xy.value = d.patch_xy
+        self.learning_rate.value = d.learning_rate
+        self.minutes.value = DEFAULT_MINUTES[kind]
+        self.start.value = PRETRAINED if d.init == "pretrained" else SCRATCH
+        self.patch_t.value = d.patch_t
+        self._start_changed()
+
+    def _start_changed(self, *_: Any) -> None:
+        """The pretrained network fixes the patch frames (its temporal position embedding)."""
+        from napari_restore.engine.denoise_train import pretrained_model_path
+        from napari_restore.engine.model_files import read_model_metadata
+
+        pretrained = self.start.value == PRETRAINED
+        if pretrained:
+            path = pretrained_model_path()
+            if path is not None:
+                kwargs = read_model_metadata(path)["architecture"]["kwargs"]
+                self.patch_t.value = int(kwargs["patch_t"])
+        self.patch_t.enabled = not pretrained
 
     def _update_visibility(self, *_: Any) -> None:
         self.model_file.visible = self.model.value == FROM_FILE
@@ -213,14 +278,15 @@ class DenoiseWidget(ModelFileActions, Container):
         """The training settings as set in the dock."""
         from napari_restore.engine.denoise_train import DenoiseTrainConfig
 
-        return DenoiseTrainConfig(
+        return DenoiseTrainConfig.for_device(
+            self.device.value,
             patch_t=self.patch_t.value,
             patch_xy=self.patch_xy.value,
             learning_rate=self.learning_rate.value,
             epochs=self.epochs.value,
             minutes=self.minutes.value or None,
             seed=self.seed.value,
-            device=self.device.value,
+            init="pretrained" if self.start.value == PRETRAINED else "scratch",
         )
 
     # -- training -------------------------------------------------------------------------------
@@ -231,12 +297,13 @@ class DenoiseWidget(ModelFileActions, Container):
             return
         self.trainer = None
         self.curves.reset()
+        self.advice.value = ""
         self.status.value = "The next Train starts a new model."
 
     def train(self, apply: bool = False) -> None:
         """Train (new or continued) in a worker; with ``apply``, denoise the layer afterwards."""
-        from napari_restore.engine.denoise_infer import denoise_progress
-        from napari_restore.engine.denoise_train import DenoiseTrainer
+        from napari_restore.engine.denoise_infer import denoise_progress, output_warnings
+        from napari_restore.engine.denoise_train import DenoiseTrainer, training_warnings
 
         if self.runner.running:
             return
@@ -251,6 +318,7 @@ class DenoiseWidget(ModelFileActions, Container):
             self.trainer = None  # a model is tied to the stack it learnt (and its mean)
             self.curves.reset()
         trainer = self.trainer
+        self.advice.value = ""
         stack_axis = int(self.stack_axis.value) if data.ndim > 3 else 0
         dtype = self.output_dtype.value
         device = self.device.value
@@ -264,19 +332,21 @@ class DenoiseWidget(ModelFileActions, Container):
             else:
                 trainer.config = config
             summary = yield from trainer.train(minutes=config.minutes)
+            advice = training_warnings(trainer, summary)
             if not apply:
-                return summary
-            return (
-                yield from denoise_progress(
-                    data, trainer.model, stack_axis=stack_axis, device=device, output_dtype=dtype
-                )
+                return summary, advice
+            out = yield from denoise_progress(
+                data, trainer.model, stack_axis=stack_axis, device=device, output_dtype=dtype
             )
+            return out, advice + output_warnings(data, out)
 
         def done(result: Any) -> None:
+            value, advice = result
             if apply:
-                self._add_result(layer, result)
+                self._add_result(layer, value)
             else:
-                self._trained(result)
+                self._trained(value)
+            self.advice.value = "\n".join(f"⚠ {a}" for a in advice)
 
         self.runner.start(
             job(),
@@ -292,7 +362,12 @@ class DenoiseWidget(ModelFileActions, Container):
             if p.preview is not None:
                 self.preview.show_images(p.preview)
             if p.losses:
-                self.status.value = f"step {p.step}: loss {p.losses['total']:.4g}"
+                units = (
+                    " (stack scaled to std 10)"
+                    if self.trainer and self.trainer.scale != 1.0
+                    else ""
+                )
+                self.status.value = f"step {p.step}: loss {p.losses['total']:.4g}{units}"
         elif p.message:
             self.status.value = p.message
 
@@ -329,7 +404,7 @@ class DenoiseWidget(ModelFileActions, Container):
 
     def apply(self, *_: Any) -> None:
         """Denoise the chosen layer in a worker; the result becomes a new layer."""
-        from napari_restore.engine.denoise_infer import denoise_progress
+        from napari_restore.engine.denoise_infer import denoise_progress, output_warnings
 
         if self.runner.running:
             return
@@ -346,7 +421,13 @@ class DenoiseWidget(ModelFileActions, Container):
             device=self.device.value,
             output_dtype=self.output_dtype.value,
         )
-        self.runner.start(gen, on_done=lambda out: self._add_result(layer, out), label="denoising")
+        self.advice.value = ""
+
+        def done(out: Any) -> None:
+            self._add_result(layer, out)
+            self.advice.value = "\n".join(f"⚠ {a}" for a in output_warnings(data, out))
+
+        self.runner.start(gen, on_done=done, label="denoising")
 
     def _add_result(self, source: Image, data: Any) -> None:
         kwargs = layer_kwargs_like(source, contrast_limits=source.contrast_limits)
