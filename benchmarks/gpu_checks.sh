@@ -33,7 +33,7 @@ python benchmarks/bench_destripe_speed.py --device cuda --size 4096 --planes 16 
 
 echo "== SRDTrans 512^3, 1.3 photons/px, 135 s of training"
 python benchmarks/bench_denoise.py --device cuda --shape 512 512 512 --photons 1.3 \
-    --minutes 2.25 --patch-t 128 --patch-xy 128 --step-patch 128 128 --lr 5e-4 \
+    --minutes 2.25 --patch-t 128 --patch-xy 128 --step-patch 128 128 --lr 5e-4 --baselines none \
     --json "$OUT/denoise_512.json" 2>&1 | tee "$OUT/denoise_512.txt" || status=1
 
 exit $status
