@@ -261,7 +261,7 @@ def main() -> dict[str, Any]:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--device", default="auto")
     p.add_argument("--heldout", action="store_true", help="the held-out synthetic set")
-    p.add_argument("--only", nargs="*", default=None, help="held-out names (substrings) to run")
+    p.add_argument("--only", nargs="*", default=None, help="stack names (substrings) to run")
     p.add_argument("--real", type=Path, default=None, metavar="DATA_DIR", help="real stacks")
     p.add_argument("--shape", type=int, nargs=3, default=(64, 256, 256), metavar=("T", "Y", "X"))
     p.add_argument("--photons", type=float, default=1.5)
@@ -298,6 +298,8 @@ def main() -> dict[str, Any]:
         for name, path in real_stacks(args.real).items():
             import tifffile
 
+            if args.only and not any(o in name for o in args.only):
+                continue
             noisy = tifffile.imread(path)
             print(f"{name}: {path.name} {noisy.shape} {noisy.dtype}", flush=True)
             r = train_and_score(noisy, None, args, device)
