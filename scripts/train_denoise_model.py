@@ -251,6 +251,7 @@ def main() -> None:
             "real images/stacks under BSD-3/MIT/Apache-2.0/CC-BY-4.0/CC0 licences",
             "stacks": [name for name, _ in stacks],
         }
+        meta["normalization"].pop("scale", None)  # every stack has its own
         meta["steps"] = step
         meta["losses"] = {"last": history[-1] if history else None, "history": history}
         meta["optimizer_state"] = include_optimizer

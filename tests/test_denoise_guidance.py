@@ -194,3 +194,24 @@ def test_output_warnings_catch_a_flattened_result(sim) -> None:
     faded = clean.mean() + 0.2 * (clean - clean.mean())
     (warning,) = output_warnings(noisy, faded)
     assert "1/5.0 of the input's contrast" in warning
+
+
+def test_the_shipped_pretrained_network() -> None:
+    from napari_restore.engine.denoise_train import pretrained_model_path
+
+    path = pretrained_model_path()
+    if path is None:
+        pytest.skip("this installation ships no pretrained denoising network")
+    model = load_denoise_model(path, "cpu")
+    assert model.normalization == "mean_std"
+    assert model.patch_t == CPU_DEFAULTS["patch_t"]
+    assert 1.7e6 < sum(p.numel() for p in model.parameters()) < 1.9e6  # the paper's network
+    meta = model.metadata
+    assert meta["optimizer_state"] is False  # weights only
+    stacks = " ".join(meta["data"]["stacks"])
+    for held_out in ("cancer_cell", "calibzapw", "tribolium_nuclei_lund", "clearmap", "tosi"):
+        assert held_out not in stacks  # benchmark stacks and unlicensed data kept out
+    assert DenoiseTrainConfig.for_device("cpu").init == "pretrained"
+    x = simulate_timelapse((8, 24, 24), photons=5.0, seed=1, output_dtype="uint16").noisy
+    out = denoise(x, model, device="cpu", output_dtype="float32")
+    assert out.shape == x.shape and np.isfinite(out).all()
