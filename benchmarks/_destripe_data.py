@@ -148,3 +148,56 @@ def params_dict(params: StripeParams) -> dict[str, Any]:
     return {
         k: (list(v) if isinstance(v, tuple) else v) for k, v in dataclasses.asdict(params).items()
     }
+
+
+# ---------------------------------------------------------------------------------------------
+# The held-out validation set (issue 9): whole *sources* of ../shared/data/train kept out of the
+# training of the built-in model (scripts/train_destripe_model.py: VALIDATION_SOURCES), plus the
+# two held-out images above. One plane per file (the middle plane of a stack), a centred square
+# crop of at most HELDOUT_CROP px, normalised like the crops above. Category: the kind of image,
+# reported separately (light-sheet; dense content; sparse objects on a dark background).
+HELDOUT_CROP = 256
+HELDOUT_SET: tuple[tuple[str, str], ...] = (
+    ("train/lsfm_organoid_nuclei_lstree.tif", "light-sheet"),
+    ("train/lsfm_organoid_nuclei_denoised_lstree.tif", "light-sheet"),
+    ("train/lsfm_organoid_membrane_denoised_lstree.tif", "light-sheet"),
+    (CLEARMAP_FILE, "light-sheet"),
+    ("train/fluo_neocortex_ctip2_ndev.tif", "dense"),
+    ("train/fluo_neocortex_brn2_ndev.tif", "dense"),
+    ("train/fluo_neocortex_ror_ndev.tif", "dense"),
+    ("train/fluo_pollen_grains_sdeconv.tif", "dense"),
+    ("train/confocal_celegans_intestine_sdeconv.tif", "dense"),
+    ("train/confocal_chromosomes_diplib.tif", "dense"),
+    ("train/fluo_neuron_phalloidin_ndev.tif", "sparse"),
+    ("train/fluo_neuron_ncoa4_ndev.tif", "sparse"),
+    ("train/fluo_nuclei_terra_foci_spotiflow.tif", "sparse"),
+    ("train/fluo_tissue_hybiss_spots_spotiflow.tif", "sparse"),
+    ("train/widefield_scratch_assay_nuclei_ndev.tif", "sparse"),
+    (FLY_FILE, "sparse"),
+)
+
+
+def load_heldout(data_dir: Path, size: int = HELDOUT_CROP) -> list[Crop]:
+    """The held-out validation crops (:data:`HELDOUT_SET`); ``Crop.region`` starts with the
+    category (``"light-sheet: ..."``)."""
+    crops = []
+    for file, category in HELDOUT_SET:
+        path = Path(data_dir) / file
+        if not path.is_file():
+            raise FileNotFoundError(f"{path} not found: pass --data-dir (see shared/data)")
+        image = tifffile.imread(path)
+        z = image.shape[0] // 2 if image.ndim == 3 else None
+        plane = image[z] if z is not None else image
+        s = min(size, plane.shape[0], plane.shape[1]) // 2 * 2
+        r0, c0 = (plane.shape[0] - s) // 2, (plane.shape[1] - s) // 2
+        clean, clip = normalise(plane[r0 : r0 + s, c0 : c0 + s])
+        where = f"{category}: " + (f"plane {z}, " if z is not None else "") + f"{s} px centre"
+        name = Path(file).stem
+        crops.append(Crop(name, file, where, clean, clip))
+    return crops
+
+
+def category(crop: Crop) -> str:
+    """The kind of image of a held-out crop (``""`` for the classic set)."""
+    head = crop.region.split(":", 1)[0]
+    return head if head in {"light-sheet", "dense", "sparse"} else ""

@@ -48,14 +48,11 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _denoise_baselines import FAMILIES, all_baselines
-from napari_restore.engine.denoise_infer import denoise
-from napari_restore.engine.denoise_train import (
-    DenoiseTrainConfig,
-    DenoiseTrainer,
-    training_warnings,
-)
-from napari_restore.engine.device import describe_device, resolve_device
-from napari_restore.engine.progress import run_to_end
+from napari_restore.core.device import describe_device, resolve_device
+from napari_restore.core.progress import run_to_end
+from napari_restore.denoise.config import DenoiseTrainConfig
+from napari_restore.denoise.infer import denoise
+from napari_restore.denoise.train import DenoiseTrainer, training_warnings
 from napari_restore.metrics import compute_metrics
 from napari_restore.simulate.timelapse import simulate_timelapse
 

@@ -46,6 +46,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import _destripe_data as bd
 import _destripe_peers as bp
+import _independent_stripes as ind
 from napari_restore.metrics import compute_metrics
 
 CLAIM_MARGIN_DB = 3.0
@@ -79,6 +80,11 @@ def score_outputs(outputs: Sequence[np.ndarray], cleans: Sequence[np.ndarray]) -
         "ssim": float(np.mean([p["ssim"] for p in per])),
         "per_crop": per,
     }
+
+
+def _finite_psnr(value: float) -> float | str:
+    """JSON has no infinity: an unchanged image's PSNR is written as "inf"."""
+    return value if math.isfinite(value) else "inf"
 
 
 def megapixels(images: Sequence[np.ndarray]) -> float:
@@ -278,6 +284,31 @@ def claim_lines(rows: list[dict[str, Any]], label: str) -> list[str]:
     ]
 
 
+def _num(value: float | str) -> str:
+    return value if isinstance(value, str) else f"{value:.2f}"
+
+
+def category_lines(res: dict[str, Any], by_type: dict[str, list[dict[str, Any]]]) -> list[str]:
+    """Mean PSNR / SSIM per kind of image (held-out set), with the claim per kind."""
+    cats = [c.get("category", "") for c in res["crops"]]
+    kinds = [k for k in dict.fromkeys(cats) if k]
+    if not kinds:
+        return []
+    lines = ["", "Mean PSNR (dB) / SSIM per kind of image:", ""]
+    lines += ["| stripe type | method | " + " | ".join(kinds) + " |"]
+    lines += ["|---|---|" + "---:|" * len(kinds)]
+    for kind, rows in by_type.items():
+        for r in rows:
+            cells = []
+            for k in kinds:
+                sel = [p for p, c in zip(r["per_crop"], cats, strict=True) if c == k]
+                psnr = np.mean([p["psnr"] for p in sel])
+                ssim = np.mean([p["ssim"] for p in sel])
+                cells.append(f"{psnr:.2f} / {ssim:.3f}")
+            lines.append(f"| {bd.TYPE_LABELS[kind]} | {r['method']} | " + " | ".join(cells) + " |")
+    return lines
+
+
 def to_markdown(res: dict[str, Any]) -> str:
     """The report as Markdown (from the results dictionary)."""
     m = res["machine"]
@@ -328,10 +359,21 @@ def to_markdown(res: dict[str, Any]) -> str:
         lines += ["", f"Claim check (ours beats the best peer by ≥ {CLAIM_MARGIN_DB:g} dB PSNR):"]
         for kind, rows in by_type.items():
             lines += claim_lines(rows, bd.TYPE_LABELS[kind])
+        lines += category_lines(res, by_type)
         lines.append("")
         lines += ["Stripe parameters (`simulate_stripes`, seeds per crop in crop order):", ""]
         for kind, s in res["stripes"][mode].items():
             lines.append(f"- {kind}: `{fmt_params(s['params'])}`, seeds {s['seeds']}")
+        lines.append("")
+    if res.get("clean_check"):
+        lines += ["## Clean crops through our model (should come out unchanged)", ""]
+        names = [c["name"] for c in res["crops"]]
+        lines += ["| method | " + " | ".join(names) + " |", "|---|" + "---:|" * len(names)]
+        for r in res["clean_check"]:
+            cells = " | ".join(
+                f"{_num(p['psnr'])} dB, {p['mean_change_pct']:+.1f} %" for p in r["per_crop"]
+            )
+            lines.append(f"| {r['method']} | {cells} |")
         lines.append("")
     if res.get("ours"):
         lines += ["## Our model", ""]
@@ -377,6 +419,30 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="folder for results.json and results.md",
     )
     p.add_argument("--quick", action="store_true", help="2 crops and small sweeps (~1.5 min)")
+    p.add_argument(
+        "--small-sweeps",
+        action="store_true",
+        help="the peers' small sweeps of --quick on the full set of crops",
+    )
+    p.add_argument(
+        "--set",
+        choices=["classic", "heldout"],
+        default="classic",
+        help="classic: the 5 crops of the stored runs; heldout: one crop per image of the "
+        "validation sources, reported per kind of image (light-sheet, dense, sparse)",
+    )
+    p.add_argument(
+        "--generator",
+        choices=["project", "independent"],
+        default="project",
+        help="stripes from napari_restore.simulate (project) or from the benchmark's own, "
+        "independent stripe model (_independent_stripes.py)",
+    )
+    p.add_argument(
+        "--clean-check",
+        action="store_true",
+        help="also run our model(s) on the clean crops: PSNR against themselves and mean change",
+    )
     p.add_argument(
         "--modes",
         default="multiplicative",
@@ -439,7 +505,12 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     device = resolve_device(args.device)
     modes = [m for m in args.modes.split(",") if m]
     kinds = [k for k in args.types.split(",") if k]
-    crops = bd.load_crops(args.data_dir, quick=args.quick)
+    if args.set == "heldout":
+        crops = bd.load_heldout(args.data_dir)
+        if args.quick:
+            crops = crops[::4]
+    else:
+        crops = bd.load_crops(args.data_dir, quick=args.quick)
     cleans = [c.clean for c in crops]
     mp = megapixels(cleans)
     log(f"{len(crops)} crops, {mp:.2f} MP per stripe type: " + ", ".join(c.name for c in crops))
@@ -480,13 +551,18 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
                 continue
             params = bd.stripe_params(kind, mode)
             seeds = [bd.crop_seed(args.seed, ti, ci) for ci in range(len(crops))]
-            striped = [
-                bd.degrade(c, params.replace(seed=s)) for c, s in zip(crops, seeds, strict=True)
-            ]
-            stripes[mode][kind] = {
-                "params": bd.params_dict(params.replace(seed=None)),
-                "seeds": seeds,
-            }
+            if args.generator == "independent":
+                striped = [
+                    ind.degrade(c.clean, kind, mode, s)[0]
+                    for c, s in zip(crops, seeds, strict=True)
+                ]
+                described: dict[str, Any] = {"generator": "independent (_independent_stripes)"}
+            else:
+                striped = [
+                    bd.degrade(c, params.replace(seed=s)) for c, s in zip(crops, seeds, strict=True)
+                ]
+                described = bd.params_dict(params.replace(seed=None))
+            stripes[mode][kind] = {"params": described, "seeds": seeds}
             rows = [{"kind": "input", "method": "striped input", **score_outputs(striped, cleans)}]
             log(f"[{mode} / {kind}] input {rows[0]['psnr']:.2f} dB")
             sweeps[mode][kind] = {}
@@ -496,7 +572,9 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
                     raise SystemExit(f"{args.peer_results}: other stripes for {mode}/{kind}.")
                 rows += [r for r in stored["results"][mode][kind] if r["kind"] == "peer"]
             for peer in peers:
-                row, history = run_peer(peer, kind, striped, cleans, args.quick, log)
+                row, history = run_peer(
+                    peer, kind, striped, cleans, args.quick or args.small_sweeps, log
+                )
                 rows.append(row)
                 sweeps[mode][kind][peer.name] = history
                 key = f"sweep {peer.name}"
@@ -527,12 +605,33 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
                 info["speed"][dev] = speed_test(oo, first, args.speed_size, args.speed_repeat)
         ours_info.append(info)
 
+    clean_check = []
+    if args.clean_check:
+        for label, o in ours_models:
+            per = []
+            for c in crops:
+                out = clip01(o.run(c.clean)[0])
+                m = compute_metrics(out, c.clean.astype(np.float64))
+                mean_in = float(c.clean.mean())
+                per.append(
+                    {
+                        "crop": c.name,
+                        "psnr": _finite_psnr(m.psnr),
+                        "mean_change_pct": 100.0 * (float(out.mean()) - mean_in) / mean_in,
+                    }
+                )
+            clean_check.append({"method": label, "per_crop": per})
+            log(f"  clean check {label}: " + ", ".join(f"{p['psnr']}" for p in per))
+
     run_seconds["total"] = time.perf_counter() - t_start
     res = {
         "command": " ".join(["python benchmarks/bench_destripe.py", *(argv or sys.argv[1:])]),
         "machine": machine_info(device),
-        "crops": [c.describe() for c in crops],
+        "crops": [c.describe() | {"category": bd.category(c)} for c in crops],
+        "set": args.set,
+        "generator": args.generator,
         "stripes": stripes,
+        "clean_check": clean_check,
         "peers": stored["peers"]
         if stored is not None
         else {

@@ -27,8 +27,8 @@ import numpy as np
 import torch
 
 from napari_restore import destripe, load_destripe_model, load_sample
-from napari_restore.engine.destripe_infer import tile_settings_for
-from napari_restore.engine.device import describe_device, resolve_device
+from napari_restore.core.device import describe_device, resolve_device
+from napari_restore.destripe.infer import tile_settings_for
 
 
 def _sync(device: torch.device) -> None:

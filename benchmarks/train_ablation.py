@@ -21,7 +21,7 @@ from pathlib import Path
 
 import torch
 
-from napari_restore.engine.destripe_train import DestripeTrainConfig, DestripeTrainer
+from napari_restore.destripe.train import DestripeTrainConfig, DestripeTrainer
 
 VARIANTS: dict[str, dict[str, bool]] = {
     "full": {},

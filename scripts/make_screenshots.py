@@ -128,7 +128,7 @@ def denoise_dock(viewer: napari.Viewer, data, name: str, shot: str, frame: int) 
     print("status:", w.status.value, "| advice:", w.advice.value or "(none)")
     import numpy as np
 
-    from napari_restore.engine.denoise_infer import contrast_fit
+    from napari_restore.denoise.infer import contrast_fit
 
     noisy, out = np.asarray(layer.data, np.float32), np.asarray(viewer.layers[-1].data, np.float32)
     a, b = contrast_fit(noisy, out, max_frames=noisy.shape[0])
@@ -151,9 +151,28 @@ def denoise_cancer(viewer: napari.Viewer) -> None:
     denoise_dock(viewer, data, "cancer cells", "denoise_real_cancer_cells", 24)
 
 
+def stripe_meter(viewer: napari.Viewer) -> None:
+    """The bundled SmartSPIM sample through Destripe (with its meter line), then the Metrics
+    panel without a ground truth comparing the input with the result."""
+    [layer] = viewer.open_sample(PLUGIN, "smartspim")
+    _, d = viewer.window.add_plugin_dock_widget(PLUGIN, "Destripe")
+    d.image.value = layer
+    d.run_button.clicked.emit()
+    wait(lambda: len(viewer.layers) == 2 and not d.runner.running, timeout=600)
+    result = viewer.layers[-1]
+    result.contrast_limits = layer.contrast_limits
+    _, m = viewer.window.add_plugin_dock_widget(PLUGIN, "Metrics")
+    m.ground_truth.value = None
+    m.images.value = [layer, result]
+    m.compute_button.clicked.emit()
+    wait(lambda: bool(m.results) and not m.runner.running)
+    side_by_side(viewer, "metrics_noref_smartspim")
+
+
 SCENES: dict[str, Callable[[napari.Viewer], None]] = {
     "simulator": simulator,
     "metrics": metrics,
+    "stripe_meter": stripe_meter,
     "destripe_spim": destripe_spim,
     "destripe_smartspim": destripe_smartspim,
     "train_destripe": train_destripe,

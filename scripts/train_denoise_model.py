@@ -47,9 +47,9 @@ import numpy as np
 import tifffile
 import torch
 
-from napari_restore.engine.denoise_train import DenoiseTrainConfig, DenoiseTrainer
+from napari_restore.core.progress import run_to_end
+from napari_restore.denoise.train import DenoiseTrainConfig, DenoiseTrainer
 from napari_restore.engine.model_files import load_model_file, save_model_file
-from napari_restore.engine.progress import run_to_end
 from napari_restore.models import build_model
 from napari_restore.simulate.noise import simulate_noise
 from napari_restore.simulate.timelapse import clean_timelapse

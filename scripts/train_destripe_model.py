@@ -62,7 +62,7 @@ sys.path.insert(0, str(ROOT / "src"))
 
 import torch  # noqa: E402
 
-from napari_restore.engine.destripe_train import DestripeTrainConfig, DestripeTrainer  # noqa: E402
+from napari_restore.destripe.train import DestripeTrainConfig, DestripeTrainer  # noqa: E402
 from napari_restore.io import read_image  # noqa: E402
 
 DEFAULT_OUT = ROOT / "src" / "napari_restore" / "pretrained" / "destripe_default"
@@ -186,7 +186,7 @@ def evaluate(model: Any, data: Path, device: str) -> dict[str, Any]:
     attenuation 0.2-0.7 and additive (mixed polarity) with 0.05-0.3 of the range, seed 2022;
     plus the clean image itself ("none"), which should come out unchanged.
     """
-    from napari_restore.engine.destripe_infer import destripe
+    from napari_restore.destripe.infer import destripe
     from napari_restore.metrics import compute_metrics
     from napari_restore.simulate import simulate_stripes
 
@@ -400,7 +400,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         gen.close()
     if trainer.history and "val_psnr" not in trainer.history[-1]:
-        trainer.validate(record=True)
+        trainer.evaluate(record=True)
     trainer.save(checkpoint)
     extra: dict[str, Any] = {
         "training_script": "scripts/train_destripe_model.py",

@@ -10,7 +10,7 @@ import pytest
 import tifffile
 
 from napari_restore.cli import main
-from napari_restore.engine.denoise_infer import denoise, load_denoise_model
+from napari_restore.denoise.infer import denoise, load_denoise_model
 from napari_restore.simulate.timelapse import simulate_timelapse
 
 
@@ -182,7 +182,7 @@ def test_four_d_files_train_a_model_per_channel(tmp_path: Path, capsys) -> None:
 
 
 def test_a_model_per_stack_must_match_the_stacks(tmp_path: Path) -> None:
-    from napari_restore.engine.denoise_infer import denoise_file
+    from napari_restore.denoise.infer import denoise_file
     from napari_restore.errors import RestoreInputError
     from napari_restore.models.srdtrans import SRDTrans
 
@@ -198,7 +198,7 @@ def test_ctrl_c_ends_training_early_and_keeps_going(
     noisy_tif: Path, tmp_path: Path, monkeypatch, capsys
 ) -> None:
     """The user presses Ctrl-C during training: the steps done are kept, saved and applied."""
-    from napari_restore.engine.denoise_train import DenoiseTrainer
+    from napari_restore.denoise.train import DenoiseTrainer
 
     real_step = DenoiseTrainer._train_step
 
@@ -234,7 +234,7 @@ def test_a_short_training_warns_and_says_what_to_do(
 def test_training_starts_from_the_pretrained_network_by_default_on_a_cpu(
     noisy_tif: Path, tmp_path: Path, monkeypatch, capsys
 ) -> None:
-    from napari_restore.engine import denoise_train
+    from napari_restore.denoise import config as denoise_train
     from napari_restore.engine.model_files import save_model_file
     from napari_restore.models.srdtrans import SRDTrans
 

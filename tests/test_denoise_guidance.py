@@ -7,21 +7,17 @@ import numpy as np
 import pytest
 import torch
 
-from napari_restore.engine import denoise_train
-from napari_restore.engine.denoise_infer import (
+from napari_restore.core.progress import run_to_end
+from napari_restore.denoise import config as denoise_config
+from napari_restore.denoise.config import CPU_DEFAULTS, DenoiseTrainConfig
+from napari_restore.denoise.infer import (
     contrast_fit,
     denoise,
     load_denoise_model,
     output_warnings,
 )
-from napari_restore.engine.denoise_train import (
-    CPU_DEFAULTS,
-    DenoiseTrainConfig,
-    DenoiseTrainer,
-    training_warnings,
-)
+from napari_restore.denoise.train import DenoiseTrainer, training_warnings
 from napari_restore.engine.model_files import read_model_metadata, save_model_file
-from napari_restore.engine.progress import run_to_end
 from napari_restore.errors import RestoreInputError
 from napari_restore.models.srdtrans import SRDTrans
 from napari_restore.simulate.timelapse import simulate_timelapse
@@ -101,7 +97,7 @@ def test_defaults_follow_the_device(monkeypatch) -> None:
         paper.batch_size,
         "scratch",
     )
-    monkeypatch.setattr(denoise_train, "pretrained_model_path", lambda: None)
+    monkeypatch.setattr(denoise_config, "pretrained_model_path", lambda: None)
     cpu = DenoiseTrainConfig.for_device("cpu", learning_rate=2e-3)
     assert cpu.patch_t == CPU_DEFAULTS["patch_t"] and cpu.patch_xy == CPU_DEFAULTS["patch_xy"]
     assert cpu.learning_rate == 2e-3  # an explicit setting wins
@@ -117,7 +113,7 @@ def test_a_new_run_starts_from_the_pretrained_network(sim, tmp_path, monkeypatch
         "normalization": {"method": "mean_std"},
     }
     path = save_model_file(tmp_path / "pre", dict(net.state_dict()), meta)
-    monkeypatch.setattr(denoise_train, "pretrained_model_path", lambda: path)
+    monkeypatch.setattr(denoise_config, "pretrained_model_path", lambda: path)
     config = DenoiseTrainConfig.for_device("cpu", patch_t=16, patch_xy=16, epochs=1)
     assert config.init == "pretrained"
     trainer = DenoiseTrainer(sim.noisy, config)
@@ -132,7 +128,7 @@ def test_a_new_run_starts_from_the_pretrained_network(sim, tmp_path, monkeypatch
     # patch_t is the pretrained network's (its temporal position embedding).
     with pytest.raises(RestoreInputError, match="patch_t=16, or train from scratch"):
         DenoiseTrainer(sim.noisy, DenoiseTrainConfig.for_device("cpu", patch_t=32))
-    monkeypatch.setattr(denoise_train, "pretrained_model_path", lambda: None)
+    monkeypatch.setattr(denoise_config, "pretrained_model_path", lambda: None)
     with pytest.raises(RestoreInputError, match="no pretrained denoising network"):
         DenoiseTrainer(sim.noisy, tiny_config(init="pretrained", model_kwargs={}))
 
@@ -197,7 +193,7 @@ def test_output_warnings_catch_a_flattened_result(sim) -> None:
 
 
 def test_the_shipped_pretrained_network() -> None:
-    from napari_restore.engine.denoise_train import pretrained_model_path
+    from napari_restore.denoise.config import pretrained_model_path
 
     path = pretrained_model_path()
     if path is None:

@@ -7,16 +7,16 @@ import pytest
 import tifffile
 import torch
 
-from napari_restore.engine.denoise_infer import (
+from napari_restore.core.progress import run_to_end
+from napari_restore.denoise.infer import (
     denoise,
     denoise_file,
     denoise_file_progress,
     denoise_progress,
     load_denoise_model,
 )
-from napari_restore.engine.denoise_train import DenoiseTrainConfig, DenoiseTrainer
+from napari_restore.denoise.train import DenoiseTrainConfig, DenoiseTrainer
 from napari_restore.engine.model_files import save_model_file
-from napari_restore.engine.progress import run_to_end
 from napari_restore.errors import RestoreInputError
 from napari_restore.models.srdtrans import SRDTrans
 from napari_restore.simulate.timelapse import simulate_timelapse

@@ -6,13 +6,13 @@ import numpy as np
 import pytest
 import torch
 
-from napari_restore.engine.denoise_infer import load_denoise_model
-from napari_restore.engine.denoise_train import (
+from napari_restore.core.progress import run_to_end
+from napari_restore.denoise.infer import load_denoise_model
+from napari_restore.denoise.train import (
     DenoiseTrainConfig,
     DenoiseTrainer,
     effective_patch,
 )
-from napari_restore.engine.progress import run_to_end
 from napari_restore.errors import RestoreInputError
 from napari_restore.simulate.timelapse import simulate_timelapse
 
@@ -118,7 +118,8 @@ def test_save_and_resume_continues_exactly(noisy: np.ndarray, tmp_path) -> None:
 
 def test_resume_refuses_a_different_patch_t_and_unknown_settings(noisy, tmp_path) -> None:
     trainer = DenoiseTrainer(noisy, tiny_config())
-    trainer.save(tmp_path / "m", include_optimizer=False)
+    trainer.save_optimizer = False
+    trainer.save(tmp_path / "m")
     with pytest.raises(RestoreInputError, match="patch_t"):
         DenoiseTrainer.resume(tmp_path / "m", noisy, patch_t=32)
     with pytest.raises(RestoreInputError, match="Unknown"):
@@ -207,7 +208,7 @@ def test_invalid_settings_are_refused(kw: dict, match: str) -> None:
 
 @pytest.mark.gpu
 def test_cuda_bf16_training_and_inference(noisy: np.ndarray) -> None:
-    from napari_restore.engine.denoise_infer import denoise
+    from napari_restore.denoise.infer import denoise
 
     trainer = DenoiseTrainer(noisy, tiny_config(device="cuda", preview_every=2))
     progress = list(trainer.train(steps=4))

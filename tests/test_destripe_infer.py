@@ -8,9 +8,9 @@ import tifffile
 import torch
 
 from napari_restore import load_sample
-from napari_restore.engine import destripe_infer
-from napari_restore.engine.destripe_data import intensity_range, normalise
-from napari_restore.engine.destripe_infer import (
+from napari_restore.destripe import infer as destripe_infer
+from napari_restore.destripe.data import intensity_range, normalise
+from napari_restore.destripe.infer import (
     destripe,
     destripe_file,
     destripe_file_progress,
@@ -66,8 +66,8 @@ def test_stacks_plane_by_plane_with_one_normalisation(net, shape):
 @pytest.fixture(scope="module")
 def trained() -> torch.nn.Module:
     """A tiny network after 60 training steps (an untrained one has arbitrary, huge outputs)."""
-    from napari_restore.engine.destripe_train import DestripeTrainConfig, DestripeTrainer
-    from napari_restore.engine.progress import run_to_end
+    from napari_restore.core.progress import run_to_end
+    from napari_restore.destripe.train import DestripeTrainConfig, DestripeTrainer
 
     images = [load_sample("nuclei")[100:196, 100:196], load_sample("maize")[:80, :90]]
     cfg = DestripeTrainConfig(
@@ -220,7 +220,7 @@ def test_stopped_file_job_leaves_no_output(net, tmp_path):
 def test_default_tile_is_the_same_on_every_device(net):
     # CBAM pools over a tile, so the tile is part of the result: the default must not depend on
     # the device (only the batch does).
-    from napari_restore.engine.destripe_infer import DEFAULT_TILE, tile_settings_for
+    from napari_restore.destripe.infer import DEFAULT_TILE, tile_settings_for
 
     cpu = tile_settings_for(net, torch.device("cpu"))
     assert cpu.tile == (DEFAULT_TILE, DEFAULT_TILE) == (256, 256)
@@ -237,7 +237,7 @@ def test_cuda_bf16_matches_cpu(net, striped):
     gpu = destripe(striped, net, device="cuda:0", output_dtype="float32", tile=64)
     # bf16 activations: agreement to a small fraction of the range.
     assert np.abs(cpu - gpu).max() < 0.02 * np.ptp(cpu)
-    from napari_restore.engine.destripe_infer import DEFAULT_TILE, tile_settings_for
+    from napari_restore.destripe.infer import DEFAULT_TILE, tile_settings_for
 
     settings = tile_settings_for(net, torch.device("cuda:0"))
     assert settings.tile == (DEFAULT_TILE, DEFAULT_TILE) and settings.batch_size > 1
@@ -252,7 +252,7 @@ def test_public_api_is_lazy_and_complete():
     assert nr.destripe is destripe and nr.destripe_file is destripe_file
     assert nr.load_destripe_model is load_destripe_model
     assert nr.detect_stripe_direction is detect_stripe_direction
-    from napari_restore.engine.destripe_train import DestripeTrainConfig, DestripeTrainer
+    from napari_restore.destripe.train import DestripeTrainConfig, DestripeTrainer
 
     assert nr.DestripeTrainer is DestripeTrainer and nr.DestripeTrainConfig is DestripeTrainConfig
     code = "import sys, napari_restore; print('torch' in sys.modules, 'napari' in sys.modules)"
@@ -261,7 +261,7 @@ def test_public_api_is_lazy_and_complete():
 
 
 def test_a_model_on_another_device_is_copied_not_moved():
-    from napari_restore.engine.device import module_on
+    from napari_restore.core.device import module_on
 
     net = ResCBAMUNet(base_channels=4, depth=2)
     assert module_on(net, torch.device("cpu")) is net

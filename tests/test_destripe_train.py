@@ -10,15 +10,15 @@ import pytest
 import torch
 
 from napari_restore import load_sample
-from napari_restore.engine.destripe_data import (
+from napari_restore.core.progress import run_to_end
+from napari_restore.destripe.data import (
     NORM_PERCENTILES,
     check_mix,
     intensity_range,
     random_degradation,
 )
-from napari_restore.engine.destripe_infer import load_destripe_model
-from napari_restore.engine.destripe_train import DestripeTrainConfig, DestripeTrainer
-from napari_restore.engine.progress import run_to_end
+from napari_restore.destripe.infer import load_destripe_model
+from napari_restore.destripe.train import DestripeTrainConfig, DestripeTrainer
 from napari_restore.errors import RestoreInputError
 
 
@@ -257,6 +257,8 @@ def test_perceptual_loss_with_vgg_weights(images, tmp_path, monkeypatch):
     [
         ({"stripe_mix": (0, 0, 0)}, "positive sum"),
         ({"stripe_mix": (1, 1)}, "weights"),
+        ({"stripe_mix": {"wavy": 1.0}}, "unknown kind"),
+        ({"stripe_mix": {"regular": -1.0, "tilted": 2.0}}, "non-negative"),
         ({"modes": ("sideways",)}, "modes"),
         ({"modes": ()}, "modes"),
         ({"patch_size": 8}, "patch_size"),
@@ -275,8 +277,10 @@ def test_config_is_validated(changes, match):
 
 def test_config_dict_round_trip():
     cfg = tiny_config(modes=["additive"], stripe_mix=[1, 2, 3], lr_schedule="cosine")
-    assert cfg.modes == ("additive",) and cfg.stripe_mix == (1.0, 2.0, 3.0)
-    again = DestripeTrainConfig.from_dict(json.loads(json.dumps(cfg.as_dict())))
+    # Three numbers (model files and command lines before the registry) are read in order.
+    assert cfg.modes == ("additive",)
+    assert cfg.stripe_mix == {"regular": 1.0, "gaussian": 2.0, "tilted": 3.0}
+    again = DestripeTrainConfig.from_dict(json.loads(json.dumps(cfg.to_dict())))
     assert again == cfg
 
 

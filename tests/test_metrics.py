@@ -10,7 +10,7 @@ import pytest
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
 from napari_restore._sample_data import load_sample
-from napari_restore.engine.progress import run_to_end
+from napari_restore.core.progress import run_to_end
 from napari_restore.errors import RestoreInputError
 from napari_restore.metrics import (
     compare_progress,

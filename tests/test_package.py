@@ -24,7 +24,7 @@ def test_import_does_not_pull_gui_or_torch():
 def test_engine_imports_without_gui():
     code = (
         "import sys, napari_restore.engine.tiling, napari_restore.engine.model_files, "
-        "napari_restore.engine.device; "
+        "napari_restore.core.device; "
         "bad = [m for m in ('napari', 'qtpy', 'PyQt6', 'magicgui') if m in sys.modules];"
         "assert not bad, bad"
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from napari_restore.engine.srd_sampling import TRIPLETS, spatial_redundancy_sample
+from napari_restore.denoise.sampling import TRIPLETS, spatial_redundancy_sample
 
 
 def coordinate_stack(t: int, h: int, w: int) -> torch.Tensor:

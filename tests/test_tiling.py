@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from napari_restore.engine.progress import run_to_end
+from napari_restore.core.progress import run_to_end
 from napari_restore.engine.tiling import (
     TileSettings,
     balanced_tile,

@@ -132,3 +132,32 @@ def test_cancel_leaves_no_layer(viewer, qtbot, rng):
         widget.cancel_button.clicked.emit()
     assert [lyr.name for lyr in viewer.layers] == ["big"]
     assert "stopped" in widget.status.value
+
+
+def test_a_registered_kind_appears_with_only_its_parameters(viewer):
+    from napari_restore.simulate.stripes import (
+        StripeKindSpec,
+        register_stripe_kind,
+        unregister_stripe_kind,
+    )
+    from test_stripe_registry import draw_single_line, sample_single_line
+
+    register_stripe_kind(
+        StripeKindSpec("single_line", ("width",), draw_single_line, sample_single_line)
+    )
+    try:
+        viewer.add_image(np.full((32, 32), 100, dtype=np.uint16), name="clean")
+        widget = open_dock(viewer)
+        assert "single_line" in widget.kind.choices
+        widget.kind.value = "single_line"
+        shown = {
+            n
+            for n in ("stripe_width", "density", "period", "angle", "stripe_length")
+            if not getattr(widget, n).native.isHidden()
+        }
+        assert shown == {"stripe_width"}
+        assert widget.params().kind == "single_line"
+        widget.kind.value = "tilted"
+        assert not widget.angle.native.isHidden()
+    finally:
+        unregister_stripe_kind("single_line")

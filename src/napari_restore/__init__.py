@@ -14,6 +14,8 @@ Examples
 from __future__ import annotations
 
 import importlib
+import sys
+import types
 from typing import Any
 
 from napari_restore._version import __version__
@@ -24,23 +26,25 @@ _LAZY: dict[str, str] = {
     "simulate_noise": "napari_restore.simulate",
     "Metrics": "napari_restore.metrics",
     "compute_metrics": "napari_restore.metrics",
+    "StripeMeasure": "napari_restore.stripe_meter",
+    "measure_stripes": "napari_restore.stripe_meter",
     "open_image": "napari_restore.io",
     "read_image": "napari_restore.io",
     "write_image": "napari_restore.io",
     "load_sample": "napari_restore._sample_data",
-    "destripe": "napari_restore.engine.destripe_infer",
-    "destripe_file": "napari_restore.engine.destripe_infer",
-    "load_destripe_model": "napari_restore.engine.destripe_infer",
-    "detect_stripe_direction": "napari_restore.engine.destripe_infer",
-    "DestripeTrainer": "napari_restore.engine.destripe_train",
-    "DestripeTrainConfig": "napari_restore.engine.destripe_train",
+    "destripe": "napari_restore.destripe.infer",
+    "destripe_file": "napari_restore.destripe.infer",
+    "load_destripe_model": "napari_restore.destripe.infer",
+    "detect_stripe_direction": "napari_restore.destripe.infer",
+    "DestripeTrainer": "napari_restore.destripe.train",
+    "DestripeTrainConfig": "napari_restore.destripe.train",
     "RestoreInputError": "napari_restore.errors",
-    "denoise": "napari_restore.engine.denoise_infer",
-    "denoise_progress": "napari_restore.engine.denoise_infer",
-    "denoise_file": "napari_restore.engine.denoise_infer",
-    "load_denoise_model": "napari_restore.engine.denoise_infer",
-    "DenoiseTrainer": "napari_restore.engine.denoise_train",
-    "DenoiseTrainConfig": "napari_restore.engine.denoise_train",
+    "denoise": "napari_restore.denoise.infer",
+    "denoise_progress": "napari_restore.denoise.infer",
+    "denoise_file": "napari_restore.denoise.infer",
+    "load_denoise_model": "napari_restore.denoise.infer",
+    "DenoiseTrainer": "napari_restore.denoise.train",
+    "DenoiseTrainConfig": "napari_restore.denoise.train",
     "SRDTrans": "napari_restore.models.srdtrans",
     "simulate_timelapse": "napari_restore.simulate.timelapse",
 }
@@ -58,3 +62,21 @@ def __getattr__(name: str) -> Any:
 
 def __dir__() -> list[str]:
     return sorted(set(globals()) | set(__all__))
+
+
+class _Package(types.ModuleType):
+    """The package module: its public functions win over subpackages of the same name.
+
+    ``napari_restore.destripe`` and ``napari_restore.denoise`` are both a public function and a
+    subpackage. Importing a subpackage makes Python bind it as an attribute of its parent,
+    which would replace the function; this keeps the function (``from napari_restore.destripe
+    import infer`` and ``importlib.import_module`` still reach the subpackage).
+    """
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name in _LAZY and isinstance(value, types.ModuleType):
+            return
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package

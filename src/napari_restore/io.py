@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from napari_restore._files import atomic_path
+from napari_restore.core.files import atomic_path
 from napari_restore.errors import RestoreInputError
 
 TIFF_SUFFIXES = (".tif", ".tiff")

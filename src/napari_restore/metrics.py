@@ -32,8 +32,8 @@ from typing import Any, Literal
 import numpy as np
 from scipy import ndimage
 
-from napari_restore._files import atomic_path
-from napari_restore.engine.progress import Progress, ProgressGenerator, run_to_end
+from napari_restore.core.files import atomic_path
+from napari_restore.core.progress import Progress, ProgressGenerator, run_to_end
 from napari_restore.errors import RestoreInputError
 
 SSIM_SIGMA = 1.5
@@ -129,7 +129,7 @@ class _TorchPlaneMetrics:
     def __init__(self, device: Any = None) -> None:
         import torch
 
-        from napari_restore.engine.device import resolve_device
+        from napari_restore.core.device import resolve_device
 
         self.torch = torch
         self.device = resolve_device(device)
@@ -294,7 +294,7 @@ def compute_metrics_progress(
     """Generator form of :func:`compute_metrics` (same arguments).
 
     Validates everything before the first yield, then yields a
-    :class:`~napari_restore.engine.progress.Progress` per plane and returns the
+    :class:`~napari_restore.core.progress.Progress` per plane and returns the
     :class:`Metrics`.
     """
     validate_pair(image, ground_truth, rgb=rgb)

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from magicgui.widgets import Container, Label, ProgressBar, PushButton
 
-from napari_restore.engine.progress import Progress
+from napari_restore.core.progress import Progress
 from napari_restore.errors import RestoreInputError
 
 if TYPE_CHECKING:

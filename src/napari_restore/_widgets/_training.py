@@ -13,19 +13,19 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from magicgui.widgets import ComboBox, Container, Label
+from magicgui.widgets import ComboBox, Container, FileEdit, Label, PushButton
 from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
 from matplotlib.figure import Figure
 
 from napari_restore._widgets._common import error_text
 from napari_restore._widgets._plot import _BG, _FG, LinePlot
-from napari_restore.engine.progress import Progress
+from napari_restore.core.progress import Progress
 from napari_restore.errors import RestoreInputError
 
 
 def device_chooser() -> tuple[ComboBox, Label, Container]:
     """A device menu (auto, cpu, cuda:N, mps) and a line saying what "auto" resolves to."""
-    from napari_restore.engine.device import available_devices, describe_device, resolve_device
+    from napari_restore.core.device import available_devices, describe_device, resolve_device
 
     combo = ComboBox(label="device", choices=available_devices(), value="auto")
     using = Label(value="", label="")
@@ -43,22 +43,75 @@ def device_chooser() -> tuple[ComboBox, Label, Container]:
     return combo, using, row
 
 
-class ModelFileActions:
-    """Save / Load buttons of a training dock, around its own ``save(path)`` and ``load(path)``.
+def row(*widgets: Any, label: str) -> Container:
+    """Widgets side by side under one label."""
+    box = Container(widgets=list(widgets), layout="horizontal", labels=False, label=label)
+    box.margins = (0, 0, 0, 0)
+    return box
 
-    The dock provides ``save_path`` and ``load_path`` (FileEdits), ``status`` (a Label) and the
-    two methods; errors meant for users end up in the status line.
+
+class TrainingDock:
+    """What every training dock shares: New model, Save / Load buttons around its own
+    ``load(path)``, saving, and offering the trained network to the apply docks.
+
+    The dock provides ``TASK``, ``trainer``, ``runner`` (a JobRunner), ``curves``,
+    ``save_path`` and ``load_path`` (FileEdits), ``status`` (a Label), ``_life`` (its
+    DockLifetime), ``load(path)`` and ``_session_name()``; errors meant for users end up in the
+    status line.
     """
 
+    TASK: str
+    trainer: Any
+    runner: Any
+    curves: Any
     save_path: Any
     load_path: Any
     status: Any
-
-    def save(self, path: Any) -> Path:
-        raise NotImplementedError
+    _life: Any
 
     def load(self, path: Any) -> None:
         raise NotImplementedError
+
+    def _session_name(self) -> str:
+        raise NotImplementedError
+
+    def new_model(self, *_: Any) -> None:
+        """Forget the current network; the next Train starts from scratch."""
+        if self.runner.running:
+            self.status.value = "Stop the training first."
+            return
+        self.trainer = None
+        self.curves.reset()
+        self.status.value = "The next Train starts a new model."
+
+    def save(self, path: Any) -> Path:
+        """Save the network trained here (safetensors + JSON)."""
+        if self.trainer is None or self.trainer.step == 0:
+            raise RestoreInputError("There is no trained model yet: click Train first.")
+        if self.runner.running:
+            raise RestoreInputError("Stop the training before saving.")
+        return self.trainer.save(path)
+
+    def _publish(self) -> None:
+        """Offer the network (a snapshot) to the apply docks once the worker is done."""
+        from napari_restore._widgets._session import SESSION_MODELS
+
+        self.curves.redraw()
+        if self.trainer is not None and self.trainer.step > 0 and self._life.alive:
+            trainer = self.trainer
+            SESSION_MODELS.publish(
+                self.TASK, self._session_name(), trainer.model, trainer.metadata()
+            )
+
+    def _model_file_widgets(self) -> list[Any]:
+        """The "save as" / "Save model" / "load" / "Load model (resume)" widgets, connected."""
+        self.save_path = FileEdit(label="save as", mode="w", filter="*.safetensors")
+        self.save_button = PushButton(text="Save model")
+        self.load_path = FileEdit(label="load", mode="r", filter="*.safetensors")
+        self.load_button = PushButton(text="Load model (resume)")
+        self.save_button.changed.connect(self._save_clicked)
+        self.load_button.changed.connect(self._load_clicked)
+        return [self.save_path, self.save_button, self.load_path, self.load_button]
 
     def _save_clicked(self, *_: Any) -> None:
         path = self.save_path.value

@@ -38,18 +38,20 @@ from napari_restore._widgets._common import (
 from napari_restore._widgets._session import SESSION_MODELS
 from napari_restore._widgets._training import (
     ImagePreview,
-    ModelFileActions,
     TrainingCurves,
+    TrainingDock,
     device_chooser,
+    row,
 )
-from napari_restore.engine.progress import Progress
+from napari_restore.core.progress import Progress
+from napari_restore.engine.options import InferenceOptions
 from napari_restore.errors import RestoreInputError
 
 if TYPE_CHECKING:
     import napari
     from napari.layers import Image
 
-    from napari_restore.engine.denoise_train import DenoiseTrainConfig, DenoiseTrainer
+    from napari_restore.denoise.train import DenoiseTrainConfig, DenoiseTrainer
 
 TASK = "denoise"
 THIS_DOCK = "trained in this dock"
@@ -62,22 +64,18 @@ DEFAULT_MINUTES = {"cpu": 3.0, "cuda": 5.0}
 
 def _device_kind(device: str) -> str:
     """ "cuda" for a GPU, "cpu" for anything else (MPS gets the CPU settings too)."""
-    from napari_restore.engine.device import resolve_device
+    from napari_restore.core.device import resolve_device
 
     return "cuda" if resolve_device(device).type == "cuda" else "cpu"
 
 
-def _row(*widgets: Any, label: str) -> Container:
-    row = Container(widgets=list(widgets), layout="horizontal", labels=False, label=label)
-    row.margins = (0, 0, 0, 0)
-    return row
-
-
-class DenoiseWidget(ModelFileActions, Container):
+class DenoiseWidget(TrainingDock, Container):
     """Dock that trains SRDTrans on a noisy stack and denoises it."""
 
+    TASK = TASK
+
     def __init__(self, napari_viewer: napari.Viewer) -> None:
-        from napari_restore.engine.denoise_train import DenoiseTrainConfig, pretrained_model_path
+        from napari_restore.denoise.config import DenoiseTrainConfig, pretrained_model_path
 
         defaults = DenoiseTrainConfig.for_device("auto")
         self._device_kind = _device_kind("auto")
@@ -123,15 +121,12 @@ class DenoiseWidget(ModelFileActions, Container):
         self.train_button = PushButton(text="Train")
         self.train_apply_button = PushButton(text="Train && apply")
         self.new_button = PushButton(text="New model")
-        train_row = _row(self.train_button, self.train_apply_button, self.new_button, label="")
+        train_row = row(self.train_button, self.train_apply_button, self.new_button, label="")
         self.model = ComboBox(label="apply with", choices=self._model_choices)
         self.model_file = FileEdit(label="model file", mode="r", filter="*.safetensors")
         self.output_dtype = ComboBox(label="output dtype", choices=["input", "float32"])
         self.apply_button = PushButton(text="Apply")
-        self.save_path = FileEdit(label="save as", mode="w", filter="*.safetensors")
-        self.save_button = PushButton(text="Save model")
-        self.load_path = FileEdit(label="load", mode="r", filter="*.safetensors")
-        self.load_button = PushButton(text="Load model (resume)")
+        files = self._model_file_widgets()
         self.progress, self.status, self.stop_button, status = status_row()
         self.advice = Label(value="", label="")
         self.advice.native.setWordWrap(True)
@@ -156,10 +151,7 @@ class DenoiseWidget(ModelFileActions, Container):
                 self.model_file,
                 self.output_dtype,
                 self.apply_button,
-                self.save_path,
-                self.save_button,
-                self.load_path,
-                self.load_button,
+                *files,
                 status,
                 self.advice,
             ]
@@ -179,8 +171,6 @@ class DenoiseWidget(ModelFileActions, Container):
         self.train_apply_button.changed.connect(lambda *_: self.train(apply=True))
         self.new_button.changed.connect(self.new_model)
         self.apply_button.changed.connect(self.apply)
-        self.save_button.changed.connect(self._save_clicked)
-        self.load_button.changed.connect(self._load_clicked)
         self.device.changed.connect(self._device_changed)
         self.start.changed.connect(self._start_changed)
         self._image_changed()
@@ -214,7 +204,7 @@ class DenoiseWidget(ModelFileActions, Container):
     def _device_changed(self, *_: Any) -> None:
         """Put the default training settings of a new kind of device (CPU / GPU) in the
         fields; switching between devices of the same kind keeps what was set."""
-        from napari_restore.engine.denoise_train import DenoiseTrainConfig
+        from napari_restore.denoise.train import DenoiseTrainConfig
 
         try:
             d = DenoiseTrainConfig.for_device(self.device.value)
@@ -233,7 +223,7 @@ class DenoiseWidget(ModelFileActions, Container):
 
     def _start_changed(self, *_: Any) -> None:
         """The pretrained network fixes the patch frames (its temporal position embedding)."""
-        from napari_restore.engine.denoise_train import pretrained_model_path
+        from napari_restore.denoise.config import pretrained_model_path
         from napari_restore.engine.model_files import read_model_metadata
 
         pretrained = self.start.value == PRETRAINED
@@ -276,7 +266,7 @@ class DenoiseWidget(ModelFileActions, Container):
 
     def config(self) -> DenoiseTrainConfig:
         """The training settings as set in the dock."""
-        from napari_restore.engine.denoise_train import DenoiseTrainConfig
+        from napari_restore.denoise.train import DenoiseTrainConfig
 
         return DenoiseTrainConfig.for_device(
             self.device.value,
@@ -291,19 +281,16 @@ class DenoiseWidget(ModelFileActions, Container):
 
     # -- training -------------------------------------------------------------------------------
     def new_model(self, *_: Any) -> None:
-        """Forget the current network; the next Train starts from scratch."""
-        if self.runner.running:
-            self.status.value = "Stop the training first."
-            return
-        self.trainer = None
-        self.curves.reset()
-        self.advice.value = ""
-        self.status.value = "The next Train starts a new model."
+        """Forget the current network (and the advice about it)."""
+        super().new_model()
+        if not self.runner.running:
+            self.advice.value = ""
 
     def train(self, apply: bool = False) -> None:
         """Train (new or continued) in a worker; with ``apply``, denoise the layer afterwards."""
-        from napari_restore.engine.denoise_infer import denoise_progress, output_warnings
-        from napari_restore.engine.denoise_train import DenoiseTrainer, training_warnings
+        from napari_restore.denoise.infer import output_warnings
+        from napari_restore.denoise.train import DenoiseTrainer, training_warnings
+        from napari_restore.denoise.workflows import train_then_apply
 
         if self.runner.running:
             return
@@ -320,25 +307,22 @@ class DenoiseWidget(ModelFileActions, Container):
         trainer = self.trainer
         self.advice.value = ""
         stack_axis = int(self.stack_axis.value) if data.ndim > 3 else 0
-        dtype = self.output_dtype.value
-        device = self.device.value
+        options = self.options()
 
         def job() -> Any:
             nonlocal trainer
             if trainer is None:
                 yield Progress(0, 0, stage="train", message="preparing data")
                 trainer = DenoiseTrainer(stack, config, source=layer.name)
-                self.trainer, self._trainer_layer = trainer, layer
             else:
                 trainer.config = config
-            summary = yield from trainer.train(minutes=config.minutes)
-            advice = training_warnings(trainer, summary)
             if not apply:
-                return summary, advice
-            out = yield from denoise_progress(
-                data, trainer.model, stack_axis=stack_axis, device=device, output_dtype=dtype
+                summary = yield from trainer.train(minutes=config.minutes)
+                return summary, training_warnings(trainer, summary)
+            out = yield from train_then_apply(
+                trainer, data, options, stack_axis=stack_axis, minutes=config.minutes
             )
-            return out, advice + output_warnings(data, out)
+            return out, training_warnings(trainer) + output_warnings(data, out)
 
         def done(result: Any) -> None:
             value, advice = result
@@ -348,11 +332,17 @@ class DenoiseWidget(ModelFileActions, Container):
                 self._trained(value)
             self.advice.value = "\n".join(f"⚠ {a}" for a in advice)
 
+        def finished() -> None:
+            # GUI thread: take the trainer back (also after Stop or an error).
+            if trainer is not None:
+                self.trainer, self._trainer_layer = trainer, layer
+            self._publish()
+
         self.runner.start(
             job(),
             on_done=done,
             on_progress=self._progress,
-            on_finish=self._publish,
+            on_finish=finished,
             label="training" + (" and denoising" if apply else ""),
         )
 
@@ -378,11 +368,8 @@ class DenoiseWidget(ModelFileActions, Container):
             f"stopped by {summary['stopped_by']})"
         )
 
-    def _publish(self) -> None:
-        self.curves.redraw()
-        if self.trainer is not None and self.trainer.step > 0 and self._life.alive:
-            name = f"{self.trainer.source} ({self.trainer.step} steps)"
-            SESSION_MODELS.publish(TASK, name, self.trainer.model, self.trainer.metadata())
+    def _session_name(self) -> str:
+        return f"{self.trainer.source} ({self.trainer.step} steps)"
 
     # -- applying -------------------------------------------------------------------------------
     def model_spec(self) -> Any:
@@ -404,7 +391,7 @@ class DenoiseWidget(ModelFileActions, Container):
 
     def apply(self, *_: Any) -> None:
         """Denoise the chosen layer in a worker; the result becomes a new layer."""
-        from napari_restore.engine.denoise_infer import denoise_progress, output_warnings
+        from napari_restore.denoise.infer import denoise_progress, output_warnings
 
         if self.runner.running:
             return
@@ -417,9 +404,8 @@ class DenoiseWidget(ModelFileActions, Container):
         gen = denoise_progress(
             data,
             model,
+            self.options(),
             stack_axis=int(self.stack_axis.value) if data.ndim > 3 else 0,
-            device=self.device.value,
-            output_dtype=self.output_dtype.value,
         )
         self.advice.value = ""
 
@@ -429,22 +415,18 @@ class DenoiseWidget(ModelFileActions, Container):
 
         self.runner.start(gen, on_done=done, label="denoising")
 
+    def options(self) -> InferenceOptions:
+        """The inference settings as set in the dock."""
+        return InferenceOptions(device=self.device.value, output_dtype=self.output_dtype.value)
+
     def _add_result(self, source: Image, data: Any) -> None:
         kwargs = layer_kwargs_like(source, contrast_limits=source.contrast_limits)
         self._viewer.add_image(data, name=f"{source.name} denoised", **kwargs)
 
     # -- files ----------------------------------------------------------------------------------
-    def save(self, path: Any) -> Path:
-        """Save the network trained here (safetensors + JSON, with the optimizer state)."""
-        if self.trainer is None or self.trainer.step == 0:
-            raise RestoreInputError("There is no trained model yet: click Train first.")
-        if self.runner.running:
-            raise RestoreInputError("Stop the training before saving.")
-        return self.trainer.save(path)
-
     def load(self, path: Any) -> None:
         """Resume a saved model on the chosen layer (train further, or apply it)."""
-        from napari_restore.engine.denoise_train import DenoiseTrainer
+        from napari_restore.denoise.train import DenoiseTrainer
 
         if self.runner.running:
             raise RestoreInputError("Stop the training before loading another model.")

@@ -2,7 +2,9 @@
 
 The built-in model ships with the package; a model file or a model trained in this session
 (training dock) can be picked instead. The work runs in a worker over blended tiles, plane by
-plane for stacks; Cancel leaves no layer behind.
+plane for stacks; Cancel leaves no layer behind. After each run the worker also runs the
+no-reference stripe meter on the result (at most :data:`METER_PLANES` planes of a stack), and the
+dock shows its three numbers: stripe energy removed, structure changed, intensity change.
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ from napari_restore._widgets._common import (
 )
 from napari_restore._widgets._session import SESSION_MODELS
 from napari_restore._widgets._training import device_chooser
+from napari_restore.core.progress import Progress, ProgressGenerator
+from napari_restore.engine.options import InferenceOptions
 from napari_restore.errors import RestoreInputError
 
 if TYPE_CHECKING:
@@ -32,6 +36,39 @@ if TYPE_CHECKING:
 BUILTIN = "built-in"
 FROM_FILE = "model file…"
 TASK = "destripe"
+METER_PLANES = 8  # planes of a stack the stripe meter reads after a run
+
+
+def with_stripe_meter(
+    gen: ProgressGenerator[Any], image: Any, direction: str
+) -> ProgressGenerator[tuple[Any, Any]]:
+    """Run a destripe generator, then the stripe meter on its result (in the same worker).
+
+    Returns ``(result, StripeMeasure or RestoreInputError)``: a meter that cannot measure
+    (e.g. planes under 16 px) never costs the user the destriped result.
+    """
+    from napari_restore.stripe_meter import measure_stripes_steps
+
+    out = yield from gen
+    meter = measure_stripes_steps(image, out, direction=direction, max_planes=METER_PLANES)
+    try:
+        while True:
+            step, total = next(meter)
+            yield Progress(step, total, stage="stripe meter")
+    except StopIteration as stop:
+        return out, stop.value
+    except RestoreInputError as err:
+        return out, err
+    finally:
+        meter.close()
+
+
+def meter_text(measure: Any) -> str:
+    """The dock's line about a run: the meter's three numbers, or why there are none."""
+    if isinstance(measure, RestoreInputError):
+        return f"stripe meter: not measured ({measure})"
+    planes = f" ({len(measure.planes)} planes)" if measure.planes else ""
+    return f"stripe meter (no reference){planes}: {measure.verdict}"
 
 
 def describe_model(meta: dict[str, Any]) -> str:
@@ -65,7 +102,7 @@ class DestripeWidget(Container):
         )
         self.device, self.device_info, device_row = device_chooser()
         self.output_dtype = ComboBox(label="output dtype", choices=["input", "float32"])
-        from napari_restore.engine.destripe_infer import DEFAULT_TILE
+        from napari_restore.destripe.infer import DEFAULT_TILE
 
         self.tile = SpinBox(
             label="tile (0 = auto)",
@@ -78,6 +115,15 @@ class DestripeWidget(Container):
             "the tile size changes the result; a GPU runs more tiles at once instead).",
         )
         self.run_button = PushButton(text="Destripe")
+        self.meter = Label(value="", label="")
+        self.meter.native.setWordWrap(True)
+        self.meter.tooltip = (
+            "After each run: the share of the input's stripe energy removed, the share of its "
+            "other content changed, and the change of its median intensity over the foreground "
+            "(no ground truth needed; see docs/metrics.md)."
+        )
+        #: The stripe meter's result for the last run (StripeMeasure, or the error).
+        self.last_measure: Any = None
         self.progress, self.status, self.cancel_button, status = status_row()
         self.runner = JobRunner(self.progress, self.status, self.cancel_button)
         super().__init__(
@@ -91,6 +137,7 @@ class DestripeWidget(Container):
                 self.output_dtype,
                 self.tile,
                 self.run_button,
+                self.meter,
                 status,
             ]
         )
@@ -119,7 +166,7 @@ class DestripeWidget(Container):
             self.model_info.value = error_text(err)
 
     def _metadata(self, choice: str) -> dict[str, Any]:
-        from napari_restore.engine.destripe_infer import builtin_model_path
+        from napari_restore.destripe.infer import builtin_model_path
         from napari_restore.engine.model_files import read_model_metadata
 
         if choice == BUILTIN:
@@ -146,7 +193,7 @@ class DestripeWidget(Container):
     # -- run ----------------------------------------------------------------------------------
     def run(self, *_: Any) -> None:
         """Destripe the chosen layer in a worker; the result becomes a new layer."""
-        from napari_restore.engine.destripe_infer import destripe_progress
+        from napari_restore.destripe.infer import destripe_progress
 
         if self.runner.running:
             return
@@ -156,17 +203,24 @@ class DestripeWidget(Container):
         except RestoreInputError as err:
             self.status.value = error_text(err)
             return
-        gen = destripe_progress(
-            data,
-            model,
+        options = InferenceOptions(
             device=self.device.value,
-            direction=self.direction.value,
             tile=self.tile.value or None,
             output_dtype=self.output_dtype.value,
         )
-        self.runner.start(gen, on_done=lambda out: self._add_result(layer, out), label="destriping")
+        gen = destripe_progress(data, model, options, direction=self.direction.value)
+        self.meter.value = ""
+        self.runner.start(
+            with_stripe_meter(gen, data, self.direction.value),
+            on_done=lambda res: self._add_result(layer, *res),
+            label="destriping",
+        )
 
-    def _add_result(self, source: Image, data: Any) -> None:
+    def _add_result(self, source: Image, data: Any, measure: Any = None) -> None:
         kwargs = layer_kwargs_like(source, contrast_limits=source.contrast_limits)
         kwargs["metadata"] = {**kwargs["metadata"], "destripe_model": str(self.model.value)}
+        if measure is not None and not isinstance(measure, RestoreInputError):
+            kwargs["metadata"]["stripe_meter"] = measure.as_dict(per_plane=False)
+        self.last_measure = measure
+        self.meter.value = meter_text(measure) if measure is not None else ""
         self._viewer.add_image(data, name=f"{source.name} destriped", **kwargs)

@@ -1,5 +1,11 @@
 """Metrics panel: MAE / PSNR / SSIM of image layers against a ground-truth layer.
 
+Without a ground truth (the ground-truth box left empty) and with two or more layers of the same
+shape picked, the panel runs the no-reference stripe meter instead
+(:mod:`napari_restore.stripe_meter`): every picked layer is compared with the striped *input*
+(the layer the others were made from, else the first in the layer list), giving the share of
+stripe energy removed, the structure changed and the intensity change, with a verdict line.
+
 Results follow the layer list: a renamed layer keeps its row under the new name, a removed layer
 loses its row, and new or edited data is re-measured automatically (debounced, in a worker).
 Stacks get per-plane values in a plot; everything exports to CSV.
@@ -7,15 +13,19 @@ Stacks get per-plane values in a plot; everything exports to CSV.
 
 from __future__ import annotations
 
+import math
+from collections.abc import Generator
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 from magicgui.widgets import (
     CheckBox,
     ComboBox,
     Container,
     FileEdit,
     FloatSpinBox,
+    Label,
     PushButton,
     Select,
     Table,
@@ -30,14 +40,55 @@ from napari_restore._widgets._common import (
     status_row,
 )
 from napari_restore._widgets._plot import LinePlot
+from napari_restore.core.progress import Progress
 from napari_restore.errors import RestoreInputError
 from napari_restore.metrics import Metrics, compare_progress, metrics_rows, write_metrics_csv
+from napari_restore.stripe_meter import (
+    StripeMeasure,
+    measure_stripes_steps,
+    stripe_rows,
+    write_stripe_csv,
+)
 
 if TYPE_CHECKING:
     import napari
     from napari.layers import Image
 
 COLUMNS = ["layer", "MAE", "PSNR dB", "SSIM", "range"]
+NOREF_COLUMNS = ["layer", "stripes −%", "structure %", "median %", "mean %", "dir."]
+NO_GT_TIP = (
+    "Leave empty (-----) to compare layers without a ground truth: pick the striped input and "
+    "its restored versions below (same shape) for the no-reference stripe meter."
+)
+
+
+def stripe_comparison_progress(
+    source: Any, others: list[Any]
+) -> Generator[Progress, None, list[StripeMeasure | RestoreInputError]]:
+    """Stripe meter of each of ``others`` against ``source``; a bad layer does not stop the rest.
+
+    Yields a :class:`Progress` per plane measured; returns per layer its result or the error.
+    """
+    per = int(np.prod(source.shape[:-2])) if len(source.shape) > 2 else 1
+    total = per * len(others)
+    results: list[StripeMeasure | RestoreInputError] = []
+    for i, data in enumerate(others):
+        gen = measure_stripes_steps(source, data)
+        try:
+            while True:
+                step, _ = next(gen)
+                yield Progress(i * per + step, total, stage="planes")
+        except StopIteration as stop:
+            results.append(stop.value)
+        except RestoreInputError as err:
+            results.append(err)
+        finally:
+            gen.close()
+    return results
+
+
+def _pct(v: float, digits: int = 1) -> str:
+    return "—" if math.isnan(v) else f"{round(100 * v, digits) + 0.0:.{digits}f}"  # no "-0.0"
 
 
 class MetricsPanel(Container):
@@ -45,15 +96,22 @@ class MetricsPanel(Container):
 
     def __init__(self, napari_viewer: napari.Viewer) -> None:
         self._viewer = napari_viewer
-        #: (layer, Metrics or error) of the last computation, in the order compared.
-        self.results: list[tuple[Image, Metrics | RestoreInputError]] = []
+        #: (layer, Metrics or StripeMeasure or error) of the last computation, in order.
+        self.results: list[tuple[Image, Metrics | StripeMeasure | RestoreInputError]] = []
         self._results_gt: Image | None = None
+        #: The striped input of the last no-reference comparison (None in ground-truth mode).
+        self._results_input: Image | None = None
         self._dirty = False
         self._watched: set[int] = set()
 
         self.ground_truth = ComboBox(
-            label="ground truth", choices=image_layer_choices(napari_viewer), nullable=False
+            label="ground truth",
+            choices=image_layer_choices(napari_viewer),
+            nullable=True,
+            tooltip=NO_GT_TIP,
         )
+        if len(self.ground_truth.choices) > 1:
+            self.ground_truth.value = self.ground_truth.choices[1]  # as before: the first layer
         self.images = Select(
             label="compare",
             choices=image_layer_choices(napari_viewer, exclude=self._is_gt),
@@ -68,6 +126,10 @@ class MetricsPanel(Container):
         self.table.read_only = True
         self.table.native.setMinimumHeight(120)
         self.table.native.verticalHeader().setVisible(False)
+        # The plain-language verdicts of the no-reference stripe meter, one line per layer.
+        self.verdict = Label(value="", label="")
+        self.verdict.native.setWordWrap(True)
+        self.verdict.visible = False
         self.csv_path = FileEdit(label="CSV file", mode="w", filter="*.csv")
         self.export_button = PushButton(text="Export CSV")
         self.progress, self.status, self.cancel_button, status = status_row()
@@ -80,6 +142,7 @@ class MetricsPanel(Container):
                 self.data_range,
                 self.compute_button,
                 self.table,
+                self.verdict,
                 self.csv_path,
                 self.export_button,
                 status,
@@ -88,6 +151,11 @@ class MetricsPanel(Container):
         self.plot = LinePlot(["PSNR per plane (dB)", "SSIM per plane"], "plane")
         self.plot.setVisible(False)
         self.native.layout().addWidget(self.plot)
+        self.noref_plot = LinePlot(
+            ["stripe energy removed per plane (%)", "structure changed per plane (%)"], "plane"
+        )
+        self.noref_plot.setVisible(False)
+        self.native.layout().addWidget(self.noref_plot)
 
         self._life = DockLifetime(self.native)
         self._life.track(self.runner)
@@ -121,7 +189,11 @@ class MetricsPanel(Container):
                 self._life.connect(layer.events.data, partial(self._data_changed, layer))
 
     def _data_changed(self, layer: Any, *_: Any) -> None:
-        if layer is self._results_gt or any(layer is lyr for lyr, _ in self.results):
+        if (
+            layer is self._results_gt
+            or layer is self._results_input
+            or any(layer is lyr for lyr, _ in self.results)
+        ):
             self._schedule()
 
     def _layer_removed(self, event: Any) -> None:
@@ -130,6 +202,9 @@ class MetricsPanel(Container):
         if removed is self._results_gt:
             self.results, self._results_gt = [], None
             self.status.value = "The ground-truth layer was removed; pick another one."
+        elif removed is self._results_input:
+            self.results, self._results_input = [], None
+            self.status.value = "The striped input layer was removed; pick the layers again."
         else:
             self.results = [(lyr, r) for lyr, r in self.results if lyr is not removed]
         self._render()
@@ -143,7 +218,8 @@ class MetricsPanel(Container):
         self._schedule()
 
     def _schedule(self, *_: Any) -> None:
-        if self.ground_truth.value is not None and self.images.value:
+        picked = self.images.value
+        if picked and (self.ground_truth.value is not None or len(picked) >= 2):
             self._timer.start()
 
     # -- computing ----------------------------------------------------------------------------
@@ -154,8 +230,14 @@ class MetricsPanel(Container):
             return
         gt = self.ground_truth.value
         layers = [lyr for lyr in self.images.value if lyr is not gt]
+        if gt is None and len(layers) >= 2:
+            self.compute_no_reference(layers)
+            return
         if gt is None or not layers:
-            self.status.value = "Pick a ground-truth layer and at least one layer to compare."
+            self.status.value = (
+                "Pick a ground-truth layer and at least one layer to compare, or no ground truth "
+                "and two layers of the same shape (a striped input and its restored version)."
+            )
             return
         try:
             gt_data = layer_data(gt, what="The metrics panel")
@@ -180,10 +262,52 @@ class MetricsPanel(Container):
                 (layer, err if err is not None else next(computed))
                 for layer, err in zip(layers, refused, strict=True)
             ]
-            self._results_gt = gt
+            self._results_gt, self._results_input = gt, None
             self._render()
 
         self.runner.start(gen, on_done=done, on_finish=self._after_job, label="measuring")
+
+    @staticmethod
+    def striped_input(layers: list[Image]) -> Image:
+        """Which picked layer is the striped input: the one the others were made from (their
+        ``napari_restore_source`` metadata, set by the docks), else the first in the layer list.
+        """
+        names = {lyr.metadata.get("napari_restore_source") for lyr in layers}
+        for layer in layers:
+            if layer.name in names:
+                return layer
+        return layers[0]
+
+    def compute_no_reference(self, layers: list[Image]) -> None:
+        """Stripe meter of every picked layer against the striped input, in a worker."""
+        ordered = [lyr for lyr in self._viewer.layers if any(lyr is x for x in layers)]
+        source = self.striped_input(ordered)
+        others = [lyr for lyr in ordered if lyr is not source]
+        try:
+            source_data = layer_data(source, what="The stripe meter")
+        except RestoreInputError as err:
+            self.status.value = error_text(err)
+            return
+        refused: list[RestoreInputError | None] = []
+        arrays: list[Any] = []
+        for layer in others:
+            try:
+                arrays.append(layer_data(layer, what="The stripe meter"))
+                refused.append(None)
+            except RestoreInputError as err:
+                refused.append(err)
+        gen = stripe_comparison_progress(source_data, arrays)
+
+        def done(results: list[StripeMeasure | RestoreInputError]) -> None:
+            computed = iter(results)
+            self.results = [
+                (layer, err if err is not None else next(computed))
+                for layer, err in zip(others, refused, strict=True)
+            ]
+            self._results_gt, self._results_input = None, source
+            self._render()
+
+        self.runner.start(gen, on_done=done, on_finish=self._after_job, label="stripe meter")
 
     def _after_job(self) -> None:
         if self._dirty and self._life.alive:
@@ -193,6 +317,12 @@ class MetricsPanel(Container):
     # -- display ------------------------------------------------------------------------------
     def _render(self, *_: Any) -> None:
         """Fill the table and plot from the results, with the layers' current names."""
+        noref = self._results_input is not None
+        self.verdict.visible = noref
+        self.noref_plot.setVisible(False)
+        if noref:
+            self._render_no_reference()
+            return
         rows = []
         errors: list[str] = []
         psnr_lines: dict[str, Any] = {}
@@ -227,6 +357,48 @@ class MetricsPanel(Container):
         elif gt is not None and self.results:
             self.status.value = f"ground truth: {gt.name}"
 
+    def _render_no_reference(self) -> None:
+        rows, errors, verdicts = [], [], []
+        removed: dict[str, Any] = {}
+        changed: dict[str, Any] = {}
+        for layer, r in self.results:
+            if isinstance(r, StripeMeasure):
+                angle = "" if math.isnan(r.angle) else f" {r.angle:+.1f}°"
+                short = {"horizontal": "horiz.", "vertical": "vert."}[r.direction]
+                rows.append(
+                    [
+                        layer.name,
+                        _pct(r.stripe_removed),
+                        _pct(r.structure_changed, 2),
+                        _pct(r.median_change, 2),
+                        _pct(r.mean_change, 2),
+                        f"{short}{angle}",
+                    ]
+                )
+                verdicts.append(f"{layer.name}: {r.verdict}")
+                if r.per_plane:
+                    x = list(range(len(r.per_plane["stripe_removed"])))
+                    removed[layer.name] = (x, 100 * r.per_plane["stripe_removed"])
+                    changed[layer.name] = (x, 100 * r.per_plane["structure_changed"])
+            else:
+                rows.append([layer.name, "—", "—", "—", "—", "—"])
+                errors.append(f"'{layer.name}' not compared: {r}")
+        self.table.value = {
+            "data": rows,
+            "index": list(range(len(rows))),
+            "columns": NOREF_COLUMNS,
+        }
+        self._fit_columns()
+        self.verdict.value = "\n".join(verdicts)
+        self.plot.setVisible(False)
+        self.noref_plot.setVisible(bool(removed))
+        self.noref_plot.set_lines([removed, changed])
+        source = self._results_input
+        if errors:
+            self.status.value = "\n".join(errors)
+        elif source is not None and self.results:
+            self.status.value = f"no ground truth: compared with the striped input '{source.name}'"
+
     def _fit_columns(self) -> None:
         """Numbers sized to their contents; the layer name takes (or gives up) the rest."""
         from qtpy.QtWidgets import QHeaderView
@@ -237,6 +409,14 @@ class MetricsPanel(Container):
 
     def csv_rows(self) -> list[dict[str, Any]]:
         """Rows for CSV export (whole image and per plane), with current layer names."""
+        if self._results_input is not None:
+            source = self._results_input.name
+            return [
+                row
+                for layer, r in self.results
+                if isinstance(r, StripeMeasure)
+                for row in stripe_rows(source, layer.name, r)
+            ]
         gt_name = self._results_gt.name if self._results_gt is not None else ""
         rows: list[dict[str, Any]] = []
         for layer, r in self.results:
@@ -249,7 +429,10 @@ class MetricsPanel(Container):
         rows = self.csv_rows()
         if not rows:
             raise RestoreInputError("There are no results to export yet; click Compute first.")
-        write_metrics_csv(path, rows)
+        if self._results_input is not None:
+            write_stripe_csv(path, rows)
+        else:
+            write_metrics_csv(path, rows)
         self.status.value = f"wrote {path}"
 
     def _export_clicked(self, *_: Any) -> None:

@@ -32,13 +32,14 @@ from napari_restore._widgets._common import (
     selected_layer_data,
     status_row,
 )
+from napari_restore.core.arrays import robust_range
 from napari_restore.simulate.stripes import (
     POLARITIES,
-    STRIPE_KINDS,
     STRIPE_MODES,
     StripeParams,
-    robust_range,
+    get_stripe_kind,
     simulate_stripes_progress,
+    stripe_kinds,
     striped_plane_at,
 )
 
@@ -84,7 +85,9 @@ class StripeSimulatorWidget(Container):
             choices=image_layer_choices(napari_viewer, exclude=self._is_preview),
             nullable=False,
         )
-        self.kind = ComboBox(label="stripe type", choices=STRIPE_KINDS, value=_DEFAULTS.kind)
+        self.kind = ComboBox(
+            label="stripe type", choices=lambda _w: stripe_kinds(), value=_DEFAULTS.kind
+        )
         self.mode = ComboBox(label="mode", choices=STRIPE_MODES, value=_DEFAULTS.mode)
         self.density = FloatSpinBox(
             label="density (per 100 px)", value=_DEFAULTS.density, min=0, max=100, step=0.5
@@ -185,13 +188,16 @@ class StripeSimulatorWidget(Container):
         )
 
     def _update_visibility(self) -> None:
-        kind, additive = self.kind.value, self.mode.value == "additive"
-        line = kind != "regular"
-        for w in (self.density, self.stripe_count, self.full_length):
-            w.visible = line
-        self.stripe_length.visible = line and not self.full_length.value
-        self.angle.visible = kind == "tilted"
-        self.period.visible = kind == "regular"
+        additive = self.mode.value == "additive"
+        # Only the parameters the kind declares in the registry are shown.
+        used = set(get_stripe_kind(self.kind.value).parameters)
+        self.density.visible = "density" in used
+        self.stripe_count.visible = "count" in used
+        self.stripe_width.visible = "width" in used
+        self.full_length.visible = "length" in used
+        self.stripe_length.visible = "length" in used and not self.full_length.value
+        self.angle.visible = "angle" in used
+        self.period.visible = "period" in used
         self.polarity.visible = additive
         self.baseline.visible = not additive
         layer = self.image.value

@@ -29,33 +29,30 @@ from napari_restore._widgets._common import (
     layer_data,
     status_row,
 )
-from napari_restore._widgets._session import SESSION_MODELS
 from napari_restore._widgets._training import (
     ImagePreview,
-    ModelFileActions,
     TrainingCurves,
+    TrainingDock,
     device_chooser,
+    row,
 )
-from napari_restore.engine.progress import Progress
+from napari_restore.core.progress import Progress
 from napari_restore.errors import RestoreInputError
+from napari_restore.simulate.stripes import stripe_kinds
 
 if TYPE_CHECKING:
     import napari
 
-    from napari_restore.engine.destripe_train import DestripeTrainConfig, DestripeTrainer
+    from napari_restore.destripe.train import DestripeTrainConfig, DestripeTrainer
 
 
-def _row(*widgets: Any, label: str) -> Container:
-    row = Container(widgets=list(widgets), layout="horizontal", labels=False, label=label)
-    row.margins = (0, 0, 0, 0)
-    return row
-
-
-class TrainDestripeWidget(ModelFileActions, Container):
+class TrainDestripeWidget(TrainingDock, Container):
     """Dock that trains a destriping network on clean image layers."""
 
+    TASK = "destripe"
+
     def __init__(self, napari_viewer: napari.Viewer) -> None:
-        from napari_restore.engine.destripe_train import DestripeTrainConfig
+        from napari_restore.destripe.train import DestripeTrainConfig
 
         defaults = DestripeTrainConfig()
         self._viewer = napari_viewer
@@ -64,15 +61,23 @@ class TrainDestripeWidget(ModelFileActions, Container):
 
         self.images = Select(label="clean images", choices=image_layer_choices(napari_viewer))
         self.images.native.setMaximumHeight(90)
-        self.mix_regular = FloatSpinBox(value=defaults.stripe_mix[0], min=0, max=100, step=0.5)
-        self.mix_gaussian = FloatSpinBox(value=defaults.stripe_mix[1], min=0, max=100, step=0.5)
-        self.mix_tilted = FloatSpinBox(value=defaults.stripe_mix[2], min=0, max=100, step=0.5)
-        mix = _row(self.mix_regular, self.mix_gaussian, self.mix_tilted, label="mix reg/gau/tilt")
+        # One weight per registered stripe kind (a kind registered later appears in new docks).
+        self.mix = {
+            kind: FloatSpinBox(
+                value=defaults.stripe_mix.get(kind, 0.0),
+                min=0,
+                max=100,
+                step=0.5,
+                tooltip=f"relative frequency of {kind} stripes",
+            )
+            for kind in stripe_kinds()
+        }
+        mix = row(*self.mix.values(), label="mix " + "/".join(k[:4] for k in self.mix))
         self.additive = CheckBox(text="additive", value="additive" in defaults.modes)
         self.multiplicative = CheckBox(
             text="multiplicative", value="multiplicative" in defaults.modes
         )
-        modes = _row(self.additive, self.multiplicative, label="stripe modes")
+        modes = row(self.additive, self.multiplicative, label="stripe modes")
         self.clean_fraction = FloatSpinBox(
             label="stripe-free patches",
             value=defaults.clean_fraction,
@@ -110,11 +115,8 @@ class TrainDestripeWidget(ModelFileActions, Container):
         self.device, self.device_info, device_row = device_chooser()
         self.train_button = PushButton(text="Train")
         self.new_button = PushButton(text="New model")
-        buttons = _row(self.train_button, self.new_button, label="")
-        self.save_path = FileEdit(label="save as", mode="w", filter="*.safetensors")
-        self.save_button = PushButton(text="Save model")
-        self.load_path = FileEdit(label="load", mode="r", filter="*.safetensors")
-        self.load_button = PushButton(text="Load model (resume)")
+        buttons = row(self.train_button, self.new_button, label="")
+        files = self._model_file_widgets()
         self.progress, self.status, self.stop_button, status = status_row()
         self.stop_button.text = "Stop (keeps the weights)"
         self.runner = JobRunner(self.progress, self.status, self.stop_button)
@@ -136,10 +138,7 @@ class TrainDestripeWidget(ModelFileActions, Container):
                 self.seed,
                 device_row,
                 buttons,
-                self.save_path,
-                self.save_button,
-                self.load_path,
-                self.load_button,
+                *files,
                 status,
             ]
         )
@@ -153,8 +152,6 @@ class TrainDestripeWidget(ModelFileActions, Container):
         self.perceptual_weight.changed.connect(self._update_visibility)
         self.train_button.changed.connect(self.train)
         self.new_button.changed.connect(self.new_model)
-        self.save_button.changed.connect(self._save_clicked)
-        self.load_button.changed.connect(self._load_clicked)
         self._update_visibility()
 
     # -- settings -----------------------------------------------------------------------------
@@ -165,7 +162,7 @@ class TrainDestripeWidget(ModelFileActions, Container):
 
     def config(self) -> DestripeTrainConfig:
         """The training settings as set in the dock."""
-        from napari_restore.engine.destripe_train import DestripeTrainConfig
+        from napari_restore.destripe.train import DestripeTrainConfig
 
         modes = tuple(
             m
@@ -179,7 +176,7 @@ class TrainDestripeWidget(ModelFileActions, Container):
             batch_size=self.batch_size.value,
             patch_size=self.patch_size.value,
             perceptual_weight=self.perceptual_weight.value,
-            stripe_mix=(self.mix_regular.value, self.mix_gaussian.value, self.mix_tilted.value),
+            stripe_mix={kind: spin.value for kind, spin in self.mix.items()},
             modes=modes,
             clean_fraction=self.clean_fraction.value,
             base_channels=self.base_channels.value,
@@ -197,18 +194,9 @@ class TrainDestripeWidget(ModelFileActions, Container):
         return [layer_data(lyr, what="Training") for lyr in layers], [lyr.name for lyr in layers]
 
     # -- training -----------------------------------------------------------------------------
-    def new_model(self, *_: Any) -> None:
-        """Forget the current network; the next Train starts from scratch."""
-        if self.runner.running:
-            self.status.value = "Stop the training first."
-            return
-        self.trainer = None
-        self.curves.reset()
-        self.status.value = "The next Train starts a new model."
-
     def train(self, *_: Any) -> None:
         """Train (a new model, or continue the current one) in a worker."""
-        from napari_restore.engine.destripe_train import DestripeTrainer
+        from napari_restore.destripe.train import DestripeTrainer
 
         if self.runner.running:
             return
@@ -231,18 +219,22 @@ class TrainDestripeWidget(ModelFileActions, Container):
             if trainer is None:
                 yield Progress(0, config.steps, stage="train", message="preparing data")
                 trainer = DestripeTrainer(images, config, names=names)
-                self.trainer = trainer
             else:
                 trainer.config = trainer.config.replace(
                     steps=config.steps, learning_rate=config.learning_rate
                 )
             return (yield from trainer.train())
 
+        def finished() -> None:
+            # GUI thread: take the trainer back (also after Stop or an error).
+            self.trainer = trainer
+            self._publish()
+
         self.runner.start(
             job(),
             on_done=self._trained,
             on_progress=self._progress,
-            on_finish=self._publish,
+            on_finish=finished,
             label="training",
         )
 
@@ -258,30 +250,18 @@ class TrainDestripeWidget(ModelFileActions, Container):
     def _trained(self, summary: dict[str, Any]) -> None:
         self.curves.redraw()
         ms = summary.get("ms_per_step", float("nan"))
-        psnr = summary.get("val_psnr")
+        psnr = summary["metrics"].get("val_psnr")
         self.status.value = f"trained {summary['steps']} steps ({ms:.0f} ms/step)" + (
             f", val. PSNR {psnr:.2f} dB" if psnr is not None else ""
         )
 
-    def _publish(self) -> None:
-        """Offer the network (a snapshot) to the Destripe dock once the worker is done."""
-        self.curves.redraw()
-        if self.trainer is not None and self.trainer.step > 0 and self._life.alive:
-            name = f"trained here ({self.trainer.step} steps)"
-            SESSION_MODELS.publish("destripe", name, self.trainer.model, self.trainer.metadata())
+    def _session_name(self) -> str:
+        return f"trained here ({self.trainer.step} steps)"
 
     # -- files --------------------------------------------------------------------------------
-    def save(self, path: Any) -> Path:
-        """Save the current network (safetensors + JSON)."""
-        if self.trainer is None:
-            raise RestoreInputError("There is no trained model yet: click Train first.")
-        if self.runner.running:
-            raise RestoreInputError("Stop the training before saving.")
-        return self.trainer.save(path)
-
     def load(self, path: Any) -> None:
         """Resume a saved model: training continues on the chosen layers."""
-        from napari_restore.engine.destripe_train import DestripeTrainer
+        from napari_restore.destripe.train import DestripeTrainer
 
         if self.runner.running:
             raise RestoreInputError("Stop the training before loading another model.")

@@ -12,21 +12,25 @@ import argparse
 import time
 from pathlib import Path
 
+from napari_restore.engine.options import InferenceOptions
+
+_INFER = InferenceOptions()
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "demo", help="stripes added to and removed from bundled sample data, with metrics"
     )
     p.add_argument("--out", type=Path, default=None, help="folder to write the demo images to")
-    p.add_argument("--device", default="auto", help="auto (default), cpu, cuda:N or mps")
+    p.add_argument("--device", default=_INFER.device, help="auto (default), cpu, cuda:N or mps")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from napari_restore._sample_data import load_sample
     from napari_restore.cli.metrics import format_table
-    from napari_restore.engine.destripe_infer import builtin_model_path, destripe
-    from napari_restore.engine.device import describe_device, resolve_device
+    from napari_restore.core.device import describe_device, resolve_device
+    from napari_restore.destripe.infer import builtin_model_path, destripe
     from napari_restore.io import write_image
     from napari_restore.metrics import compute_metrics
     from napari_restore.simulate import simulate_stripes

@@ -26,7 +26,13 @@ from pathlib import Path
 from typing import Any
 
 from napari_restore.cli._common import add_overwrite, add_quiet, check_distinct, existing_output
+from napari_restore.denoise.config import DenoiseTrainConfig
+from napari_restore.engine.options import InferenceOptions
 from napari_restore.errors import RestoreInputError
+
+_INFER = InferenceOptions()  # the defaults of the inference flags
+
+_TRAIN = DenoiseTrainConfig()  # the seed default; the others depend on the device (for_device)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -67,7 +73,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="start from random weights instead of the pretrained network (CPU default)",
     )
-    g.add_argument("--seed", type=int, default=0, help="random seed; default %(default)s")
+    g.add_argument("--seed", type=int, default=_TRAIN.seed, help="random seed; default %(default)s")
     i = p.add_argument_group("inference")
     i.add_argument("--tile", type=int, default=None, help="lateral tile size (default: auto)")
     i.add_argument("--chunk-t", type=int, default=None, help="frames per chunk (default: auto)")
@@ -77,11 +83,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         default="mean",
         help="'mean' (default): output mean equals input mean; 'none': raw network output",
     )
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
+    p.add_argument("--device", default=_INFER.device, help="auto, cpu, cuda, cuda:N or mps")
     p.add_argument(
         "--dtype",
         choices=("input", "float32"),
-        default="input",
+        default=_INFER.output_dtype,
         help="output dtype: the input's (default, clipped) or float32",
     )
     add_overwrite(p)
@@ -90,13 +96,13 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from napari_restore.engine.denoise_infer import (
-        denoise_file,
-        load_denoise_model,
-        output_warnings,
+    from napari_restore.core.device import resolve_device
+    from napari_restore.denoise.infer import denoise_file, load_denoise_model, output_warnings
+    from napari_restore.denoise.workflows import (
+        per_stack,
+        per_stack_model_paths,
+        stack_trainers,
     )
-    from napari_restore.engine.denoise_train import DenoiseTrainConfig, DenoiseTrainer
-    from napari_restore.engine.device import resolve_device
     from napari_restore.engine.model_files import model_paths
     from napari_restore.io import open_image
 
@@ -136,10 +142,10 @@ def run(args: argparse.Namespace) -> int:
             for file in model_paths(path) if path is not None else ():
                 existing_output(file, args.overwrite)
         models = []
-        for (label, stack), save in zip(stacks, saves, strict=True):
+        trainers = stack_trainers(image, config, stack_axis=args.stack_axis, source=args.input.name)
+        for (label, trainer), save in zip(trainers, saves, strict=True):
             if label and not args.quiet:
                 print(f"training on {label.strip()}")
-            trainer = DenoiseTrainer(stack, config, source=f"{args.input.name}{label}")
             _train(trainer, args)
             if save is not None:
                 saved = trainer.save(save)
@@ -154,11 +160,9 @@ def run(args: argparse.Namespace) -> int:
         args.input,
         args.output,
         model,
+        InferenceOptions(device=device, tile=args.tile, output_dtype=args.dtype),
         stack_axis=args.stack_axis,
         chunk_t=args.chunk_t,
-        device=device,
-        tile=args.tile,
-        output_dtype=args.dtype,
         intensity=args.intensity,
         progress_bar=not args.quiet,
     )
@@ -173,41 +177,10 @@ def _warn(messages: list[str]) -> None:
         print(f"warning: {message}", file=sys.stderr)
 
 
-def per_stack(image: Any, stack_axis: int) -> list[tuple[str, Any]]:
-    """``(label, (T, Y, X) stack)`` for every stack of a file: one for 2D/3D data, one per
-    index of the other leading axes (e.g. channels) for 4D/5D data, read lazily."""
-    from napari_restore.engine._stacks import StackView, leading_items, resolve_stack_axis
-
-    shape = tuple(int(s) for s in image.shape)
-    axis = resolve_stack_axis(len(shape), stack_axis)
-    if len(shape) <= 3:
-        return [("", image)]
-    out = []
-    for index in leading_items(shape, axis):
-        where = ", ".join(f"axis {a} = {i}" for a, i in enumerate(index) if isinstance(i, int))
-        out.append((f" [{where}]", StackView(image, index, axis)))
-    return out
-
-
-def per_stack_model_paths(save: Path | None, stacks: list[tuple[str, Any]]) -> list[Path | None]:
-    """Where each stack's model is saved: ``save`` itself for one stack, else ``save`` with the
-    stack's leading indices appended (``srd`` -> ``srd_0``, ``srd_1`` ...; ``srd_0_1`` in 5D)."""
-    if save is None:
-        return [None] * len(stacks)
-    if len(stacks) == 1:
-        return [save]
-    base = save.with_suffix("") if save.suffix in (".safetensors", ".json") else save
-    paths = []
-    for _, view in stacks:
-        tag = "_".join(str(i) for i in view.index if isinstance(i, int))
-        paths.append(base.with_name(f"{base.name}_{tag}"))
-    return paths
-
-
 def _train(trainer: Any, args: argparse.Namespace) -> None:
     """Run the training of one stack; Ctrl-C ends it early and keeps the steps done."""
-    from napari_restore.engine.denoise_train import training_warnings
-    from napari_restore.engine.progress import run_to_end
+    from napari_restore.core.progress import run_to_end
+    from napari_restore.denoise.train import training_warnings
 
     summary = None
     try:

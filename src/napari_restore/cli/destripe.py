@@ -15,7 +15,13 @@ from napari_restore.cli._common import (
     existing_output,
     parse_dtype,
 )
+from napari_restore.destripe.config import DestripeTrainConfig
+from napari_restore.engine.options import InferenceOptions
 from napari_restore.errors import RestoreInputError
+from napari_restore.simulate.stripes import stripe_kinds
+
+_TRAIN = DestripeTrainConfig()  # the defaults shown in --help
+_INFER = InferenceOptions()  # the defaults of the inference flags
 
 
 def _positive_int(text: str) -> int:
@@ -26,6 +32,22 @@ def _positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"{value} must be >= 1")
     return value
+
+
+def parse_mix(values: list[str]) -> dict[str, float] | list[float]:
+    """``--mix`` values: ``KIND=WEIGHT`` pairs, or three numbers (regular, gaussian, tilted)."""
+    if all("=" in v for v in values):
+        pairs = [v.split("=", 1) for v in values]
+        try:
+            return {k: _non_negative_float(w) for k, w in pairs}
+        except argparse.ArgumentTypeError as err:
+            raise RestoreInputError(f"--mix: {err}") from err
+    try:
+        return [_non_negative_float(v) for v in values]
+    except argparse.ArgumentTypeError as err:
+        raise RestoreInputError(
+            f"--mix {' '.join(values)}: give KIND=WEIGHT pairs or three weights ({err})."
+        ) from err
 
 
 def _non_negative_float(text: str) -> float:
@@ -72,7 +94,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         default="builtin",
         help="model file (.safetensors) from train-destripe, or 'builtin' (default)",
     )
-    p.add_argument("--device", default="auto", help="auto (default), cpu, cuda:N or mps")
+    p.add_argument("--device", default=_INFER.device, help="auto (default), cpu, cuda:N or mps")
     p.add_argument(
         "--direction",
         choices=("horizontal", "vertical", "auto"),
@@ -87,7 +109,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--dtype",
         type=parse_dtype,
-        default="input",
+        default=_INFER.output_dtype,
         help="output dtype: 'input' (default, clipped to its range) or float32",
     )
     _add_threads(p)
@@ -117,25 +139,36 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--steps",
         type=_positive_int,
         default=None,
-        help="steps to run (2000; with --resume: further steps)",
+        help=f"steps to run ({_TRAIN.steps}; with --resume: further steps)",
     )
-    t.add_argument("--lr", type=float, default=None, help="Adam learning rate (1e-3)")
-    t.add_argument("--patch-size", type=_positive_int, default=None, help="patch edge (128)")
-    t.add_argument("--batch-size", type=_positive_int, default=None, help="patches per step (8)")
+    t.add_argument(
+        "--lr", type=float, default=None, help=f"Adam learning rate ({_TRAIN.learning_rate:g})"
+    )
+    t.add_argument(
+        "--patch-size", type=_positive_int, default=None, help=f"patch edge ({_TRAIN.patch_size})"
+    )
+    t.add_argument(
+        "--batch-size",
+        type=_positive_int,
+        default=None,
+        help=f"patches per step ({_TRAIN.batch_size})",
+    )
     t.add_argument(
         "--mix",
-        type=_non_negative_float,
-        nargs=3,
-        metavar=("R", "G", "T"),
+        nargs="+",
+        metavar="KIND=W",
         default=None,
-        help="relative frequencies of regular, gaussian and tilted stripes (1 1 1)",
+        help="relative frequencies of the stripe kinds, e.g. regular=1 gaussian=1 tilted=1 "
+        f"(kinds: {', '.join(stripe_kinds())}; default "
+        + " ".join(f"{k}={v:g}" for k, v in _TRAIN.stripe_mix.items())
+        + "); three numbers are read as regular, gaussian, tilted",
     )
     t.add_argument(
         "--modes",
         nargs="+",
         choices=("additive", "multiplicative"),
         default=None,
-        help="stripe modes to train on (both)",
+        help=f"stripe modes to train on ({' '.join(_TRAIN.modes)})",
     )
     t.add_argument(
         "--clean-fraction",
@@ -143,12 +176,24 @@ def register(sub: argparse._SubParsersAction) -> None:
         default=None,
         metavar="F",
         help="share of patches left without stripes, so the network learns to leave clean "
-        "structures alone (0; 0.2-0.3 helps on sparse objects)",
+        f"structures alone ({_TRAIN.clean_fraction:g}; 0.2-0.3 helps on sparse objects)",
     )
-    t.add_argument("--base-channels", type=_positive_int, default=None, help="U-Net width (16)")
-    t.add_argument("--depth", type=_positive_int, default=None, help="U-Net levels (4)")
-    t.add_argument("--seed", type=int, default=None, help="random seed (0)")
-    t.add_argument("--val-every", type=_positive_int, default=None, help="validate every N (100)")
+    t.add_argument(
+        "--base-channels",
+        type=_positive_int,
+        default=None,
+        help=f"U-Net width ({_TRAIN.base_channels})",
+    )
+    t.add_argument(
+        "--depth", type=_positive_int, default=None, help=f"U-Net levels ({_TRAIN.depth})"
+    )
+    t.add_argument("--seed", type=int, default=None, help=f"random seed ({_TRAIN.seed})")
+    t.add_argument(
+        "--val-every",
+        type=_positive_int,
+        default=None,
+        help=f"validate every N ({_TRAIN.val_every})",
+    )
     t.add_argument("--device", default=None, help="auto (default), cpu, cuda:N or mps")
     t.add_argument(
         "--vgg-weights",
@@ -175,9 +220,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run_destripe(args: argparse.Namespace) -> int:
-    from napari_restore.engine.destripe_infer import destripe_file_progress
-    from napari_restore.engine.device import describe_device, resolve_device
-    from napari_restore.engine.progress import run_to_end
+    from napari_restore.core.device import describe_device, resolve_device
+    from napari_restore.core.progress import run_to_end
+    from napari_restore.destripe.infer import destripe_file_progress
     from napari_restore.io import PlaneWriter
 
     if not args.input.exists():
@@ -187,16 +232,19 @@ def run_destripe(args: argparse.Namespace) -> int:
     PlaneWriter(args.output, (1, 1), "uint8")  # refuses an unsupported output suffix early
     device = resolve_device(args.device)
     _set_threads(args)
-    gen = destripe_file_progress(
-        args.input,
-        args.output,
-        args.model,
+    options = InferenceOptions(
         device=device,
-        direction=args.direction,
         tile=args.tile,
         overlap=args.overlap,
         batch_size=args.batch_size,
         output_dtype=args.dtype,
+    )
+    gen = destripe_file_progress(
+        args.input,
+        args.output,
+        args.model,
+        options,
+        direction=args.direction,
         overwrite=args.overwrite,
     )
     run_to_end(gen, desc="destripe", progress_bar=not args.quiet)
@@ -226,7 +274,7 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
         "learning_rate": args.lr,
         "patch_size": args.patch_size,
         "batch_size": args.batch_size,
-        "stripe_mix": tuple(args.mix) if args.mix else None,
+        "stripe_mix": parse_mix(args.mix) if args.mix else None,
         "modes": tuple(args.modes) if args.modes else None,
         "clean_fraction": args.clean_fraction,
         "base_channels": args.base_channels,
@@ -245,8 +293,8 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
 def run_train(args: argparse.Namespace) -> int:
     from tqdm.auto import tqdm
 
-    from napari_restore.engine.destripe_train import DestripeTrainConfig, DestripeTrainer
-    from napari_restore.engine.device import describe_device, resolve_device
+    from napari_restore.core.device import describe_device, resolve_device
+    from napari_restore.destripe.train import DestripeTrainConfig, DestripeTrainer
     from napari_restore.engine.model_files import model_paths
 
     if args.device is not None:
@@ -270,7 +318,7 @@ def run_train(args: argparse.Namespace) -> int:
         from napari_restore.engine.model_files import read_model_metadata
 
         done = int(read_model_metadata(args.resume).get("steps", 0))
-        steps = args.steps or DestripeTrainConfig().steps
+        steps = args.steps or _TRAIN.steps
         trainer = DestripeTrainer.resume(
             args.resume, images, names=names, steps=done + steps, **overrides
         )
@@ -284,6 +332,7 @@ def run_train(args: argparse.Namespace) -> int:
             f"{steps} steps, lambda {trainer.config.perceptual_weight:g}; validation input "
             f"PSNR {trainer.val_input_psnr:.2f} dB"
         )
+    # The budget is checked after each step (so --minutes 0 still runs and saves one step).
     deadline = time.monotonic() + 60 * args.minutes if args.minutes is not None else math.inf
     bar = tqdm(total=trainer.step + steps, initial=trainer.step, unit="step", disable=args.quiet)
     gen = trainer.train(steps)
@@ -301,7 +350,7 @@ def run_train(args: argparse.Namespace) -> int:
         gen.close()
         bar.close()
     if trainer.history and "val_psnr" not in trainer.history[-1]:
-        trainer.validate(record=True)  # stopped by --minutes between validations
+        trainer.evaluate(record=True)  # stopped by --minutes between validations
     trainer.save(args.output)
     if not args.quiet:
         val = trainer.history[-1] if trainer.history else {}

@@ -15,7 +15,7 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from napari_restore._version import __version__
-    from napari_restore.engine.device import available_devices, describe_device, resolve_device
+    from napari_restore.core.device import available_devices, describe_device, resolve_device
 
     python = platform.python_version()
     print(f"napari-restore {__version__}, torch {torch.__version__}, Python {python}")

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from pathlib import Path
+from typing import Any
 
 from napari_restore.metrics import Metrics
 
@@ -16,15 +18,35 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="compare images with a ground truth (MAE, PSNR, SSIM)",
         description="Compare one or more images with a ground truth by MAE, PSNR and SSIM "
         "(Gaussian window, sigma 1.5; equal to scikit-image). The data range R is max - min of "
-        "the ground truth unless --data-range is given, and is printed with the results.",
+        "the ground truth unless --data-range is given, and is printed with the results. "
+        "Without a ground truth: metrics INPUT RESTORED... --no-reference.",
     )
-    p.add_argument("ground_truth", type=Path)
-    p.add_argument("images", type=Path, nargs="+")
+    p.add_argument("ground_truth", type=Path, help="ground truth (with --no-reference: the input)")
+    p.add_argument("images", type=Path, nargs="+", help="images to assess")
     p.add_argument("--data-range", type=float, default=None, help="R for PSNR and SSIM")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.add_argument("--per-slice", action="store_true", help="also list values per plane")
     p.add_argument("--backend", choices=("numpy", "torch"), default="numpy")
     p.add_argument("--device", default="auto", help="torch backend device (auto, cpu, cuda:N, mps)")
+    nr = p.add_argument_group(
+        "without a ground truth",
+        "With --no-reference the first image is the striped INPUT and the others are its "
+        "restored versions: the stripe meter reports the share of the stripe energy removed, "
+        "the structure changed outside the stripe wedge of the spectrum, and the change of "
+        "median and mean intensity over the foreground (docs/metrics.md).",
+    )
+    nr.add_argument(
+        "--no-reference",
+        action="store_true",
+        help="compare restored images with their input instead of a ground truth",
+    )
+    nr.add_argument(
+        "--direction",
+        choices=("auto", "horizontal", "vertical"),
+        default="auto",
+        help="which way the stripes run (default: found per plane)",
+    )
+    nr.add_argument("--csv", type=Path, default=None, help="also write the rows to this CSV file")
     p.set_defaults(func=run)
 
 
@@ -46,10 +68,71 @@ def format_table(rows: list[tuple[str, Metrics]], per_slice: bool = False) -> st
     return "\n".join(lines)
 
 
+def format_stripe_table(rows: list[tuple[str, Any]], per_slice: bool = False) -> str:
+    """Plain-text table of stripe-meter results (one row per restored image, then planes)."""
+
+    def pct(v: float) -> str:
+        return "—" if math.isnan(v) else f"{100 * v:.2f}"
+
+    name_w = max([len("restored")] + [len(n) for n, _ in rows])
+    head = (
+        f"{'restored':<{name_w}}  {'stripes removed %':>17}  {'structure changed %':>19}  "
+        f"{'median %':>8}  {'mean %':>8}  direction (angle)"
+    )
+    lines = [head, "-" * len(head)]
+    for name, m in rows:
+        angle = "" if math.isnan(m.angle) else f" ({m.angle:+.2f}°)"
+        lines.append(
+            f"{name:<{name_w}}  {pct(m.stripe_removed):>17}  {pct(m.structure_changed):>19}  "
+            f"{pct(m.median_change):>8}  {pct(m.mean_change):>8}  {m.direction}{angle}"
+        )
+        if per_slice and m.per_plane:
+            p = m.per_plane
+            for i in range(len(p["stripe_removed"])):
+                lines.append(
+                    f"{'  plane ' + str(i):<{name_w}}  {pct(p['stripe_removed'][i]):>17}  "
+                    f"{pct(p['structure_changed'][i]):>19}  {pct(p['median_change'][i]):>8}  "
+                    f"{pct(p['mean_change'][i]):>8}  {m.plane_directions[i]}"
+                )
+    for name, m in rows:
+        lines.append(f"{name}: {m.verdict}")
+    return "\n".join(lines)
+
+
+def run_no_reference(args: argparse.Namespace) -> int:
+    """``metrics INPUT RESTORED... --no-reference``: the stripe meter."""
+    from napari_restore.io import open_image
+    from napari_restore.stripe_meter import measure_stripes, stripe_rows, write_stripe_csv
+
+    source = open_image(args.ground_truth)
+    rows = [
+        (str(path), measure_stripes(source, open_image(path), direction=args.direction))
+        for path in args.images
+    ]
+    if args.csv is not None:
+        csv_rows = [r for name, m in rows for r in stripe_rows(str(args.ground_truth), name, m)]
+        write_stripe_csv(args.csv, csv_rows)
+    if args.json:
+        payload = {
+            "input": str(args.ground_truth),
+            "results": [{"restored": n, **m.as_dict(per_plane=args.per_slice)} for n, m in rows],
+        }
+        json.dump(payload, sys.stdout, indent=2)
+        print()
+    else:
+        print(f"input: {args.ground_truth} (no reference)")
+        print(format_stripe_table(rows, per_slice=args.per_slice))
+        if args.csv is not None:
+            print(f"wrote {args.csv}")
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
     from napari_restore.io import open_image
     from napari_restore.metrics import compute_metrics
 
+    if args.no_reference:
+        return run_no_reference(args)
     gt = open_image(args.ground_truth)
     rows = []
     for path in args.images:

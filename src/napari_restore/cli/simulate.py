@@ -15,15 +15,18 @@ from napari_restore.cli._common import (
     parse_dtype,
     plane_bar,
 )
-from napari_restore.simulate.stripes import (
-    POLARITIES,
-    STRIPE_KINDS,
-    STRIPE_MODES,
-    StripeParams,
+from napari_restore.core.arrays import (
     cast_clipped,
     check_real_image,
-    iter_striped_planes,
+    resolve_output_dtype,
     robust_range,
+)
+from napari_restore.simulate.stripes import (
+    POLARITIES,
+    STRIPE_MODES,
+    StripeParams,
+    iter_striped_planes,
+    stripe_kinds,
 )
 
 _DEFAULTS = StripeParams()
@@ -39,7 +42,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("input", type=Path, help="clean image: TIFF, zarr, OME-Zarr, .npy or PNG")
     p.add_argument("output", type=Path, help="striped image: .tif, .zarr, .ome.zarr or .npy")
     g = p.add_argument_group("stripe model (lengths in pixels)")
-    g.add_argument("--kind", choices=STRIPE_KINDS, default=_DEFAULTS.kind)
+    g.add_argument("--kind", choices=stripe_kinds(), default=_DEFAULTS.kind)
     g.add_argument("--mode", choices=STRIPE_MODES, default=_DEFAULTS.mode)
     g.add_argument(
         "--density",
@@ -98,7 +101,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="stacks: repeat one stripe pattern through all planes",
     )
-    g.add_argument("--seed", type=int, default=0, help="random seed; default %(default)s")
+    g.add_argument(
+        "--seed", type=int, default=_DEFAULTS.seed, help="random seed; default %(default)s"
+    )
     p.add_argument(
         "--dtype",
         type=parse_dtype,
@@ -170,7 +175,7 @@ def run(args: argparse.Namespace) -> int:
         existing_output(out, args.overwrite)
     image = open_image(args.input)
     check_real_image(image, name=str(args.input))
-    dtype = np.dtype(image.dtype if args.dtype == "input" else args.dtype)
+    dtype = resolve_output_dtype(args.dtype, image.dtype)
     scale = robust_range(image) if params.mode == "additive" else 1.0
     n_planes = int(np.prod(image.shape[:-2])) if len(image.shape) > 2 else 1
     with ExitStack() as stack:

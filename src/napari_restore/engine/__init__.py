@@ -1,4 +1,4 @@
-"""Training and inference loops (generators), tiling, devices and model files.
+"""Machinery both tasks share: tiling and blending, model files, stacks.
 
 Nothing here imports Qt or napari: the engine runs on GPU servers without a GUI stack.
 """

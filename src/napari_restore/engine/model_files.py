@@ -18,10 +18,13 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from napari_restore._files import atomic_path
 from napari_restore._version import __version__
+from napari_restore.core.files import atomic_path
 from napari_restore.errors import RestoreInputError
 
+# Tensors of the training state (e.g. Adam's moments) are stored under this prefix beside the
+# weights, so training resumes exactly; loading a network for inference skips them.
+OPTIMIZER_PREFIX = "_optimizer."
 FORMAT = "napari-restore-model"
 FORMAT_VERSION = 1
 _HEADER_KEY = "napari_restore"
@@ -149,3 +152,39 @@ def load_model_file(
     except (SafetensorError, OSError) as err:
         raise RestoreInputError(f"{weights} is not a readable safetensors file: {err}") from err
     return state, meta
+
+
+def load_model(
+    path: str | os.PathLike[str], device: str | torch.device = "auto", *, task: str | None = None
+) -> tuple[torch.nn.Module, dict[str, Any]]:
+    """Rebuild the network of a model file, whatever its task, from its metadata.
+
+    Parameters
+    ----------
+    path : path-like
+        ``x``, ``x.safetensors`` or ``x.json``.
+    device : str or torch.device
+        ``"auto"``, ``"cpu"``, ``"cuda:N"`` or ``"mps"``.
+    task : str, optional
+        Expected task; a model of another task is refused. Default: any (read
+        ``metadata["task"]`` to see which).
+
+    Returns
+    -------
+    (torch.nn.Module, dict)
+        The network (registered architecture, in eval mode on the device) and its metadata.
+    """
+    from napari_restore.core.device import resolve_device
+    from napari_restore.models import build_model
+
+    weights_path, _ = model_paths(path)
+    state, meta = load_model_file(path, task=task)
+    net = build_model(meta["architecture"])
+    weights = {k: v for k, v in state.items() if not k.startswith(OPTIMIZER_PREFIX)}
+    try:
+        net.load_state_dict(weights, strict=True)
+    except RuntimeError as err:
+        raise RestoreInputError(
+            f"{weights_path}: the weights do not fit the network described in its metadata ({err})."
+        ) from err
+    return net.to(resolve_device(device)).eval(), meta

@@ -22,8 +22,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from napari_restore.engine.device import free_memory_bytes, is_out_of_memory
-from napari_restore.engine.progress import Progress, ProgressGenerator
+from napari_restore.core.device import free_memory_bytes, is_out_of_memory
+from napari_restore.core.progress import Progress, ProgressGenerator
 
 Predict = Callable[[torch.Tensor], torch.Tensor]
 
@@ -319,3 +319,81 @@ def auto_tile_size(
     edge = (share * free / bytes_per_voxel) ** (1.0 / ndim)
     edge = int(edge // multiple * multiple)
     return int(max(multiple, min(largest, edge)))
+
+
+def count_tiles(shape: Sequence[int], settings: TileSettings) -> int:
+    """Tiles :func:`tile_predict` cuts one item of spatial ``shape`` into (before any
+    out-of-memory shrinking): the unit of its progress reports."""
+    fitted = fit_settings(shape, settings)
+    n = 1
+    for s, t, o in zip(shape, fitted.tile, fitted.overlap, strict=True):
+        n *= len(tile_starts(max(s, t), t, o))
+    return n
+
+
+def chunk_window(length: int, ramp: int, first: bool, last: bool) -> np.ndarray:
+    """Blending weights of a chunk along its first axis: raised-cosine ramps at inner borders."""
+    w = np.ones(length, dtype=np.float32)
+    ramp = min(ramp, length // 2)
+    if ramp > 0:
+        r = 0.5 - 0.5 * np.cos(np.pi * (np.arange(ramp, dtype=np.float32) + 0.5) / ramp)
+        if not first:
+            w[:ramp] = r
+        if not last:
+            w[length - ramp :] = r[::-1]
+    return w
+
+
+class ChunkBlender:
+    """Blend results of overlapping chunks along the first axis, handing out finished frames.
+
+    For data too long to process at once (e.g. a time-lapse streamed from a file): chunk ``k``
+    starts at ``starts[k]`` (from :func:`tile_starts` with the overlap ``ramp``); chunks are
+    added in order, and every frame is returned as soon as no later chunk covers it, so memory
+    holds about two chunks.
+
+    Parameters
+    ----------
+    starts : sequence of int
+        First frame of every chunk.
+    length : int
+        Frames in all.
+    ramp : int
+        Overlap of neighbouring chunks (width of the raised-cosine ramps).
+    """
+
+    def __init__(self, starts: Sequence[int], length: int, ramp: int) -> None:
+        self.starts, self.length, self.ramp = list(starts), int(length), int(ramp)
+        self._acc: np.ndarray | None = None  # weighted sums of frames [_acc_start, ...)
+        self._wsum = np.zeros(0, np.float32)
+        self._acc_start = 0
+
+    def add(self, k: int, out: np.ndarray) -> tuple[slice, np.ndarray] | None:
+        """Add the float32 result of chunk ``k``.
+
+        Returns
+        -------
+        (slice, numpy.ndarray) or None
+            The frames that are now final and their blended values, or None.
+        """
+        s = self.starts[k]
+        last = k == len(self.starts) - 1
+        w = chunk_window(out.shape[0], self.ramp, first=k == 0, last=last)
+        if self._acc is None:
+            self._acc = np.zeros((0, *out.shape[1:]), np.float32)
+            self._acc_start = s
+        grow = s + out.shape[0] - (self._acc_start + self._acc.shape[0])
+        if grow > 0:
+            self._acc = np.concatenate([self._acc, np.zeros((grow, *out.shape[1:]), np.float32)])
+            self._wsum = np.concatenate([self._wsum, np.zeros(grow, np.float32)])
+        expand = (slice(None),) + (None,) * (out.ndim - 1)
+        self._acc[s - self._acc_start :] += out * w[expand]
+        self._wsum[s - self._acc_start :] += w
+        done_to = self.length if last else self.starts[k + 1]
+        if done_to <= self._acc_start:
+            return None
+        n = done_to - self._acc_start
+        final = self._acc[:n] / self._wsum[:n][expand]
+        frames = slice(self._acc_start, done_to)
+        self._acc, self._wsum, self._acc_start = self._acc[n:], self._wsum[n:], done_to
+        return frames, final

@@ -4,10 +4,14 @@ from napari_restore.simulate.noise import NoiseResult, simulate_noise
 from napari_restore.simulate.stripes import (
     STRIPE_KINDS,
     STRIPE_MODES,
+    StripeKindSpec,
     StripeParams,
     StripeResult,
     iter_striped_planes,
+    register_stripe_kind,
+    signed_amplitudes,
     simulate_stripes,
+    stripe_kinds,
     stripe_plane,
 )
 
@@ -15,10 +19,14 @@ __all__ = [
     "STRIPE_KINDS",
     "STRIPE_MODES",
     "NoiseResult",
+    "StripeKindSpec",
     "StripeParams",
     "StripeResult",
     "iter_striped_planes",
+    "register_stripe_kind",
+    "signed_amplitudes",
     "simulate_noise",
     "simulate_stripes",
+    "stripe_kinds",
     "stripe_plane",
 ]

@@ -13,8 +13,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from napari_restore.core.arrays import cast_clipped, check_real_image, resolve_output_dtype
 from napari_restore.errors import RestoreInputError
-from napari_restore.simulate.stripes import cast_clipped, check_real_image
 
 
 class NoiseResult(NamedTuple):
@@ -86,6 +86,6 @@ def simulate_noise(
     if read_noise > 0:
         electrons += rng.normal(0.0, read_noise, size=flux.shape)
     noisy = gain * electrons + offset
-    dtype = np.dtype(arr.dtype if output_dtype == "input" else output_dtype)
+    dtype = resolve_output_dtype(output_dtype, arr.dtype)
     expected = (gain * flux + offset).astype(np.float32)
     return NoiseResult(cast_clipped(noisy, dtype), expected)

@@ -15,6 +15,12 @@ that an absorbing object casts along the light sheet):
 ``"tilted"``
     As ``"gaussian"``, rotated by angles drawn from ``angle`` (degrees from the x axis).
 
+Stripe kinds form a registry (:data:`STRIPE_KIND_REGISTRY`, :func:`register_stripe_kind`): each
+kind declares the :class:`StripeParams` fields it reads, how it draws a field and how the
+destriping trainer draws random parameters for it. The simulator dock, the training dock and the
+command line list whatever is registered, so a new kind is one :class:`StripeKindSpec` and one
+call (see ``docs/architecture.md``).
+
 Everything is vectorised: a stripe only touches the rows within four widths of its centre line,
 so the field of ``K`` stripes costs ``O(K * W * width)`` and is accumulated with one
 ``np.bincount``.
@@ -23,17 +29,26 @@ so the field of ``K`` stripes costs ``O(K * W * width)`` and is accumulated with
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator
+import math
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, Literal, NamedTuple
 
 import numpy as np
 
-from napari_restore.engine.progress import Progress, ProgressGenerator, run_to_end
+from napari_restore.core.arrays import (
+    as_array_like,
+    cast_clipped,
+    check_real_image,
+    resolve_output_dtype,
+    robust_range,
+)
+from napari_restore.core.progress import Progress, ProgressGenerator, run_to_end
 from napari_restore.errors import RestoreInputError
 
-StripeKind = Literal["regular", "gaussian", "tilted"]
+StripeKind = str  # a name in STRIPE_KIND_REGISTRY
 StripeMode = Literal["additive", "multiplicative"]
+# The built-in kinds (the three of the paper), in registry order; stripe_kinds() lists all.
 STRIPE_KINDS: tuple[str, ...] = ("regular", "gaussian", "tilted")
 STRIPE_MODES: tuple[str, ...] = ("additive", "multiplicative")
 POLARITIES: tuple[str, ...] = ("dark", "bright", "mixed")
@@ -52,8 +67,9 @@ class StripeParams:
 
     Parameters
     ----------
-    kind : {"regular", "gaussian", "tilted"}
-        Stripe type (see the module docstring). Default ``"gaussian"``.
+    kind : str
+        Stripe type, a name in the registry (:func:`stripe_kinds`): ``"regular"``,
+        ``"gaussian"``, ``"tilted"`` or a registered kind. Default ``"gaussian"``.
     mode : {"additive", "multiplicative"}
         ``"multiplicative"`` (default) attenuates: ``I * (1 - A*S)``, the physical shadow of an
         absorber in the light sheet. ``"additive"`` adds ``A*S`` scaled to the image's range.
@@ -99,7 +115,7 @@ class StripeParams:
     seed: int | None = 0
 
     def __post_init__(self) -> None:
-        _check_choice("kind", self.kind, STRIPE_KINDS)
+        _check_choice("kind", self.kind, stripe_kinds())
         _check_choice("mode", self.mode, STRIPE_MODES)
         _check_choice("polarity", self.polarity, POLARITIES)
         for name in ("width", "amplitude", "angle") + (("length",) if self.length else ()):
@@ -132,6 +148,93 @@ class StripeParams:
         return f"{self.kind} {mode} seed {self.seed}"
 
 
+DrawField = Callable[[np.random.Generator, "StripeParams", tuple[int, int]], np.ndarray]
+SampleParams = Callable[[np.random.Generator, dict[str, Any], tuple[int, int]], "StripeParams"]
+
+
+@dataclass(frozen=True)
+class StripeKindSpec:
+    """One stripe kind of the registry.
+
+    Attributes
+    ----------
+    name : str
+        The ``kind`` value that selects it.
+    parameters : tuple of str
+        :class:`StripeParams` fields this kind reads besides the ones every kind reads
+        (``mode``, ``amplitude``, ``polarity``, ``per_slice``, ``seed``); docks show only these.
+    draw : callable
+        ``draw(rng, params, (height, width)) -> float64 array (height, width)``: the summed
+        signed amplitude (additive mode) or the summed log-transmission ``log(1 - a*s)``
+        (multiplicative mode) of the stripes of one plane, running along x. Per-stripe
+        strengths come from :func:`signed_amplitudes` so polarity and caps are shared.
+    sample : callable
+        ``sample(rng, common, (height, width)) -> StripeParams``: random parameters for one
+        training patch; ``common`` holds the fields already drawn for every kind (``kind``,
+        ``mode``, ``amplitude``, ``polarity``, ``seed``) to pass on.
+    description : str
+        One line for tooltips and ``--help``.
+    """
+
+    name: str
+    parameters: tuple[str, ...]
+    draw: DrawField
+    sample: SampleParams
+    description: str = ""
+
+
+STRIPE_KIND_REGISTRY: dict[str, StripeKindSpec] = {}
+
+
+def register_stripe_kind(spec: StripeKindSpec, *, replace: bool = False) -> StripeKindSpec:
+    """Add a stripe kind to the registry (simulation, training, docks and CLI then offer it).
+
+    Parameters
+    ----------
+    spec : StripeKindSpec
+        The kind.
+    replace : bool
+        Allow replacing a registered kind of the same name.
+
+    Returns
+    -------
+    StripeKindSpec
+        ``spec``.
+    """
+    fields = {f.name for f in dataclasses.fields(StripeParams)}
+    unknown = set(spec.parameters) - fields
+    if unknown:
+        raise ValueError(
+            f"stripe kind {spec.name!r}: {sorted(unknown)} are not StripeParams fields"
+        )
+    if spec.name in STRIPE_KIND_REGISTRY and not replace:
+        raise ValueError(f"stripe kind {spec.name!r} is already registered")
+    STRIPE_KIND_REGISTRY[spec.name] = spec
+    return spec
+
+
+def unregister_stripe_kind(name: str) -> None:
+    """Remove a registered stripe kind (the built-in ones cannot be removed)."""
+    if name in STRIPE_KINDS:
+        raise ValueError(f"{name!r} is a built-in stripe kind")
+    STRIPE_KIND_REGISTRY.pop(name, None)
+
+
+def stripe_kinds() -> tuple[str, ...]:
+    """Names of all registered stripe kinds, built-in ones first."""
+    return tuple(STRIPE_KIND_REGISTRY)
+
+
+def get_stripe_kind(name: str) -> StripeKindSpec:
+    """The registered kind ``name`` (:class:`RestoreInputError` if there is none)."""
+    try:
+        return STRIPE_KIND_REGISTRY[name]
+    except KeyError:
+        raise RestoreInputError(
+            f"kind={name!r} is not one of {', '.join(stripe_kinds())}."
+        ) from None
+
+
 class StripeResult(NamedTuple):
     """Result of :func:`simulate_stripes`.
 
@@ -159,7 +262,7 @@ def _uniform(rng: np.random.Generator, bounds: tuple[float, float], n: int) -> n
     return rng.uniform(lo, hi, n) if hi > lo else np.full(n, float(lo))
 
 
-def _signed_amplitudes(rng: np.random.Generator, params: StripeParams, n: int) -> np.ndarray:
+def signed_amplitudes(rng: np.random.Generator, params: StripeParams, n: int) -> np.ndarray:
     """Per-stripe strengths; additive stripes get their sign from the polarity."""
     amp = _uniform(rng, params.amplitude, n)
     if params.mode == "multiplicative":
@@ -176,7 +279,7 @@ def _regular_profile(rng: np.random.Generator, params: StripeParams, height: int
     phase = rng.uniform(0, params.period)
     centres = np.arange(phase - params.period, height + params.period, params.period)
     sigma = _uniform(rng, params.width, centres.size)
-    amp = _signed_amplitudes(rng, params, centres.size)
+    amp = signed_amplitudes(rng, params, centres.size)
     y = np.arange(height, dtype=np.float64)[:, None]
     shape = np.exp(-0.5 * ((y - centres[None]) / sigma[None]) ** 2)
     if params.mode == "multiplicative":
@@ -191,14 +294,13 @@ def _stripe_count(params: StripeParams, extent: float) -> int:
 
 
 def _line_stripes(
-    rng: np.random.Generator, params: StripeParams, height: int, width: int
+    rng: np.random.Generator, params: StripeParams, height: int, width: int, tilted: bool
 ) -> np.ndarray:
     """Accumulate Gaussian (optionally tilted) line stripes on an (height, width) grid.
 
     Returns the summed amplitude field (additive) or the summed log-transmission
     (multiplicative), float64, flattened to ``height * width``.
     """
-    tilted = params.kind == "tilted"
     max_tan = np.tan(np.deg2rad(max(abs(params.angle[0]), abs(params.angle[1])))) if tilted else 0
     # Centre rows are drawn over the band of rows from which a stripe can still cross the image.
     y_lo, y_hi = -max_tan * width, height + max_tan * width
@@ -211,7 +313,7 @@ def _line_stripes(
     theta = np.deg2rad(_uniform(rng, params.angle, n)) if tilted else np.zeros(n)
     sigma = _uniform(rng, params.width, n)
     length = _uniform(rng, params.length, n) if params.length is not None else None
-    amp = _signed_amplitudes(rng, params, n)
+    amp = signed_amplitudes(rng, params, n)
 
     cos, sin = np.cos(theta), np.sin(theta)
     # Rows each stripe can reach from its centre line in one column (vertical half-extent).
@@ -275,81 +377,101 @@ def stripe_plane(
         signed amplitude in units of the image range for additive stripes.
     """
     height, width = (int(s) for s in shape)
-    if params.kind == "regular":
-        profile = _regular_profile(rng, params, height)
-        plane = np.broadcast_to(profile[:, None], (height, width))
-    else:
-        plane = _line_stripes(rng, params, height, width).reshape(height, width)
+    plane = get_stripe_kind(params.kind).draw(rng, params, (height, width))
     if params.mode == "multiplicative":
         return (-np.expm1(plane)).astype(np.float32)  # 1 - transmission
     return plane.astype(np.float32)
 
 
-def robust_range(image: np.ndarray, max_samples: int = 1_000_000) -> float:
-    """0.1th to 99.9th percentile range of an image (strided subsample for big arrays).
-
-    Parameters
-    ----------
-    image : array_like
-        Image or stack; only a strided subsample of at most ``max_samples`` values is read.
-    max_samples : int
-        Upper bound on the number of values read.
-
-    Returns
-    -------
-    float
-        The range, or 1.0 where the image is constant (so additive stripes stay visible).
-    """
-    arr = np.asarray(image)
-    stride = max(1, int(np.ceil((arr.size / max_samples) ** (1 / max(arr.ndim, 1)))))
-    sample = np.asarray(arr[(slice(None, None, stride),) * arr.ndim], dtype=np.float64)
-    lo, hi = np.percentile(sample, [0.1, 99.9])
-    return float(hi - lo) if hi > lo else 1.0
+# -- the built-in kinds: drawing and training samplers -------------------------------------
 
 
-def _output_dtype(image_dtype: np.dtype, output_dtype: str | np.dtype) -> np.dtype:
-    if isinstance(output_dtype, str) and output_dtype == "input":
-        return np.dtype(image_dtype)
-    dt = np.dtype(output_dtype)
-    if dt.kind not in "uif":
-        raise RestoreInputError(f"output dtype {dt} is not a real number type.")
-    return dt
+def _log_uniform(rng: np.random.Generator, lo: float, hi: float) -> float:
+    return float(np.exp(rng.uniform(np.log(lo), np.log(hi))))
 
 
-def cast_clipped(values: np.ndarray, dtype: np.dtype) -> np.ndarray:
-    """Cast to ``dtype``, clipping to its range for integers (never wrapping around).
-
-    Parameters
-    ----------
-    values : numpy.ndarray
-        Floating-point values.
-    dtype : numpy.dtype
-        Target dtype.
-
-    Returns
-    -------
-    numpy.ndarray
-        ``values`` rounded and clipped for integer dtypes, cast otherwise.
-    """
-    dtype = np.dtype(dtype)
-    if dtype.kind in "ui":
-        info = np.iinfo(dtype)
-        return np.clip(np.rint(values), info.min, info.max).astype(dtype)
-    return values.astype(dtype, copy=False)
+def _draw_regular(
+    rng: np.random.Generator, params: StripeParams, shape: tuple[int, int]
+) -> np.ndarray:
+    return np.broadcast_to(_regular_profile(rng, params, shape[0])[:, None], shape)
 
 
-def check_real_image(image: np.ndarray, *, min_ndim: int = 2, name: str = "image") -> None:
-    """Raise :class:`RestoreInputError` for input that is not a real-valued greyscale array."""
-    if image.dtype.kind == "c":
-        raise RestoreInputError(
-            f"{name} is complex ({image.dtype}); pass its magnitude or real part."
-        )
-    if image.dtype.kind not in "buif":
-        raise RestoreInputError(f"{name} has dtype {image.dtype}; a numeric image is needed.")
-    if image.ndim < min_ndim:
-        raise RestoreInputError(
-            f"{name} has shape {image.shape}; at least {min_ndim} dimensions (Y, X) are needed."
-        )
+def _draw_gaussian(
+    rng: np.random.Generator, params: StripeParams, shape: tuple[int, int]
+) -> np.ndarray:
+    return _line_stripes(rng, params, *shape, tilted=False).reshape(shape)
+
+
+def _draw_tilted(
+    rng: np.random.Generator, params: StripeParams, shape: tuple[int, int]
+) -> np.ndarray:
+    return _line_stripes(rng, params, *shape, tilted=True).reshape(shape)
+
+
+def _sample_regular(
+    rng: np.random.Generator, common: dict[str, Any], shape: tuple[int, int]
+) -> StripeParams:
+    """Period log-uniform 4 to 48 px, band sigma 0.5 px to a quarter period."""
+    period = _log_uniform(rng, 4.0, 48.0)
+    w_lo = rng.uniform(0.5, max(0.5, period / 4))
+    return StripeParams(
+        **common, period=period, width=(w_lo, max(w_lo, rng.uniform(w_lo, period / 4)))
+    )
+
+
+def _sample_line(
+    rng: np.random.Generator, common: dict[str, Any], shape: tuple[int, int], tilted: bool
+) -> StripeParams:
+    """Density log-uniform 0.5 to 15 per 100 px (at least one stripe); width sigma ``[w, w *
+    U(1, 3)]`` with ``w`` log-uniform 0.5 to 5 px; full length with probability 0.6, else sigma
+    along ``[L, 2L]``, ``L`` uniform 0.3 to 2 patch widths; tilted: a centre angle uniform in
+    -20 to 20 degrees and a spread uniform in 0 to 10."""
+    w_lo = _log_uniform(rng, 0.5, 5.0)
+    length = None
+    if rng.random() >= 0.6:
+        ell = rng.uniform(0.3, 2.0) * shape[1]
+        length = (ell, 2 * ell)
+    angle = (0.0, 0.0)
+    if tilted:
+        centre, spread = rng.uniform(-20, 20), rng.uniform(0, 10)
+        angle = (centre - spread, centre + spread)
+    # At least one stripe: a small patch at a low density would otherwise often get none.
+    max_tan = math.tan(math.radians(max(abs(angle[0]), abs(angle[1]))))
+    extent = shape[0] + 2 * max_tan * shape[1]  # rows from which a stripe can cross the patch
+    count = max(1, round(_log_uniform(rng, 0.5, 15.0) * extent / 100.0))
+    return StripeParams(
+        **common,
+        count=count,
+        width=(w_lo, w_lo * rng.uniform(1.0, 3.0)),
+        length=length,
+        angle=angle,
+    )
+
+
+for _spec in (
+    StripeKindSpec(
+        "regular",
+        ("width", "period"),
+        _draw_regular,
+        _sample_regular,
+        "bands parallel to x at a regular spacing",
+    ),
+    StripeKindSpec(
+        "gaussian",
+        ("density", "count", "width", "length"),
+        _draw_gaussian,
+        lambda rng, common, shape: _sample_line(rng, common, shape, tilted=False),
+        "anisotropic Gaussian stripes at random rows",
+    ),
+    StripeKindSpec(
+        "tilted",
+        ("density", "count", "width", "length", "angle"),
+        _draw_tilted,
+        lambda rng, common, shape: _sample_line(rng, common, shape, tilted=True),
+        "Gaussian stripes rotated by a few degrees",
+    ),
+):
+    register_stripe_kind(_spec)
 
 
 def simulate_stripes(
@@ -375,7 +497,7 @@ def simulate_stripes(
         never wrapped) or e.g. ``"float32"``.
     intensity_range : float, optional
         Scale of additive stripes in image units; default: the image's robust range
-        (:func:`robust_range`).
+        (:func:`~napari_restore.core.arrays.robust_range`).
     baseline : float
         Camera offset in image units: a shadow attenuates only the signal above it,
         ``baseline + (I - baseline) * (1 - A*S)``. Default 0.
@@ -418,16 +540,15 @@ def simulate_stripes_progress(
 ) -> ProgressGenerator[StripeResult]:
     """Generator form of :func:`simulate_stripes` (same arguments).
 
-    Yields a :class:`~napari_restore.engine.progress.Progress` after every plane (where a
+    Yields a :class:`~napari_restore.core.progress.Progress` after every plane (where a
     napari worker can be cancelled) and returns the :class:`StripeResult`.
     """
     params = params or StripeParams()
     if overrides:
         params = params.replace(**overrides)
-    if not hasattr(image, "shape") or not hasattr(image, "dtype"):
-        image = np.asarray(image)
+    image = as_array_like(image)
     check_real_image(image)
-    dtype = _output_dtype(image.dtype, output_dtype)
+    dtype = resolve_output_dtype(output_dtype, image.dtype)
     scale = 1.0
     if params.mode == "additive":
         scale = float(intensity_range) if intensity_range is not None else robust_range(image)

@@ -3,7 +3,7 @@
 Every training pair is made when it is needed (infinite data, Wei et al. 2022): a random patch
 of a clean image, flipped at random (flips along x and y keep stripes horizontal; 90 degree
 rotations would not, so there are none), given a random brightness gain, and degraded by fresh
-random stripes (:mod:`napari_restore.engine.destripe_data`). The loss is
+random stripes (:mod:`napari_restore.destripe.data`). The loss is
 
     L = MAE(y_hat, y) + lambda * mean((phi(y_hat) - phi(y))**2)
 
@@ -11,27 +11,28 @@ with phi the frozen VGG-19 relu4_3 features (:mod:`napari_restore.models.vgg`); 
 trains with the MAE alone and needs no VGG weights.
 
 :meth:`DestripeTrainer.train` is a generator: it yields a
-:class:`~napari_restore.engine.progress.Progress` after every step and returns a summary. The
+:class:`~napari_restore.core.progress.Progress` after every step and returns a summary. The
 caller stops training by closing the generator (napari's worker quit, Ctrl-C in the CLI); the
 trainer keeps its weights, step count and history, and ``train()`` continues from there.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import os
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from napari_restore.engine.destripe_data import (
+from napari_restore.core.device import autocast, describe_device, resolve_device
+from napari_restore.core.progress import Progress
+from napari_restore.destripe.config import DestripeTrainConfig
+from napari_restore.destripe.data import (
     GAIN_RANGE,
     check_mix,
     intensity_range,
@@ -39,9 +40,8 @@ from napari_restore.engine.destripe_data import (
     normalise,
     random_degradation,
 )
-from napari_restore.engine.device import autocast, describe_device, resolve_device
-from napari_restore.engine.model_files import load_model_file, save_model_file
-from napari_restore.engine.progress import Progress, ProgressGenerator
+from napari_restore.engine.model_files import load_model_file
+from napari_restore.engine.trainer import Trainer
 from napari_restore.errors import RestoreInputError
 from napari_restore.models.rescbam_unet import ResCBAMUNet
 
@@ -52,145 +52,6 @@ _PATCH_TRIES = 4
 # Floor of the cosine learning-rate schedule, as a fraction of the initial rate.
 _COSINE_FLOOR = 0.05
 VAL_DATA_RANGE = 1.0  # PSNR/SSIM of validation patches in normalised units (robust range = 1)
-
-
-@dataclass(frozen=True)
-class DestripeTrainConfig:
-    """Settings of a destriping training run.
-
-    Parameters
-    ----------
-    steps : int
-        Optimisation steps that :meth:`DestripeTrainer.train` runs up to (in total).
-    learning_rate : float
-        Adam learning rate.
-    batch_size : int
-        Patches per step.
-    patch_size : int
-        Edge of the square training patches (pixels).
-    perceptual_weight : float
-        lambda of the VGG-19 perceptual term; 0 (allowed always) trains with MAE alone.
-    stripe_mix : (float, float, float)
-        Relative frequencies of regular, gaussian and tilted stripes.
-    modes : tuple of str
-        Degradation modes drawn from: ``"additive"`` and/or ``"multiplicative"``.
-    clean_fraction : float
-        Probability, in [0, 1), that a training patch is left without stripes (its target is
-        itself). Such pairs teach the network to leave stripe-free content alone; without them
-        it only ever sees images that need correcting and "corrects" clean structures too.
-    base_channels, depth : int
-        Width of the first level and number of down-sampling levels of the U-Net.
-    reduction : int
-        CBAM channel-attention reduction ratio.
-    use_cbam, use_residual, residual_learning : bool
-        Ablation switches of :class:`~napari_restore.models.rescbam_unet.ResCBAMUNet`.
-    seed : int
-        Seed of the weights' initialisation, the training pairs and (separately) the validation
-        set. The same seed on the CPU gives identical losses.
-    val_patches : int
-        Number of fixed validation patches (0: no validation).
-    val_every : int
-        Validate every this many steps (and at the end of each :meth:`~DestripeTrainer.train`).
-    preview_every : int
-        Attach a preview (input, output, target of validation patch 0) every this many steps.
-    device : str
-        ``"auto"``, ``"cpu"``, ``"cuda:N"`` or ``"mps"``.
-    amp : bool
-        bf16 mixed precision on CUDA (ignored elsewhere).
-    lr_schedule : {"constant", "cosine"}
-        Constant rate, or cosine decay to 5 % of it at ``steps``.
-    grad_clip : float or None
-        Clip the gradient norm to this (None: no clipping).
-    vgg_weights : str or None
-        Path of the VGG-19 weights (default: the torch hub cache).
-    download_vgg : bool
-        Download the VGG-19 weights into the torch hub cache if they are missing.
-    """
-
-    steps: int = 2000
-    learning_rate: float = 1e-3
-    batch_size: int = 8
-    patch_size: int = 128
-    perceptual_weight: float = 0.0
-    stripe_mix: tuple[float, float, float] = (1.0, 1.0, 1.0)
-    modes: tuple[str, ...] = ("additive", "multiplicative")
-    clean_fraction: float = 0.0
-    base_channels: int = 16
-    depth: int = 4
-    reduction: int = 16
-    use_cbam: bool = True
-    use_residual: bool = True
-    residual_learning: bool = True
-    seed: int = 0
-    val_patches: int = 16
-    val_every: int = 100
-    preview_every: int = 50
-    device: str = "auto"
-    amp: bool = True
-    lr_schedule: str = "constant"
-    grad_clip: float | None = 1.0
-    vgg_weights: str | None = None
-    download_vgg: bool = False
-
-    def __post_init__(self) -> None:
-        set_ = object.__setattr__
-        set_(self, "stripe_mix", tuple(float(v) for v in self.stripe_mix))
-        set_(self, "modes", tuple(str(m) for m in self.modes))
-        if self.vgg_weights is not None:
-            set_(self, "vgg_weights", os.fspath(self.vgg_weights))
-        check_mix(self.stripe_mix, self.modes)
-        for name in ("batch_size", "base_channels", "depth", "reduction", "val_every"):
-            if int(getattr(self, name)) < 1:
-                raise RestoreInputError(f"{name}={getattr(self, name)!r} must be >= 1.")
-        for name in ("steps", "val_patches", "preview_every"):
-            if int(getattr(self, name)) < 0:
-                raise RestoreInputError(f"{name}={getattr(self, name)!r} must be >= 0.")
-        if self.patch_size < max(16, 2**self.depth):
-            raise RestoreInputError(
-                f"patch_size={self.patch_size} is too small: use at least "
-                f"{max(16, 2**self.depth)} pixels (and a multiple of {2**self.depth})."
-            )
-        if not (math.isfinite(self.learning_rate) and self.learning_rate > 0):
-            raise RestoreInputError(f"learning_rate={self.learning_rate!r} must be > 0.")
-        if not (math.isfinite(self.perceptual_weight) and self.perceptual_weight >= 0):
-            raise RestoreInputError(
-                f"perceptual_weight={self.perceptual_weight!r} must be a number >= 0."
-            )
-        if not (0.0 <= self.clean_fraction < 1.0):
-            raise RestoreInputError(
-                f"clean_fraction={self.clean_fraction!r} must be in [0, 1) (the share of "
-                "training patches left without stripes)."
-            )
-        if self.lr_schedule not in ("constant", "cosine"):
-            raise RestoreInputError(f"lr_schedule={self.lr_schedule!r}: constant or cosine.")
-
-    def replace(self, **changes: Any) -> DestripeTrainConfig:
-        """A copy with some fields changed (validated again)."""
-        return dataclasses.replace(self, **changes)
-
-    def as_dict(self) -> dict[str, Any]:
-        """JSON-ready dictionary of the settings."""
-        d = dataclasses.asdict(self)
-        d["stripe_mix"] = list(self.stripe_mix)
-        d["modes"] = list(self.modes)
-        return d
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> DestripeTrainConfig:
-        """Settings from :meth:`as_dict` output (unknown keys are ignored)."""
-        names = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in names})
-
-    def architecture_kwargs(self) -> dict[str, Any]:
-        """Keyword arguments of :class:`ResCBAMUNet` for these settings."""
-        return {
-            "base_channels": self.base_channels,
-            "depth": self.depth,
-            "reduction": self.reduction,
-            "use_cbam": self.use_cbam,
-            "use_residual": self.use_residual,
-            "residual_learning": self.residual_learning,
-        }
 
 
 @dataclass
@@ -233,7 +94,7 @@ def _prepare_sources(
     return sources
 
 
-class DestripeTrainer:
+class DestripeTrainer(Trainer):
     """Trains a :class:`~napari_restore.models.rescbam_unet.ResCBAMUNet` to remove stripes.
 
     Parameters
@@ -241,7 +102,7 @@ class DestripeTrainer:
     images : sequence of array_like
         Clean images: 2D ``(Y, X)`` or stacks ``(..., Y, X)`` whose 2D planes are used. Each is
         normalised by its own robust range (1st to 99.9th percentile over the whole image or
-        stack: :func:`~napari_restore.engine.destripe_data.intensity_range`), exactly as
+        stack: :func:`~napari_restore.destripe.data.intensity_range`), exactly as
         inference normalises the image it corrects. Images are read into memory.
     config : DestripeTrainConfig, optional
         Settings (defaults: ``DestripeTrainConfig()``).
@@ -264,6 +125,8 @@ class DestripeTrainer:
         PSNR/SSIM of the striped validation patches themselves (the baseline).
     """
 
+    task = "destripe"
+
     def __init__(
         self,
         images: Sequence[Any],
@@ -272,6 +135,7 @@ class DestripeTrainer:
         names: Sequence[str] | None = None,
         val_images: Sequence[Any] | None = None,
     ) -> None:
+        super().__init__()
         self.config = config = config or DestripeTrainConfig()
         self.device = resolve_device(config.device)
         self._mix, self._modes = check_mix(config.stripe_mix, config.modes)
@@ -405,7 +269,7 @@ class DestripeTrainer:
                 out.append(self.model(xt).float().cpu().numpy())
         return np.concatenate(out)
 
-    def validate(self, record: bool = False) -> dict[str, float]:
+    def evaluate(self, record: bool = False) -> dict[str, float]:
         """PSNR and SSIM of the network's output on the fixed validation patches.
 
         Parameters
@@ -448,72 +312,50 @@ class DestripeTrainer:
             "target": self._val_y[0, 0].copy(),
         }
 
-    def train(self, steps: int | None = None) -> ProgressGenerator[dict[str, Any]]:
-        """Train, yielding progress after every step.
+    def _limits(
+        self, steps: int | None, minutes: float | None
+    ) -> tuple[int | None, float | None, str]:
+        # Default: up to config.steps steps in all.
+        target = self.step + int(steps) if steps is not None else max(self.step, self.config.steps)
+        return target, minutes, "steps"
 
-        Parameters
-        ----------
-        steps : int, optional
-            Steps to run now; default: until ``config.steps`` steps are done in total.
-
-        Yields
-        ------
-        Progress
-            ``stage="train"``, ``step``/``total`` (total = the step this call ends at),
-            ``losses`` = ``{"total", "mae", "perceptual"}``; ``metrics`` =
-            ``{"val_psnr", "val_ssim", "val_input_psnr", "val_input_ssim"}`` on validation
-            steps; ``preview`` = ``{"input", "output", "target"}`` every ``preview_every``
-            steps. Closing the generator stops training after the current step; weights,
-            :attr:`step` and :attr:`history` stay valid and ``train()`` continues.
-
-        Returns
-        -------
-        dict
-            ``steps`` (total done), ``steps_run``, ``seconds``, ``ms_per_step``, the last
-            losses and the last validation metrics.
-        """
+    def _step(self, stop_at: int | None) -> Progress:
+        """One step; validation every ``val_every`` steps and at the end of the call, a
+        preview every ``preview_every`` steps (the reports of :meth:`train`: ``losses`` =
+        ``{"total", "mae", "perceptual"}``, ``metrics`` = ``{"val_psnr", "val_ssim",
+        "val_input_psnr", "val_input_ssim"}`` on validation steps, ``preview`` = ``{"input",
+        "output", "target"}`` of validation patch 0)."""
         cfg = self.config
-        target = self.step + int(steps) if steps is not None else max(self.step, cfg.steps)
-        started = time.perf_counter()
-        first = self.step
-        last: dict[str, float] = {}
-        last_val: dict[str, float] = {}
-        while self.step < target:
-            record = self._train_step()
-            metrics: dict[str, float] = {}
-            if self._val_x is not None and (self.step % cfg.val_every == 0 or self.step == target):
-                metrics = self.validate()
-                record.update(metrics)
-                last_val = metrics
-            preview = None
-            if cfg.preview_every and (self.step % cfg.preview_every == 0 or self.step == target):
-                preview = self.preview()
-            self.history.append(record)
-            last = record
-            yield Progress(
-                self.step,
-                target,
-                stage="train",
-                losses={
-                    "total": record["loss"],
-                    "mae": record["mae"],
-                    "perceptual": record["perceptual"],
-                },
-                metrics=metrics,
-                preview=preview,
-            )
-        seconds = time.perf_counter() - started
-        n = self.step - first
-        return {
-            "steps": self.step,
-            "steps_run": n,
-            "seconds": seconds,
-            "ms_per_step": 1000 * seconds / n if n else float("nan"),
-            "loss": last.get("loss", float("nan")),
-            "mae": last.get("mae", float("nan")),
-            "perceptual": last.get("perceptual", float("nan")),
-            **last_val,
-        }
+        record = self._train_step()
+        metrics: dict[str, float] = {}
+        if self._val_x is not None and (self.step % cfg.val_every == 0 or self.step == stop_at):
+            metrics = self.evaluate()
+            record.update(metrics)
+        preview = None
+        if cfg.preview_every and (self.step % cfg.preview_every == 0 or self.step == stop_at):
+            preview = self.preview()
+        self.history.append(record)
+        return Progress(
+            self.step,
+            stop_at or 0,
+            stage="train",
+            losses={
+                "total": record["loss"],
+                "mae": record["mae"],
+                "perceptual": record["perceptual"],
+            },
+            metrics=metrics,
+            preview=preview,
+        )
+
+    def _finish(self) -> None:
+        # Stopped by time or stop() between validations: the model file gets fresh metrics.
+        if self._val_x is not None and self.history and "val_psnr" not in self.history[-1]:
+            self.evaluate(record=True)
+
+    def _last_metrics(self) -> dict[str, float]:
+        last = self.history[-1] if self.history else {}
+        return {k: v for k, v in last.items() if k.startswith("val_")}
 
     # -- files --------------------------------------------------------------------------------
 
@@ -527,7 +369,7 @@ class DestripeTrainer:
             "architecture": self.model.architecture(),
             "steps": self.step,
             "training": {
-                "config": cfg.as_dict(),
+                "config": cfg.to_dict(),
                 "perceptual_weight": cfg.perceptual_weight,
                 "loss": "MAE + perceptual_weight * mean((phi(y_hat) - phi(y))^2), "
                 "phi = VGG-19 relu4_3 (features.24)",
@@ -564,28 +406,11 @@ class DestripeTrainer:
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         }
 
-    def save(self, path: str | os.PathLike[str], extra: dict[str, Any] | None = None) -> Path:
-        """Write the model file (``x.safetensors`` + ``x.json``, atomically).
-
-        The metadata hold the architecture, the training settings (config and lambda), the data
-        (names, shapes, dtypes, intensity ranges), the normalisation, the latest validation
-        metrics and their history, and the steps done. ``extra`` entries are added on top.
-
-        Returns
-        -------
-        pathlib.Path
-            The weights path.
-        """
-        meta = self.metadata()
-        if extra:
-            meta.update(extra)
-        return save_model_file(path, self.model.state_dict(), meta)
-
     @classmethod
     def resume(
         cls,
         path: str | os.PathLike[str],
-        images: Sequence[Any],
+        data: Sequence[Any],
         *,
         names: Sequence[str] | None = None,
         val_images: Sequence[Any] | None = None,
@@ -603,7 +428,7 @@ class DestripeTrainer:
         ----------
         path : path-like
             A destripe model file written by :meth:`save`.
-        images : sequence of array_like
+        data : sequence of array_like
             Clean training images (as for the constructor).
         names, val_images
             As for the constructor.
@@ -618,14 +443,14 @@ class DestripeTrainer:
         saved = meta.get("training", {}).get("config")
         if saved is None:
             raise RestoreInputError(f"{path} holds no training settings; it cannot be resumed.")
-        config = DestripeTrainConfig.from_dict(saved).replace(**config_overrides)
+        config = DestripeTrainConfig.from_dict(saved, **config_overrides)
         arch = meta["architecture"]
         if arch.get("name") != "ResCBAMUNet" or arch.get("kwargs") != config.architecture_kwargs():
             raise RestoreInputError(
                 f"{path} holds a network {arch}; the settings ask for a different one "
                 f"{config.architecture_kwargs()}. Do not change the network when resuming."
             )
-        trainer = cls(images, config, names=names, val_images=val_images)
+        trainer = cls(data, config, names=names, val_images=val_images)
         trainer.model.load_state_dict(state)
         trainer.step = int(meta.get("steps", 0))
         trainer.history = [dict(h) for h in meta.get("validation_history", [])]

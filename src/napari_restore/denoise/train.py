@@ -4,12 +4,12 @@ Data path of one step (nothing is materialised beyond the current batch):
 
 1. random 3D crops ``(n_t, patch_xy, patch_xy)`` are read from the stack (a memory-mapped TIFF or
    zarr array is read only there) and converted to float32 minus the stack mean, scaled to a
-   standard deviation of 10 (``TARGET_STD`` in :mod:`~napari_restore.engine.denoise_infer`,
+   standard deviation of 10 (``TARGET_STD`` in :mod:`~napari_restore.denoise.infer`,
    which says why 10). The paper only subtracts the mean: the network must then learn outputs
    in the thousands on 16-bit data, which a short run does not reach, and one network could
    not start from another trained on data in other units;
 2. on the device: one of the 8 dihedral transforms of the xy plane per crop, then spatial
-   redundancy sampling (:mod:`~napari_restore.engine.srd_sampling`) into the input ``S1`` and
+   redundancy sampling (:mod:`~napari_restore.denoise.sampling`) into the input ``S1`` and
    the targets ``S2``, ``S3`` of ``(patch_t, patch_xy / 2, patch_xy / 2)``;
 3. loss ``0.5·(0.5·L1 + 0.5·MSE)(f(S1), S2) + 0.5·(0.5·L1 + 0.5·MSE)(f(S1), S3)``, Adam
    (lr 1e-4, betas (0.5, 0.999)), bf16 autocast on CUDA.
@@ -29,13 +29,10 @@ one.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import os
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -44,9 +41,11 @@ import torch
 import torch.nn.functional as F
 
 from napari_restore._version import __version__
-from napari_restore.engine._stacks import as_stack, reflect_index
-from napari_restore.engine.denoise_infer import (
-    OPTIMIZER_PREFIX,
+from napari_restore.core.device import autocast, describe_device, resolve_device
+from napari_restore.core.progress import Progress, run_to_end
+from napari_restore.denoise import config as _config
+from napari_restore.denoise.config import TIME_MULTIPLE, DenoiseTrainConfig
+from napari_restore.denoise.infer import (
     TARGET_STD,
     denoise_centered,
     inference_settings,
@@ -54,36 +53,15 @@ from napari_restore.engine.denoise_infer import (
     normalization_from_metadata,
     stack_statistics,
 )
-from napari_restore.engine.device import autocast, describe_device, resolve_device
-from napari_restore.engine.model_files import load_model_file, save_model_file
-from napari_restore.engine.progress import Progress, ProgressGenerator, run_to_end
-from napari_restore.engine.srd_sampling import spatial_redundancy_sample
+from napari_restore.denoise.sampling import spatial_redundancy_sample
+from napari_restore.engine.model_files import OPTIMIZER_PREFIX, load_model_file
+from napari_restore.engine.stacks import as_stack, reflect_index
+from napari_restore.engine.trainer import Trainer
 from napari_restore.errors import RestoreInputError
 from napari_restore.models import build_model
 from napari_restore.models.srdtrans import SRDTrans
 
-_TIME_MULTIPLE = 16
 _PREVIEW_XY = 128
-
-PRETRAINED_MODEL = "denoise_default"
-# Defaults on a CPU (and MPS). Measured on the project's 2-core machine (docs/denoise.md,
-# "Choosing the CPU defaults"): with ~1-4 s per step a few minutes are ~100 steps, where small
-# patches and a higher learning rate converge much further than the paper's 128x128x128 patches
-# at 1e-4 (one step of those takes ~20 s). patch_t 32 is also the pretrained network's.
-CPU_DEFAULTS: dict[str, Any] = {
-    "patch_t": 32,
-    "patch_xy": 64,
-    "batch_size": 1,
-    "learning_rate": 5e-4,
-}
-
-
-def pretrained_model_path() -> Path | None:
-    """The pretrained network shipped with the package
-    (``pretrained/denoise_default.safetensors``), or None when this installation has none."""
-    path = Path(str(resources.files("napari_restore") / "pretrained" / f"{PRETRAINED_MODEL}"))
-    weights = path.with_suffix(".safetensors")
-    return weights if weights.is_file() else None
 
 
 def initial_network(config: DenoiseTrainConfig, stack_shape: tuple[int, int, int]) -> SRDTrans:
@@ -102,7 +80,8 @@ def initial_network(config: DenoiseTrainConfig, stack_shape: tuple[int, int, int
             return SRDTrans(patch_t=pt, **config.model_kwargs)
     if config.model_kwargs:
         raise RestoreInputError("model_kwargs only apply to a network trained from scratch.")
-    path = pretrained_model_path() if config.init == "pretrained" else Path(config.init)
+    # Through the module: tests and scripts may point it at another file.
+    path = _config.pretrained_model_path() if config.init == "pretrained" else Path(config.init)
     if path is None:
         raise RestoreInputError(
             "This installation has no pretrained denoising network; train from scratch "
@@ -121,140 +100,6 @@ def initial_network(config: DenoiseTrainConfig, stack_shape: tuple[int, int, int
     return model
 
 
-@dataclass(frozen=True)
-class DenoiseTrainConfig:
-    """Settings of SRDTrans training.
-
-    Attributes
-    ----------
-    patch_t : int
-        Frames per training patch, a multiple of 16 (default 128). Clamped to the largest
-        multiple of 16 that the stack holds (at least 16; shorter stacks are mirrored in time).
-        It is fixed in the network (its temporal position embedding) and used at inference.
-    patch_xy : int
-        Lateral size of the crop taken from the stack (even; default 128). The network trains
-        on ``patch_xy / 2`` after spatial redundancy sampling. Clamped to the frame size.
-    batch_size : int
-        Patches per step (default 1, as in the paper).
-    learning_rate : float
-        Adam learning rate (default 1e-4).
-    betas : tuple of float
-        Adam betas (default (0.5, 0.999)).
-    epochs : int or None
-        Length of a run in epochs of ``patches_per_epoch`` patches (default 10). None: only the
-        time budget limits it.
-    minutes : float or None
-        Time budget of a run in minutes (default None). Training stops at whichever of
-        ``epochs`` and ``minutes`` comes first.
-    patches_per_epoch : int
-        Patches per epoch (default 6000, as in the paper).
-    seed : int
-        Seed of the initial weights and of every random draw (default 0).
-    device : str
-        ``"auto"``, ``"cpu"``, ``"cuda:N"`` or ``"mps"``.
-    amp : bool
-        bf16 mixed precision on CUDA (default True; no effect elsewhere).
-    preview_every : int
-        Steps between previews (a denoised crop of the middle frame); 0 disables them.
-    preview_seconds : float
-        Also preview when this many seconds have passed since the last preview (default 5;
-        0 disables), so that slow CPU steps still show progress. A preview is postponed while
-        it would take more than a quarter of the training time.
-    init : str
-        Where a new network starts: ``"scratch"`` (random weights seeded by ``seed``, the
-        paper's), ``"pretrained"`` (the network shipped with napari-restore, see
-        :func:`pretrained_model_path`) or the path of a model file. Training is the same
-        self-supervised training on the stack either way; ``patch_t`` is then the network's.
-    model_kwargs : dict
-        Extra :class:`~napari_restore.models.srdtrans.SRDTrans` arguments (e.g. smaller
-        ``channels`` for tests); empty for the published architecture.
-
-    See Also
-    --------
-    DenoiseTrainConfig.for_device : the defaults that fit a device (the paper's on a GPU,
-        measured CPU defaults that start from the pretrained network on a CPU).
-    """
-
-    patch_t: int = 128
-    patch_xy: int = 128
-    batch_size: int = 1
-    learning_rate: float = 1e-4
-    betas: tuple[float, float] = (0.5, 0.999)
-    epochs: int | None = 10
-    minutes: float | None = None
-    patches_per_epoch: int = 6000
-    seed: int = 0
-    device: str = "auto"
-    amp: bool = True
-    preview_every: int = 100
-    preview_seconds: float = 5.0
-    init: str = "scratch"
-    model_kwargs: Mapping[str, Any] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        if self.patch_t < _TIME_MULTIPLE or self.patch_t % _TIME_MULTIPLE:
-            raise RestoreInputError(f"patch_t={self.patch_t} must be a multiple of 16.")
-        if self.patch_xy < 8 or self.patch_xy % 2:
-            raise RestoreInputError(f"patch_xy={self.patch_xy} must be an even number >= 8.")
-        if self.batch_size < 1 or self.patches_per_epoch < 1:
-            raise RestoreInputError("batch_size and patches_per_epoch must be at least 1.")
-        if not self.learning_rate > 0:
-            raise RestoreInputError(f"learning_rate={self.learning_rate} must be positive.")
-        if self.epochs is None and self.minutes is None:
-            raise RestoreInputError("Give epochs or minutes (or both) to bound training.")
-        if self.epochs is not None and self.epochs < 1:
-            raise RestoreInputError(f"epochs={self.epochs} must be at least 1.")
-        if self.minutes is not None and not self.minutes > 0:
-            raise RestoreInputError(f"minutes={self.minutes} must be positive.")
-        if self.preview_seconds < 0 or self.preview_every < 0:
-            raise RestoreInputError("preview_every and preview_seconds must be >= 0.")
-        if "patch_t" in self.model_kwargs:
-            raise RestoreInputError("Set patch_t in the config, not in model_kwargs.")
-        object.__setattr__(self, "betas", tuple(float(b) for b in self.betas))
-        object.__setattr__(self, "model_kwargs", dict(self.model_kwargs))
-
-    @classmethod
-    def for_device(
-        cls, device: str | torch.device = "auto", **overrides: Any
-    ) -> DenoiseTrainConfig:
-        """The defaults that fit a device, with ``overrides`` on top.
-
-        On a GPU: the paper's settings (the class defaults). On a CPU (or MPS), where a few
-        minutes are a few hundred steps: the measured CPU defaults :data:`CPU_DEFAULTS`
-        (smaller patches, a higher learning rate) and, when the package ships it, a start from
-        the pretrained network (``init="pretrained"``).
-
-        Parameters
-        ----------
-        device : str or torch.device
-            ``"auto"``, ``"cpu"``, ``"cuda:N"`` or ``"mps"``.
-        **overrides
-            Any fields to set explicitly.
-        """
-        # The device's kind decides; whether it exists here is checked when training starts.
-        spec = str(device).strip().lower()
-        kind = resolve_device(spec).type if spec == "auto" else torch.device(spec).type
-        settings: dict[str, Any] = {}
-        if kind != "cuda":
-            settings.update(CPU_DEFAULTS)
-            if pretrained_model_path() is not None:
-                settings["init"] = "pretrained"
-        settings.update(overrides)
-        settings.setdefault("device", str(device))
-        return cls(**settings)
-
-    @property
-    def steps_per_epoch(self) -> int:
-        """Optimizer steps per epoch."""
-        return math.ceil(self.patches_per_epoch / self.batch_size)
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready dictionary (stored in model files)."""
-        d = dataclasses.asdict(self)
-        d["betas"] = list(self.betas)
-        return d
-
-
 def effective_patch(shape: tuple[int, ...], config: DenoiseTrainConfig) -> tuple[int, int]:
     """``(patch_t, patch_xy)`` used on a ``(T, Y, X)`` stack: the config's, clamped to the data.
 
@@ -262,7 +107,7 @@ def effective_patch(shape: tuple[int, ...], config: DenoiseTrainConfig) -> tuple
     the largest even number not above ``min(Y, X)``.
     """
     t, y, x = shape
-    pt = min(config.patch_t, max(_TIME_MULTIPLE, t // _TIME_MULTIPLE * _TIME_MULTIPLE))
+    pt = min(config.patch_t, max(TIME_MULTIPLE, t // TIME_MULTIPLE * TIME_MULTIPLE))
     pxy = min(config.patch_xy, min(y, x) // 2 * 2)
     return pt, pxy
 
@@ -282,7 +127,7 @@ def _denoise_loss(
     return 0.5 * l1 + 0.5 * mse, l1, mse
 
 
-class DenoiseTrainer:
+class DenoiseTrainer(Trainer):
     """Train SRDTrans on one noisy stack without clean data.
 
     Parameters
@@ -318,6 +163,8 @@ class DenoiseTrainer:
     >>> trainer.save("my_model")                                         # doctest: +SKIP
     """
 
+    task = "denoise"
+
     def __init__(
         self,
         stack: Any,
@@ -326,6 +173,7 @@ class DenoiseTrainer:
         model: SRDTrans | None = None,
         source: str | None = None,
     ) -> None:
+        super().__init__()
         self.config = config or DenoiseTrainConfig.for_device()
         self.stack = as_stack(stack, "The training stack")
         self.shape = tuple(int(s) for s in self.stack.shape)
@@ -345,6 +193,10 @@ class DenoiseTrainer:
         self.step = 0
         self.history: list[dict[str, float]] = []
         self.seconds = 0.0
+        # Time-based previews: the clock starts at the first step (None until then).
+        self._last_preview: float | None = None
+        self._preview_cost = 0.0
+        self.save_optimizer = True  # model files keep Adam's state, so resuming is exact
         self._preview_region = self._pick_preview_region()
 
     @property
@@ -440,99 +292,48 @@ class DenoiseTrainer:
             self.model.train(was_training)
         return sums
 
-    def train(
-        self, steps: int | None = None, minutes: float | None = None
-    ) -> ProgressGenerator[dict[str, Any]]:
-        """Train, yielding after every step; continue where the last call stopped.
-
-        Parameters
-        ----------
-        steps : int, optional
-            Steps to run in this call. Default: up to ``config.epochs`` epochs in all.
-        minutes : float, optional
-            Time budget of this call. Default: ``config.minutes`` (when ``steps`` is None).
-
-        Yields
-        ------
-        Progress
-            ``stage="train"``, ``losses={"total", "l1", "mse"}`` of the step (in units of the
-            stack's standard deviation squared for MSE, comparable between stacks);
-            ``total``: the steps expected in all, so that ``fraction`` moves with the time
-            when a time budget limits the run (estimated from the mean step time so far);
-            every ``config.preview_every`` steps or ``config.preview_seconds`` seconds
-            ``preview={"input", "output"}``: float32 2D crops of the middle frame, noisy and
-            denoised by the current network.
-
-        Returns
-        -------
-        dict
-            ``steps`` (in all), ``steps_run``, ``seconds``, ``ms_per_step``, ``losses`` (last
-            step), ``stopped_by`` (``"steps"``, ``"epochs"`` or ``"time"``).
-
-        Notes
-        -----
-        To stop, close the generator (napari workers do so at a yield): every yielded step is
-        complete, so the weights, :attr:`step` and :attr:`history` stay valid, and another
-        ``train()`` continues from there.
-        """
+    def _limits(
+        self, steps: int | None, minutes: float | None
+    ) -> tuple[int | None, float | None, str]:
+        # Default: up to config.epochs epochs in all and/or config.minutes for this call.
         cfg = self.config
-        if steps is not None and steps < 0:
-            raise RestoreInputError(f"steps={steps} must be >= 0.")
         limit = "steps"
         if steps is None and minutes is None:
             minutes = cfg.minutes
             if cfg.epochs is not None:
                 steps, limit = max(0, cfg.epochs * cfg.steps_per_epoch - self.step), "epochs"
-        stop_at = self.step + steps if steps is not None else None
-        deadline = time.monotonic() + 60.0 * minutes if minutes is not None else None
-        start_step, started = self.step, time.monotonic()
-        losses: dict[str, float] = {}
-        last_preview, preview_cost = started, 0.0
-        while True:
-            if stop_at is not None and self.step >= stop_at:
-                stopped_by = limit
-                break
-            if deadline is not None and time.monotonic() >= deadline:
-                stopped_by = "time"
-                break
-            t0 = time.monotonic()
-            losses = self._train_step(self.step)
-            self.step += 1
-            self.seconds += time.monotonic() - t0
-            self.history.append({"step": self.step, **losses})
-            now = time.monotonic()
-            total = stop_at or 0
-            if deadline is not None:
-                # Steps expected by the deadline at the mean pace so far: progress moves with time.
-                pace = (now - started) / (self.step - start_step)
-                expected = self.step + int(max(0.0, deadline - now) / pace)
-                total = min(total, expected) if total else expected
-            preview = None
-            due = cfg.preview_every and self.step % cfg.preview_every == 0
-            # Time-based previews cost at most about a quarter of the training time.
-            wait = max(cfg.preview_seconds, 3.0 * preview_cost)
-            if due or (cfg.preview_seconds and now - last_preview >= wait):
-                preview = self.preview()
-                last_preview = time.monotonic()
-                preview_cost = last_preview - now
-            yield Progress(
-                self.step,
-                max(total, self.step) if total else 0,
-                stage="train",
-                losses=losses,
-                preview=preview,
-                message=f"loss {losses['total']:.4g}",
-            )
-        seconds = time.monotonic() - started
-        run = self.step - start_step
-        return {
-            "steps": self.step,
-            "steps_run": run,
-            "seconds": seconds,
-            "ms_per_step": 1000.0 * seconds / run if run else float("nan"),
-            "losses": losses,
-            "stopped_by": stopped_by,
-        }
+        return (self.step + steps if steps is not None else None), minutes, limit
+
+    def _step(self, stop_at: int | None) -> Progress:
+        """One step (the reports of :meth:`train`: ``losses`` = ``{"total", "l1", "mse"}``;
+        every ``config.preview_every`` steps or ``config.preview_seconds`` seconds
+        ``preview`` = ``{"input", "output"}``, float32 2D crops of the middle frame, noisy
+        and denoised by the current network)."""
+        cfg = self.config
+        t0 = time.monotonic()
+        losses = self._train_step(self.step)
+        self.step += 1
+        self.seconds += time.monotonic() - t0
+        self.history.append({"step": self.step, **losses})
+        preview = None
+        now = time.monotonic()
+        if self._last_preview is None:
+            self._last_preview = now
+        due = cfg.preview_every and self.step % cfg.preview_every == 0
+        # Previews by the clock too (slow CPU steps), at most about a quarter of the time.
+        wait = max(cfg.preview_seconds, 3.0 * self._preview_cost)
+        if due or (cfg.preview_seconds and now - self._last_preview >= wait):
+            preview = self.preview()
+            self._last_preview = time.monotonic()
+            self._preview_cost = self._last_preview - now
+        return Progress(
+            self.step,
+            stop_at or 0,
+            stage="train",
+            losses=losses,
+            preview=preview,
+            message=f"loss {losses['total']:.4g}",
+        )
 
     # ----------------------------------------------------------------------------- preview
     def _pick_preview_region(self) -> tuple[slice, slice, slice]:
@@ -604,42 +405,29 @@ class DenoiseTrainer:
             "steps": self.step,
             "losses": {"last": hist[-1] if hist else None, "history": hist[stride - 1 :: stride]},
             "napari_restore_version": __version__,
+            "optimizer_state": self.save_optimizer,
         }
 
-    def save(self, path: str | os.PathLike[str], *, include_optimizer: bool = True) -> Path:
-        """Write the network as a model file (``path.safetensors`` + ``path.json``).
-
-        Parameters
-        ----------
-        path : path-like
-            ``x``, ``x.safetensors`` or ``x.json``.
-        include_optimizer : bool
-            Also store Adam's moments (tensors prefixed ``_optimizer.``) so that
-            :meth:`resume` continues exactly; inference ignores them. Default True.
-
-        Returns
-        -------
-        pathlib.Path
-            The weights file.
-        """
+    def state_to_save(self) -> dict[str, Any]:
+        """The weights and, when :attr:`save_optimizer` (default True), Adam's moments
+        (tensors prefixed ``_optimizer.``) so that :meth:`resume` continues exactly; inference
+        ignores them."""
         state = dict(self.model.state_dict())
-        meta = self.metadata()
-        meta["optimizer_state"] = include_optimizer
-        if include_optimizer:
+        if self.save_optimizer:
             for idx, s in self.optimizer.state_dict()["state"].items():
                 for name, value in s.items():
                     state[f"{OPTIMIZER_PREFIX}{idx}.{name}"] = torch.as_tensor(value)
-        return save_model_file(path, state, meta)
+        return state
 
     @classmethod
-    def resume(cls, path: str | os.PathLike[str], stack: Any, **overrides: Any) -> DenoiseTrainer:
+    def resume(cls, path: str | os.PathLike[str], data: Any, **overrides: Any) -> DenoiseTrainer:
         """Continue training from a saved model file, on the same or another stack.
 
         Parameters
         ----------
         path : path-like
             Model file written by :meth:`save`.
-        stack : array_like
+        data : array_like
             Noisy ``(T, Y, X)`` stack to train on.
         **overrides
             Fields of :class:`DenoiseTrainConfig` to change (e.g. ``minutes``, ``device``);
@@ -652,11 +440,6 @@ class DenoiseTrainer:
         """
         state, meta = load_model_file(path, task="denoise")
         training = meta.get("training", {})
-        fields = {f.name for f in dataclasses.fields(DenoiseTrainConfig)}
-        unknown = set(overrides) - fields
-        if unknown:
-            raise RestoreInputError(f"Unknown training settings: {', '.join(sorted(unknown))}.")
-        saved = {k: v for k, v in training.get("config", {}).items() if k in fields}
         kwargs = dict(meta["architecture"].get("kwargs", {}))
         patch_t = int(kwargs.pop("patch_t"))
         if overrides.get("patch_t", patch_t) != patch_t:
@@ -664,12 +447,14 @@ class DenoiseTrainer:
                 f"The saved network has patch_t={patch_t} (its temporal position embedding); "
                 "it cannot be changed when training continues."
             )
-        config = DenoiseTrainConfig(**{**saved, **overrides, "patch_t": patch_t})
+        config = DenoiseTrainConfig.from_dict(
+            training.get("config", {}), **{**overrides, "patch_t": patch_t}
+        )
         model = build_model(meta["architecture"])
         weights = {k: v for k, v in state.items() if not k.startswith(OPTIMIZER_PREFIX)}
         model.load_state_dict(weights)
         model.normalization = normalization_from_metadata(meta)
-        trainer = cls(stack, config, model=model, source=meta.get("data", {}).get("source"))
+        trainer = cls(data, config, model=model, source=meta.get("data", {}).get("source"))
         trainer.step = int(meta.get("steps", 0))
         trainer.seconds = float(training.get("seconds", 0.0))
         trainer.history = [dict(h) for h in meta.get("losses", {}).get("history", [])]
@@ -721,7 +506,7 @@ def training_warnings(
     if trainer.step < need:
         start = "from the pretrained network" if pretrained else "from scratch"
         hint = ""
-        if not pretrained and pretrained_model_path() is not None:
+        if not pretrained and _config.pretrained_model_path() is not None:
             hint = ", or start from the pretrained network"
         out.append(
             f"Only {trainer.step} training steps {start} (about {need} or more are needed "

@@ -104,3 +104,41 @@ def run_to_end(
         gen.close()
         if bar is not None:
             bar.close()
+
+
+def nested_progress(
+    inner: Generator[Progress, None, T],
+    *,
+    done: int,
+    units: int,
+    total: int,
+    stage: str,
+    message: str = "",
+) -> ProgressGenerator[T]:
+    """Run an inner generator to its end, reporting it as one part of a larger job.
+
+    The inner reports are rescaled to the units ``done`` to ``done + units`` of ``total`` (e.g.
+    the tiles of one group of planes among all tiles of a stack).
+
+    Parameters
+    ----------
+    inner : generator of Progress
+        The part (its own ``step``/``total`` are used only as a fraction).
+    done, units, total : int
+        Units finished before this part, units of this part, and units of the whole job.
+    stage, message : str
+        Fields of the reports yielded.
+
+    Returns
+    -------
+    The inner generator's return value.
+    """
+    try:
+        while True:
+            try:
+                p = next(inner)
+            except StopIteration as stop:
+                return stop.value
+            yield Progress(done + round(p.fraction * units), total, stage=stage, message=message)
+    finally:
+        inner.close()

@@ -16,7 +16,8 @@ Degradation (training pairs, drawn fresh for every patch)
 The stripes of :func:`napari_restore.simulate.stripes.stripe_plane` are applied in the
 normalised domain: multiplicative ``x = c * (1 - f)`` (a shadow attenuates the signal above
 the background), additive ``x = c + f`` (``f`` in units of the normalised range, i.e. of the
-source image's robust range). The random parameter ranges are in :func:`random_stripe_params`;
+source image's robust range). The random parameters come from :func:`random_stripe_params` and
+the kind's sampler in the stripe-kind registry;
 with probability :data:`SECOND_FIELD_PROBABILITY` a second, independent stripe field of another
 drawn type is combined with the first (real light-sheet images often mix broad faint shadows with
 narrow dark lines).
@@ -25,13 +26,20 @@ narrow dark lines).
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
 from napari_restore.errors import RestoreInputError
-from napari_restore.simulate.stripes import STRIPE_KINDS, STRIPE_MODES, StripeParams, stripe_plane
+from napari_restore.simulate.stripes import (
+    STRIPE_KINDS,
+    STRIPE_MODES,
+    StripeParams,
+    get_stripe_kind,
+    stripe_kinds,
+    stripe_plane,
+)
 
 NORM_PERCENTILES: tuple[float, float] = (1.0, 99.9)
 NORM_MAX_PLANES = 16
@@ -126,37 +134,26 @@ def denormalise(values: np.ndarray, lo: float, hi: float) -> np.ndarray:
     return (values * np.float32(hi - lo) + np.float32(lo)).astype(np.float32, copy=False)
 
 
-def _log_uniform(rng: np.random.Generator, lo: float, hi: float) -> float:
-    return float(np.exp(rng.uniform(np.log(lo), np.log(hi))))
-
-
 def random_stripe_params(
     rng: np.random.Generator, kind: str, mode: str, shape: tuple[int, int]
 ) -> StripeParams:
     """Draw stripe parameters for one training patch.
 
-    Ranges (pixels; chosen to cover light-sheet stripes seen at the scale of a training patch):
-
-    - density (gaussian, tilted): log-uniform 0.5 to 15 stripes per 100 px across, at least
-      one stripe per patch;
-    - width (Gaussian sigma across): per patch a range ``[w, w * U(1, 3)]`` with ``w``
-      log-uniform in 0.5 to 5 px, so single stripes span sigma 0.5 to 15 px;
-    - length: through the whole patch with probability 0.6, else sigma along the stripe
-      ``[L, 2L]`` with ``L`` uniform in 0.3 to 2 patch widths (stripes that fade out);
-    - amplitude: multiplicative attenuation ``[a, a + U(0.05, 0.4)]`` with ``a`` uniform in
-      0.05 to 0.5, capped at 0.9 (light-sheet shadows dim the signal by some 10 to 90 %);
-      additive ``[a, a + U(0.02, 0.25)]`` with ``a`` uniform in 0.02 to 0.25 of the normalised
-      range, polarity dark, bright or mixed (equally likely);
-    - regular stripes: period log-uniform 4 to 48 px, band sigma 0.5 px to a quarter period;
-    - tilted stripes: a centre angle uniform in -20 to 20 degrees and a spread uniform in 0 to
-      10 degrees, i.e. angles within +-30 degrees of the x axis.
+    The strength is drawn here, the same way for every kind (ranges chosen to cover
+    light-sheet stripes seen at the scale of a training patch): multiplicative attenuation
+    ``[a, a + U(0.05, 0.4)]`` with ``a`` uniform in 0.05 to 0.5, capped at 0.9 (light-sheet
+    shadows dim the signal by some 10 to 90 %); additive ``[a, a + U(0.02, 0.25)]`` with ``a``
+    uniform in 0.02 to 0.25 of the normalised range, polarity dark, bright or mixed (equally
+    likely). The rest comes from the kind's sampler in the registry
+    (:class:`~napari_restore.simulate.stripes.StripeKindSpec`; the built-in ranges are in
+    ``docs/destripe.md``).
 
     Parameters
     ----------
     rng : numpy.random.Generator
         Source of randomness.
-    kind : {"regular", "gaussian", "tilted"}
-        Stripe type.
+    kind : str
+        A registered stripe kind.
     mode : {"additive", "multiplicative"}
         Degradation mode.
     shape : (int, int)
@@ -181,54 +178,64 @@ def random_stripe_params(
         "polarity": str(polarity),
         "seed": None,
     }
-    if kind == "regular":
-        period = _log_uniform(rng, 4.0, 48.0)
-        w_lo = rng.uniform(0.5, max(0.5, period / 4))
-        return StripeParams(
-            **common, period=period, width=(w_lo, max(w_lo, rng.uniform(w_lo, period / 4)))
-        )
-    w_lo = _log_uniform(rng, 0.5, 5.0)
-    length = None
-    if rng.random() >= 0.6:
-        ell = rng.uniform(0.3, 2.0) * shape[1]
-        length = (ell, 2 * ell)
-    angle = (0.0, 0.0)
-    if kind == "tilted":
-        centre, spread = rng.uniform(-20, 20), rng.uniform(0, 10)
-        angle = (centre - spread, centre + spread)
-    # At least one stripe: a small patch at a low density would otherwise often get none.
-    max_tan = math.tan(math.radians(max(abs(angle[0]), abs(angle[1]))))
-    extent = shape[0] + 2 * max_tan * shape[1]  # rows from which a stripe can cross the patch
-    count = max(1, round(_log_uniform(rng, 0.5, 15.0) * extent / 100.0))
-    return StripeParams(
-        **common,
-        count=count,
-        width=(w_lo, w_lo * rng.uniform(1.0, 3.0)),
-        length=length,
-        angle=angle,
-    )
+    return get_stripe_kind(kind).sample(rng, common, shape)
 
 
-def check_mix(mix: Sequence[float], modes: Sequence[str]) -> tuple[np.ndarray, tuple[str, ...]]:
-    """Validate stripe-type weights (regular, gaussian, tilted) and allowed modes."""
-    weights = np.asarray(mix, dtype=np.float64)
-    if weights.shape != (len(STRIPE_KINDS),) or (weights < 0).any() or not weights.sum() > 0:
+def normalise_mix(mix: Mapping[str, float] | Sequence[float]) -> dict[str, float]:
+    """Stripe mix as a mapping kind -> weight, checked against the registry.
+
+    A sequence of as many numbers as there are built-in kinds is read in their order
+    (regular, gaussian, tilted), as model files and command lines before the registry gave it.
+    """
+    if isinstance(mix, Mapping):
+        weights = {str(k): float(v) for k, v in mix.items()}
+    else:
+        values = [float(v) for v in mix]
+        if len(values) != len(STRIPE_KINDS):
+            raise RestoreInputError(
+                f"stripe mix {tuple(mix)!r}: give weights as kind=weight pairs, or "
+                f"{len(STRIPE_KINDS)} weights for {', '.join(STRIPE_KINDS)}."
+            )
+        weights = dict(zip(STRIPE_KINDS, values, strict=True))
+    unknown = [k for k in weights if k not in stripe_kinds()]
+    if unknown:
         raise RestoreInputError(
-            f"stripe mix {tuple(mix)!r}: give {len(STRIPE_KINDS)} non-negative weights for "
-            f"{', '.join(STRIPE_KINDS)} with a positive sum."
+            f"stripe mix: unknown kind(s) {', '.join(unknown)}; registered: "
+            f"{', '.join(stripe_kinds())}."
         )
+    values = np.asarray(list(weights.values()), dtype=np.float64)
+    if (values < 0).any() or not np.isfinite(values).all() or not values.sum() > 0:
+        raise RestoreInputError(
+            f"stripe mix {weights!r}: give non-negative weights with a positive sum."
+        )
+    return weights
+
+
+def check_mix(
+    mix: Mapping[str, float] | Sequence[float], modes: Sequence[str]
+) -> tuple[dict[str, float], tuple[str, ...]]:
+    """Validate a stripe mix and the allowed modes.
+
+    Returns
+    -------
+    (dict, tuple of str)
+        Probabilities per kind (summing to 1, in the mix's order) and the modes.
+    """
+    weights = normalise_mix(mix)
+    values = np.asarray(list(weights.values()), dtype=np.float64)
+    probabilities = dict(zip(weights, values / values.sum(), strict=True))
     modes = tuple(dict.fromkeys(modes))
     if not modes or any(m not in STRIPE_MODES for m in modes):
         raise RestoreInputError(
             f"stripe modes {modes!r}: choose one or both of {', '.join(STRIPE_MODES)}."
         )
-    return weights / weights.sum(), modes
+    return probabilities, modes
 
 
 def random_degradation(
     rng: np.random.Generator,
     clean: np.ndarray,
-    mix: np.ndarray,
+    mix: Mapping[str, float],
     modes: Sequence[str],
 ) -> np.ndarray:
     """Striped version of a normalised clean patch, with freshly drawn random stripes.
@@ -239,8 +246,8 @@ def random_degradation(
         Source of randomness.
     clean : numpy.ndarray
         float32 ``(H, W)`` normalised patch.
-    mix : numpy.ndarray
-        Probabilities of regular, gaussian and tilted stripes (sum 1).
+    mix : mapping of str to float
+        Probability of every stripe kind (sum 1), from :func:`check_mix`.
     modes : sequence of str
         Allowed modes; one is drawn (uniformly) per patch.
 
@@ -253,8 +260,9 @@ def random_degradation(
     mode = str(modes[rng.integers(len(modes))])
     n_fields = 2 if rng.random() < SECOND_FIELD_PROBABILITY else 1
     out = clean
+    kinds, p = list(mix), np.fromiter(mix.values(), dtype=np.float64)
     for _ in range(n_fields):
-        kind = STRIPE_KINDS[int(rng.choice(len(STRIPE_KINDS), p=mix))]
+        kind = kinds[int(rng.choice(len(kinds), p=p))]
         field = stripe_plane(shape, random_stripe_params(rng, kind, mode, shape), rng)
         out = out * (1.0 - field) if mode == "multiplicative" else out + field
     return out.astype(np.float32, copy=False)

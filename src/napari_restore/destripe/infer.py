@@ -1,7 +1,7 @@
 """Destriping images and volumes with a trained ResCBAM U-Net.
 
 The image is normalised as in training (1st/99.9th percentiles of the *whole* image or stack,
-never per tile: :mod:`napari_restore.engine.destripe_data`), cut into overlapping tiles that are
+never per tile: :mod:`napari_restore.destripe.data`), cut into overlapping tiles that are
 blended without seams (:func:`~napari_restore.engine.tiling.tile_predict`), run in batches with
 bf16 mixed precision on CUDA, mapped back to the input's intensities, clipped to the output dtype
 and cast. Stacks ``(..., Y, X)`` are processed plane by plane, a group of planes at a time.
@@ -21,6 +21,7 @@ from __future__ import annotations
 import itertools
 import os
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
@@ -29,7 +30,20 @@ import numpy as np
 import torch
 from torch import nn
 
-from napari_restore.engine.destripe_data import (
+from napari_restore.core.arrays import (
+    as_array_like,
+    cast_clipped,
+    check_real_image,
+    resolve_output_dtype,
+)
+from napari_restore.core.device import (
+    autocast,
+    free_memory_bytes,
+    module_on,
+    resolve_device,
+)
+from napari_restore.core.progress import ProgressGenerator, nested_progress, run_to_end
+from napari_restore.destripe.data import (
     NORM_PERCENTILES,
     denormalise,
     intensity_range,
@@ -37,17 +51,10 @@ from napari_restore.engine.destripe_data import (
     normalise,
     sample_plane_indices,
 )
-from napari_restore.engine.device import (
-    autocast,
-    free_memory_bytes,
-    module_on,
-    resolve_device,
-)
-from napari_restore.engine.model_files import load_model_file, model_paths
-from napari_restore.engine.progress import Progress, ProgressGenerator, run_to_end
-from napari_restore.engine.tiling import TileSettings, auto_tile_size, fit_settings, tile_starts
+from napari_restore.engine.model_files import load_model, model_paths
+from napari_restore.engine.options import InferenceOptions
+from napari_restore.engine.tiling import TileSettings, auto_tile_size, count_tiles, tile_predict
 from napari_restore.errors import RestoreInputError
-from napari_restore.simulate.stripes import cast_clipped, check_real_image
 
 Direction = Literal["horizontal", "vertical", "auto"]
 ModelSpec = str | os.PathLike[str] | nn.Module | tuple[nn.Module, dict[str, Any]] | None
@@ -83,7 +90,7 @@ def load_destripe_model(
     ----------
     model : None, "builtin", path-like, torch.nn.Module or (module, metadata)
         ``None`` or ``"builtin"``: the default model shipped with the package; a path: a model
-        file written by :meth:`DestripeTrainer.save <napari_restore.engine.destripe_train.
+        file written by :meth:`DestripeTrainer.save <napari_restore.destripe.train.
         DestripeTrainer.save>` or ``napari-restore train-destripe``; a network (e.g. a
         trainer's ``model``) is used as it is, with the default normalisation.
     device : str or torch.device
@@ -99,8 +106,6 @@ def load_destripe_model(
     RestoreInputError
         For a missing or unreadable file, a model of another task, or an unknown device.
     """
-    from napari_restore.models import build_model
-
     dev = resolve_device(device)
     if isinstance(model, tuple):
         net, meta = model
@@ -124,15 +129,7 @@ def load_destripe_model(
             )
     else:
         path = model_paths(model)[0]
-    state, meta = load_model_file(path, task="destripe")
-    net = build_model(meta["architecture"])
-    try:
-        net.load_state_dict(state, strict=True)
-    except RuntimeError as err:
-        raise RestoreInputError(
-            f"{path}: the weights do not fit the network described in its metadata ({err})."
-        ) from err
-    return net.to(dev).eval(), meta
+    return load_model(path, dev, task="destripe")
 
 
 def _spectrum_plane(plane: np.ndarray, max_edge: int = 1024) -> np.ndarray:
@@ -210,7 +207,7 @@ def detect_stripe_direction(image: Any, *, max_planes: int = 8) -> str:
         :func:`stripe_direction_scores`. Stripes should be the dominant long straight structure;
         where they are faint, set the direction by hand.
     """
-    check_real_image(image if hasattr(image, "dtype") else np.asarray(image))
+    check_real_image(as_array_like(image))
     horizontal, vertical = stripe_direction_scores(image, max_planes=max_planes)
     return "horizontal" if horizontal >= vertical else "vertical"
 
@@ -221,18 +218,6 @@ def _resolve_direction(image: Any, direction: str) -> str:
     if direction not in ("horizontal", "vertical"):
         raise RestoreInputError(f"direction={direction!r}: horizontal, vertical or auto.")
     return direction
-
-
-def _output_dtype(input_dtype: np.dtype, output_dtype: str | np.dtype) -> np.dtype:
-    if isinstance(output_dtype, str) and output_dtype == "input":
-        return np.dtype(input_dtype)
-    try:
-        dt = np.dtype(output_dtype)
-    except TypeError as err:
-        raise RestoreInputError(f"output dtype {output_dtype!r} is not a dtype.") from err
-    if dt.kind not in "uif":
-        raise RestoreInputError(f"output dtype {dt} is not a real number type.")
-    return dt
 
 
 def tile_settings_for(
@@ -276,109 +261,87 @@ def _plane_indices(lead: tuple[int, ...]) -> list[tuple[int, ...]]:
     return list(np.ndindex(*lead)) if lead else [()]
 
 
+@dataclass(frozen=True)
+class _Job:
+    """Everything a destriping run needs, resolved before the first plane is read."""
+
+    net: nn.Module
+    device: torch.device
+    settings: TileSettings
+    lo: float
+    hi: float
+    vertical: bool
+    dtype: np.dtype
+    amp: bool
+
+
+def _prepare(image: Any, model: ModelSpec, options: InferenceOptions, direction: str) -> _Job:
+    """Check the input and the options, load the model and fit the tiles (no plane is read
+    beyond the normalisation sample)."""
+    check_real_image(image)
+    dtype = resolve_output_dtype(options.output_dtype, image.dtype)
+    net, meta = load_destripe_model(model, options.device)
+    dev = next(net.parameters()).device
+    percentiles = tuple(meta.get("normalisation", {}).get("percentiles", NORM_PERCENTILES))
+    lo, hi = intensity_range(image, percentiles)
+    tile = options.tile
+    if tile is not None and not np.isscalar(tile):
+        raise RestoreInputError(f"tile={tile!r}: destriping takes one tile edge (square tiles).")
+    settings = tile_settings_for(
+        net, dev, tile=tile, overlap=options.overlap, batch_size=options.batch_size
+    )
+    vertical = _resolve_direction(image, direction) == "vertical"
+    return _Job(net, dev, settings, lo, hi, vertical, dtype, options.amp)
+
+
 def _destripe_planes(
-    image: Any,
-    net: nn.Module,
-    device: torch.device,
-    settings: TileSettings,
-    *,
-    lo: float,
-    hi: float,
-    vertical: bool,
-    dtype: np.dtype,
-    sink: Callable[[tuple[int, ...], np.ndarray], None],
-    amp: bool = True,
+    image: Any, job: _Job, sink: Callable[[tuple[int, ...], np.ndarray], None]
 ) -> ProgressGenerator[None]:
     """Run every plane of ``image`` through the network and hand the results to ``sink``."""
     shape = tuple(image.shape)
     lead = shape[:-2]
-    work = shape[-2:][::-1] if vertical else shape[-2:]
-    fitted = fit_settings(work, settings)
-    padded = [max(s, t) for s, t in zip(work, fitted.tile, strict=True)]
-    per_plane = len(tile_starts(padded[0], fitted.tile[0], fitted.overlap[0])) * len(
-        tile_starts(padded[1], fitted.tile[1], fitted.overlap[1])
-    )
+    work = shape[-2:][::-1] if job.vertical else shape[-2:]
+    per_plane = count_tiles(work, job.settings)
     indices = _plane_indices(lead)
     total = per_plane * len(indices)
     group = max(1, min(len(indices), GROUP_VOXELS // max(1, work[0] * work[1])))
 
     def predict(batch: torch.Tensor) -> torch.Tensor:
-        with autocast(device, enabled=amp):
-            return net(batch)
-
-    from napari_restore.engine.tiling import tile_predict
+        with autocast(job.device, enabled=job.amp):
+            return job.net(batch)
 
     done = 0
     for g0 in range(0, len(indices), group):
         chunk = indices[g0 : g0 + group]
         planes = np.stack([np.asarray(image[i]) for i in chunk])
-        if vertical:
+        if job.vertical:
             planes = planes.swapaxes(-1, -2)
-        x = normalise(planes, lo, hi)
+        x = normalise(planes, job.lo, job.hi)
         units = per_plane * len(chunk)
-        inner = tile_predict(predict, x, settings, device=device)
-        while True:
-            try:
-                p = next(inner)
-            except StopIteration as stop:
-                result = stop.value
-                break
-            yield Progress(
-                done + round(p.fraction * units),
-                total,
-                stage="tiles",
-                message=f"planes {g0 + 1}-{g0 + len(chunk)} of {len(indices)}",
-            )
-        y = denormalise(result, lo, hi)
-        if vertical:
+        result = yield from nested_progress(
+            tile_predict(predict, x, job.settings, device=job.device),
+            done=done,
+            units=units,
+            total=total,
+            stage="tiles",
+            message=f"planes {g0 + 1}-{g0 + len(chunk)} of {len(indices)}",
+        )
+        y = denormalise(result, job.lo, job.hi)
+        if job.vertical:
             y = y.swapaxes(-1, -2)
         for i, plane in zip(chunk, y, strict=True):
-            sink(i, cast_clipped(plane, dtype))
+            sink(i, cast_clipped(plane, job.dtype))
         done += units
     return None
-
-
-def _prepare(
-    image: Any,
-    model: ModelSpec,
-    device: str | torch.device,
-    direction: str,
-    tile: int | None,
-    overlap: int | None,
-    batch_size: int | None,
-    output_dtype: str | np.dtype,
-) -> dict[str, Any]:
-    if not hasattr(image, "shape") or not hasattr(image, "dtype"):
-        image = np.asarray(image)
-    check_real_image(image)
-    dtype = _output_dtype(image.dtype, output_dtype)
-    net, meta = load_destripe_model(model, device)
-    dev = next(net.parameters()).device
-    percentiles = tuple(meta.get("normalisation", {}).get("percentiles", NORM_PERCENTILES))
-    lo, hi = intensity_range(image, percentiles)
-    settings = tile_settings_for(net, dev, tile=tile, overlap=overlap, batch_size=batch_size)
-    return {
-        "image": image,
-        "net": net,
-        "device": dev,
-        "settings": settings,
-        "lo": lo,
-        "hi": hi,
-        "vertical": _resolve_direction(image, direction) == "vertical",
-        "dtype": dtype,
-    }
 
 
 def destripe_progress(
     image: Any,
     model: ModelSpec = None,
+    options: InferenceOptions | None = None,
     *,
-    device: str | torch.device = "auto",
     direction: Direction = "horizontal",
-    tile: int | None = None,
-    overlap: int | None = None,
-    batch_size: int | None = None,
-    output_dtype: str | np.dtype = "input",
+    **option_fields: Any,
 ) -> ProgressGenerator[np.ndarray]:
     """Remove stripes from an image or stack (generator form of :func:`destripe`).
 
@@ -388,16 +351,15 @@ def destripe_progress(
         ``(Y, X)`` or ``(..., Y, X)`` (numpy, dask, zarr); planes are read a group at a time.
     model : None, "builtin", path-like, torch.nn.Module or (module, metadata)
         The network (see :func:`load_destripe_model`); default the built-in model.
-    device : str or torch.device
-        ``"auto"``, ``"cpu"``, ``"cuda:N"`` or ``"mps"``.
+    options : InferenceOptions, optional
+        Device, tiling, batch, output dtype, mixed precision
+        (:class:`~napari_restore.engine.options.InferenceOptions`). Tiles default to
+        :func:`tile_settings_for`; they are blended, so the result does not depend much on
+        them; smaller tiles use less memory.
     direction : {"horizontal", "vertical", "auto"}
         Direction in which the stripes run; ``"auto"`` uses :func:`detect_stripe_direction`.
-    tile, overlap, batch_size : int, optional
-        Tiling (see :func:`tile_settings_for` for the defaults). Tiles are blended, so the
-        result does not depend much on them; smaller tiles use less memory.
-    output_dtype : "input" or dtype
-        ``"input"`` (default: clipped to the input dtype's range and cast) or e.g.
-        ``"float32"``.
+    **option_fields
+        Fields of ``options`` given one by one instead, e.g. ``device="cpu", tile=256``.
 
     Yields
     ------
@@ -409,28 +371,26 @@ def destripe_progress(
     numpy.ndarray
         The destriped image, same shape as ``image``.
     """
-    job = _prepare(image, model, device, direction, tile, overlap, batch_size, output_dtype)
-    image = job.pop("image")
-    out = np.empty(tuple(image.shape), dtype=job["dtype"])
+    options = InferenceOptions.of(options, **option_fields)
+    image = as_array_like(image)
+    job = _prepare(image, model, options, direction)
+    out = np.empty(tuple(image.shape), dtype=job.dtype)
 
     def sink(index: tuple[int, ...], plane: np.ndarray) -> None:
         out[index] = plane
 
-    yield from _destripe_planes(image, sink=sink, **job)
+    yield from _destripe_planes(image, job, sink)
     return out
 
 
 def destripe(
     image: Any,
     model: ModelSpec = None,
+    options: InferenceOptions | None = None,
     *,
-    device: str | torch.device = "auto",
     direction: Direction = "horizontal",
-    tile: int | None = None,
-    overlap: int | None = None,
-    batch_size: int | None = None,
-    output_dtype: str | np.dtype = "input",
     progress_bar: bool = False,
+    **option_fields: Any,
 ) -> np.ndarray:
     """Remove stripe artifacts from an image or stack with a trained ResCBAM U-Net.
 
@@ -440,16 +400,7 @@ def destripe(
     --------
     >>> clean = destripe(striped, "my_model.safetensors", device="cuda:0")  # doctest: +SKIP
     """
-    gen = destripe_progress(
-        image,
-        model,
-        device=device,
-        direction=direction,
-        tile=tile,
-        overlap=overlap,
-        batch_size=batch_size,
-        output_dtype=output_dtype,
-    )
+    gen = destripe_progress(image, model, options, direction=direction, **option_fields)
     return run_to_end(gen, desc="destripe", progress_bar=progress_bar)
 
 
@@ -457,21 +408,18 @@ def destripe_file_progress(
     inp: str | os.PathLike[str],
     out: str | os.PathLike[str],
     model: ModelSpec = None,
+    options: InferenceOptions | None = None,
     *,
-    device: str | torch.device = "auto",
     direction: Direction = "horizontal",
-    tile: int | None = None,
-    overlap: int | None = None,
-    batch_size: int | None = None,
-    output_dtype: str | np.dtype = "input",
     overwrite: bool = False,
+    **option_fields: Any,
 ) -> ProgressGenerator[Path]:
     """Destripe an image file into a new file, streaming plane by plane.
 
     The input is opened lazily (:func:`~napari_restore.io.open_image`: memory-mapped TIFF,
     zarr, OME-Zarr, .npy), so volumes larger than memory work. The normalisation statistic is
     estimated from a subsample (at most 16 evenly spaced planes, strided to at most 4 million
-    values: :func:`~napari_restore.engine.destripe_data.intensity_range`), the same estimate
+    values: :func:`~napari_restore.destripe.data.intensity_range`), the same estimate
     as for an in-memory array. The output (.tif, .zarr, .ome.zarr, .npy) is written through
     :class:`~napari_restore.io.PlaneWriter` and appears only when complete.
 
@@ -479,7 +427,7 @@ def destripe_file_progress(
     ----------
     inp, out : path-like
         Input and output paths.
-    model, device, direction, tile, overlap, batch_size, output_dtype
+    model, options, direction, **option_fields
         As for :func:`destripe_progress`.
     overwrite : bool
         Replace an existing output.
@@ -491,16 +439,16 @@ def destripe_file_progress(
     """
     from napari_restore.io import PlaneWriter, open_image
 
+    options = InferenceOptions.of(options, **option_fields)
     inp, out = Path(inp), Path(out)
     if out.exists() and not overwrite:
         raise RestoreInputError(f"{out} exists; pass overwrite=True (--overwrite) to replace it.")
     if inp.exists() and out.exists() and out.resolve() == inp.resolve():
         raise RestoreInputError(f"The output {out} is the input file; choose another path.")
     image = open_image(inp)
-    job = _prepare(image, model, device, direction, tile, overlap, batch_size, output_dtype)
-    image = job.pop("image")
-    with PlaneWriter(out, tuple(image.shape), job["dtype"]) as writer:
-        yield from _destripe_planes(image, sink=writer.__setitem__, **job)
+    job = _prepare(image, model, options, direction)
+    with PlaneWriter(out, tuple(image.shape), job.dtype) as writer:
+        yield from _destripe_planes(image, job, writer.__setitem__)
     return out
 
 
@@ -508,13 +456,14 @@ def destripe_file(
     inp: str | os.PathLike[str],
     out: str | os.PathLike[str],
     model: ModelSpec = None,
+    options: InferenceOptions | None = None,
     *,
     progress_bar: bool = False,
     **kwargs: Any,
 ) -> Path:
     """Run :func:`destripe_file_progress` to the end (same arguments, plus ``progress_bar``)."""
     return run_to_end(
-        destripe_file_progress(inp, out, model, **kwargs),
+        destripe_file_progress(inp, out, model, options, **kwargs),
         desc="destripe",
         progress_bar=progress_bar,
     )

@@ -35,7 +35,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from napari_restore.engine._stacks import (
+from napari_restore.core.arrays import cast_clipped, resolve_output_dtype
+from napari_restore.core.device import autocast, module_on, resolve_device
+from napari_restore.core.progress import ProgressGenerator, nested_progress, run_to_end
+from napari_restore.engine.model_files import load_model
+from napari_restore.engine.options import InferenceOptions
+from napari_restore.engine.stacks import (
     StackView,
     as_stack,
     leading_items,
@@ -45,13 +50,16 @@ from napari_restore.engine._stacks import (
     stack_std,
     with_frames,
 )
-from napari_restore.engine.device import autocast, module_on, resolve_device
-from napari_restore.engine.model_files import load_model_file
-from napari_restore.engine.progress import Progress, ProgressGenerator, run_to_end
-from napari_restore.engine.tiling import TileSettings, auto_tile_size, tile_predict
+from napari_restore.engine.tiling import (
+    ChunkBlender,
+    TileSettings,
+    auto_tile_size,
+    count_tiles,
+    tile_predict,
+    tile_starts,
+)
 from napari_restore.errors import RestoreInputError
 
-OPTIMIZER_PREFIX = "_optimizer."
 NORMALIZATIONS: tuple[str, ...] = ("mean_std", "mean")
 # "mean_std" maps a stack to zero mean and this standard deviation. Not 1: the paper's loss
 # 0.5·L1 + 0.5·MSE is then dominated by its L1 term, which pulls photon-limited pixels towards
@@ -66,6 +74,8 @@ INTENSITY_MODES: tuple[str, ...] = ("mean", "none")
 # size tiles; out-of-memory errors still shrink tiles and batches automatically.
 _BYTES_PER_VOXEL = 400
 _CPU_TILE_VOXELS = 1 << 21
+# Progress units per chunk when a file is denoised chunk by chunk (chunks differ in tiles).
+_FILE_UNITS = 1000
 
 
 def normalization_from_metadata(meta: dict[str, Any]) -> str:
@@ -114,18 +124,10 @@ def load_denoise_model(
     SRDTrans
         In eval mode; its metadata (training settings, data, losses) is in ``model.metadata``.
     """
-    from napari_restore.models import build_model
-
-    state, meta = load_model_file(path, task="denoise")
-    model = build_model(meta["architecture"])
-    weights = {k: v for k, v in state.items() if not k.startswith(OPTIMIZER_PREFIX)}
-    try:
-        model.load_state_dict(weights)
-    except RuntimeError as err:
-        raise RestoreInputError(f"{path}: the weights do not fit the network: {err}") from err
-    model.metadata = meta
-    model.normalization = normalization_from_metadata(meta)
-    return model.to(resolve_device(device)).eval()
+    net, meta = load_model(path, device, task="denoise")
+    net.metadata = meta
+    net.normalization = normalization_from_metadata(meta)
+    return net
 
 
 def _as_model(model: nn.Module | str | os.PathLike[str], device: torch.device) -> nn.Module:
@@ -153,10 +155,7 @@ def inference_settings(
     model: nn.Module,
     shape: Sequence[int],
     device: torch.device,
-    *,
-    tile: int | Sequence[int] | None = None,
-    overlap: int | Sequence[int] | None = None,
-    batch_size: int | None = None,
+    options: InferenceOptions | None = None,
 ) -> TileSettings:
     """Tiles for a ``(T, Y, X)`` stack: ``(patch_t, tile_y, tile_x)`` blocks.
 
@@ -168,6 +167,9 @@ def inference_settings(
         ``(T, Y, X)``.
     device : torch.device
         Compute device (sizes the default tiles).
+    options : InferenceOptions, optional
+        Its ``tile``, ``overlap`` and ``batch_size`` (the rest is not used here):
+
     tile : int or (int, int), optional
         Lateral tile size. Default: on CUDA from the free memory, elsewhere about 2 M voxels
         per tile.
@@ -178,6 +180,8 @@ def inference_settings(
     batch_size : int, optional
         Tiles per network call (default 4 on CUDA, 1 elsewhere).
     """
+    options = options if options is not None else InferenceOptions()
+    tile, overlap, batch_size = options.tile, options.overlap, options.batch_size
     pt = int(model.patch_t)
     if tile is None:
         if device.type == "cuda":
@@ -240,22 +244,6 @@ def denoise_centered(
     return out[0, :t]
 
 
-def _cast(values: np.ndarray, dtype: np.dtype) -> np.ndarray:
-    if dtype.kind in "ui":
-        info = np.iinfo(dtype)
-        return np.clip(np.rint(values), info.min, info.max).astype(dtype)
-    return values.astype(dtype, copy=False)
-
-
-def _output_dtype(output_dtype: Any, input_dtype: np.dtype) -> np.dtype:
-    if isinstance(output_dtype, str) and output_dtype == "input":
-        return np.dtype(input_dtype)
-    try:
-        return np.dtype(output_dtype)
-    except TypeError as err:
-        raise RestoreInputError(f"output_dtype={output_dtype!r} is not a dtype.") from err
-
-
 def _check_intensity(intensity: str) -> None:
     if intensity not in INTENSITY_MODES:
         raise RestoreInputError(
@@ -291,15 +279,11 @@ def _denoise_one(
 def denoise_progress(
     stack: Any,
     model: ModelOrModels,
+    options: InferenceOptions | None = None,
     *,
     stack_axis: int = 0,
-    device: str | torch.device = "auto",
-    tile: int | Sequence[int] | None = None,
-    overlap: int | Sequence[int] | None = None,
-    batch_size: int | None = None,
-    output_dtype: Any = "input",
     intensity: Intensity = "mean",
-    amp: bool = True,
+    **option_fields: Any,
 ) -> ProgressGenerator[np.ndarray]:
     """Denoise a stack with a trained SRDTrans network (generator form of :func:`denoise`).
 
@@ -312,20 +296,17 @@ def denoise_progress(
     model : SRDTrans or path-like, or a sequence of them
         The network, or a model file (see :func:`load_denoise_model`); or one per stack of
         4D/5D data, in the order of the other leading axes (e.g. a model per channel).
+    options : InferenceOptions, optional
+        Device, tiling (see :func:`inference_settings`), batch, output dtype (default: the
+        input's, rounded and clipped to its range) and bf16 autocast on CUDA
+        (:class:`~napari_restore.engine.options.InferenceOptions`).
     stack_axis : int
         Axis of T or Z for 4D/5D data (any leading axis; the last two are Y and X). Default 0.
-    device : str or torch.device
-        ``"auto"``, ``"cpu"``, ``"cuda:N"``, ``"mps"``.
-    tile, overlap, batch_size
-        Tiling; see :func:`inference_settings`.
-    output_dtype : "input" or dtype
-        ``"input"`` (default): the input's dtype, rounded and clipped to its range; or e.g.
-        ``"float32"``.
     intensity : {"mean", "none"}
         ``"mean"`` (default): shift the output so that its mean equals the input's (removes
         the network's offset bias; see the module notes). ``"none"``: raw network output.
-    amp : bool
-        bf16 autocast on CUDA (default True).
+    **option_fields
+        Fields of ``options`` given one by one instead, e.g. ``device="cpu", tile=64``.
 
     Yields
     ------
@@ -337,60 +318,50 @@ def denoise_progress(
     numpy.ndarray
         Denoised data, same shape as ``stack``.
     """
+    options = InferenceOptions.of(options, **option_fields)
     _check_intensity(intensity)
     if not hasattr(stack, "shape"):
         stack = np.asarray(stack)
     shape = tuple(int(s) for s in stack.shape)
-    dtype = _output_dtype(output_dtype, np.dtype(stack.dtype))
+    dtype = resolve_output_dtype(options.output_dtype, stack.dtype)
     if len(shape) < 2:
         raise RestoreInputError(f"The image has shape {shape}; SRDTrans denoises stacks (T, Y, X).")
     axis = resolve_stack_axis(len(shape), stack_axis)
-    dev = resolve_device(device)
+    dev = resolve_device(options.device)
     # Every index selects one (T, Y, X) stack: the stack axis is the only leading axis kept.
     items = leading_items(shape, axis) if len(shape) > 3 else [None]
     nets = _models_per_stack(model, len(items), dev)
     out = np.empty(shape, dtype=dtype)
-    done, per_item = 0, 0
+    done = 0
     for n, (index, net) in enumerate(zip(items, nets, strict=True)):
         sub = as_stack(stack if index is None else stack[index])
-        settings = inference_settings(
-            net, sub.shape, dev, tile=tile, overlap=overlap, batch_size=batch_size
+        settings = inference_settings(net, sub.shape, dev, options)
+        per_item = count_tiles((max(sub.shape[0], int(net.patch_t)), *sub.shape[1:]), settings)
+        result = yield from nested_progress(
+            _denoise_one(sub, net, settings, dev, options.amp, intensity),
+            done=done,
+            units=per_item,
+            total=per_item * len(items),
+            stage="denoise",
+            message=f"stack {n + 1}/{len(items)}" if len(items) > 1 else "",
         )
-        gen = _denoise_one(sub, net, settings, dev, amp, intensity)
-        while True:
-            try:
-                p = next(gen)
-            except StopIteration as stop:
-                result = stop.value
-                break
-            per_item = p.total
-            yield Progress(
-                done + p.step,
-                per_item * len(items),
-                stage="denoise",
-                message=f"stack {n + 1}/{len(items)}" if len(items) > 1 else "",
-            )
         done += per_item
         if index is None:
-            out[...] = _cast(result.reshape(shape), dtype)
+            out[...] = cast_clipped(result.reshape(shape), dtype)
         else:
-            out[index] = _cast(result, dtype)
+            out[index] = cast_clipped(result, dtype)
     return out
 
 
 def denoise(
     stack: Any,
-    model: nn.Module | str | os.PathLike[str],
+    model: ModelOrModels,
+    options: InferenceOptions | None = None,
     *,
     stack_axis: int = 0,
-    device: str | torch.device = "auto",
-    tile: int | Sequence[int] | None = None,
-    overlap: int | Sequence[int] | None = None,
-    batch_size: int | None = None,
-    output_dtype: Any = "input",
     intensity: Intensity = "mean",
-    amp: bool = True,
     progress_bar: bool = False,
+    **option_fields: Any,
 ) -> np.ndarray:
     """Denoise a stack with a trained SRDTrans network.
 
@@ -399,55 +370,29 @@ def denoise(
     Returns
     -------
     numpy.ndarray
-        Denoised data, same shape as ``stack``, dtype ``output_dtype``.
+        Denoised data, same shape as ``stack``, dtype ``options.output_dtype``.
 
     Examples
     --------
     >>> model = load_denoise_model("my_model.safetensors")     # doctest: +SKIP
-    >>> clean = denoise(noisy_stack, model)                    # doctest: +SKIP
+    >>> clean = denoise(noisy_stack, model, device="cuda:0")   # doctest: +SKIP
     """
     gen = denoise_progress(
-        stack,
-        model,
-        stack_axis=stack_axis,
-        device=device,
-        tile=tile,
-        overlap=overlap,
-        batch_size=batch_size,
-        output_dtype=output_dtype,
-        intensity=intensity,
-        amp=amp,
+        stack, model, options, stack_axis=stack_axis, intensity=intensity, **option_fields
     )
     return run_to_end(gen, desc="denoise", progress_bar=progress_bar)
-
-
-def _time_window(length: int, ramp: int, first: bool, last: bool) -> np.ndarray:
-    """Blending weights of a chunk along time: raised-cosine ramps at inner chunk borders."""
-    w = np.ones(length, dtype=np.float32)
-    ramp = min(ramp, length // 2)
-    if ramp > 0:
-        r = 0.5 - 0.5 * np.cos(np.pi * (np.arange(ramp, dtype=np.float32) + 0.5) / ramp)
-        if not first:
-            w[:ramp] = r
-        if not last:
-            w[length - ramp :] = r[::-1]
-    return w
 
 
 def denoise_file_progress(
     input_path: str | os.PathLike[str],
     output_path: str | os.PathLike[str],
     model: ModelOrModels,
+    options: InferenceOptions | None = None,
     *,
     stack_axis: int = 0,
     chunk_t: int | None = None,
-    device: str | torch.device = "auto",
-    tile: int | Sequence[int] | None = None,
-    overlap: int | Sequence[int] | None = None,
-    batch_size: int | None = None,
-    output_dtype: Any = "input",
     intensity: Intensity = "mean",
-    amp: bool = True,
+    **option_fields: Any,
 ) -> ProgressGenerator[Path]:
     """Denoise an image file chunk by chunk along the stack axis (generator form).
 
@@ -467,7 +412,7 @@ def denoise_file_progress(
         Axis of T or Z (for 4D/5D files; other leading axes are processed one by one).
     chunk_t : int, optional
         Frames per chunk (at least ``2 * patch_t``). Default: about 64 M voxels per chunk.
-    device, tile, overlap, batch_size, output_dtype, amp
+    options, **option_fields
         As in :func:`denoise_progress`.
     intensity : {"mean", "none"}
         As in :func:`denoise_progress`, except that ``"mean"`` matches the means chunk by chunk
@@ -483,31 +428,23 @@ def denoise_file_progress(
     pathlib.Path
         The output path.
     """
-    from napari_restore.engine.tiling import tile_starts
     from napari_restore.io import PlaneWriter, open_image
 
+    options = InferenceOptions.of(options, **option_fields)
     _check_intensity(intensity)
     arr = open_image(input_path)
     shape = tuple(int(s) for s in arr.shape)
-    dtype = _output_dtype(output_dtype, np.dtype(arr.dtype))
+    dtype = resolve_output_dtype(options.output_dtype, arr.dtype)
     if len(shape) < 3:
         # A single plane is small: denoise it in memory.
         result = yield from denoise_progress(
-            arr,
-            model,
-            device=device,
-            tile=tile,
-            overlap=overlap,
-            batch_size=batch_size,
-            output_dtype=dtype,
-            intensity=intensity,
-            amp=amp,
+            arr, model, options, intensity=intensity, output_dtype=dtype
         )
         with PlaneWriter(output_path, shape, dtype) as writer:
             writer[...] = result
         return Path(output_path)
     axis = resolve_stack_axis(len(shape), stack_axis)
-    dev = resolve_device(device)
+    dev = resolve_device(options.device)
     items = leading_items(shape, axis)
     nets = _models_per_stack(model, len(items), dev)
     pt = max(int(net.patch_t) for net in nets)
@@ -523,53 +460,25 @@ def denoise_file_progress(
     unit = 0
     with PlaneWriter(output_path, shape, dtype) as writer:
         for index, net in zip(items, nets, strict=True):
-            settings = inference_settings(
-                net,
-                (min(n_frames, chunk_t), *shape[-2:]),
-                dev,
-                tile=tile,
-                overlap=overlap,
-                batch_size=batch_size,
-            )
+            settings = inference_settings(net, (min(n_frames, chunk_t), *shape[-2:]), dev, options)
             view = as_stack(StackView(arr, index, axis), str(input_path))
             stats = stack_statistics(view, model_normalization(net))
-            acc: np.ndarray | None = None  # weighted sums of frames [acc_start, ...)
-            acc_start = 0
+            blender = ChunkBlender(starts, n_frames, seam)
             for k, s in enumerate(starts):
                 e = min(n_frames, s + chunk_t)
-                block = view[s:e]
-                gen = _denoise_one(block, net, settings, dev, amp, intensity, stats)
-                while True:
-                    try:
-                        p = next(gen)
-                    except StopIteration as stop:
-                        out = stop.value
-                        break
-                    frac = (unit + p.step / max(1, p.total)) / units
-                    yield Progress(
-                        int(frac * 1000), 1000, stage="denoise", message=f"frames {s}-{e}"
-                    )
+                out = yield from nested_progress(
+                    _denoise_one(view[s:e], net, settings, dev, options.amp, intensity, stats),
+                    done=unit * _FILE_UNITS,
+                    units=_FILE_UNITS,
+                    total=units * _FILE_UNITS,
+                    stage="denoise",
+                    message=f"frames {s}-{e}",
+                )
                 unit += 1
-                last = k == len(starts) - 1
-                w = _time_window(e - s, seam, first=k == 0, last=last)
-                if acc is None:
-                    acc = np.zeros((0, *out.shape[1:]), np.float32)
-                    wsum = np.zeros(0, np.float32)
-                    acc_start = s
-                grow = e - (acc_start + acc.shape[0])
-                if grow > 0:
-                    acc = np.concatenate([acc, np.zeros((grow, *out.shape[1:]), np.float32)])
-                    wsum = np.concatenate([wsum, np.zeros(grow, np.float32)])
-                acc[s - acc_start :] += out * w[:, None, None]
-                wsum[s - acc_start :] += w
-                done_to = n_frames if last else starts[k + 1]
-                if done_to > acc_start:
-                    n = done_to - acc_start
-                    final = acc[:n] / wsum[:n, None, None]
-                    writer[with_frames(index, axis, slice(acc_start, done_to))] = _cast(
-                        final, dtype
-                    )
-                    acc, wsum, acc_start = acc[n:], wsum[n:], done_to
+                finished = blender.add(k, out)
+                if finished is not None:
+                    frames, final = finished
+                    writer[with_frames(index, axis, frames)] = cast_clipped(final, dtype)
     return Path(output_path)
 
 
@@ -577,39 +486,20 @@ def denoise_file(
     input_path: str | os.PathLike[str],
     output_path: str | os.PathLike[str],
     model: ModelOrModels,
+    options: InferenceOptions | None = None,
     *,
-    stack_axis: int = 0,
-    chunk_t: int | None = None,
-    device: str | torch.device = "auto",
-    tile: int | Sequence[int] | None = None,
-    overlap: int | Sequence[int] | None = None,
-    batch_size: int | None = None,
-    output_dtype: Any = "input",
-    intensity: Intensity = "mean",
-    amp: bool = True,
     progress_bar: bool = False,
+    **kwargs: Any,
 ) -> Path:
-    """Denoise an image file that may be larger than memory; see :func:`denoise_file_progress`.
+    """Denoise an image file that may be larger than memory; see :func:`denoise_file_progress`
+    (same arguments, plus ``progress_bar``).
 
     Returns
     -------
     pathlib.Path
         The output path.
     """
-    gen = denoise_file_progress(
-        input_path,
-        output_path,
-        model,
-        stack_axis=stack_axis,
-        chunk_t=chunk_t,
-        device=device,
-        tile=tile,
-        overlap=overlap,
-        batch_size=batch_size,
-        output_dtype=output_dtype,
-        intensity=intensity,
-        amp=amp,
-    )
+    gen = denoise_file_progress(input_path, output_path, model, options, **kwargs)
     return run_to_end(gen, desc="denoise", progress_bar=progress_bar)
 
 

@@ -1,0 +1,1 @@
+"""Self-supervised denoising (SRDTrans, Li et al. 2023): sampling, training and inference."""

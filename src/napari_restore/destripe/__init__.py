@@ -1,0 +1,1 @@
+"""Destriping (ResCBAM U-Net, Wei et al. 2022): training data, training and inference."""

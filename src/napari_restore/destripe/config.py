@@ -1,0 +1,141 @@
+"""Settings of destriping training (no torch here: the command line reads its defaults)."""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from napari_restore.destripe.data import check_mix, normalise_mix
+from napari_restore.engine.trainer import TrainConfig
+from napari_restore.errors import RestoreInputError
+from napari_restore.simulate.stripes import STRIPE_KINDS
+
+
+@dataclass(frozen=True)
+class DestripeTrainConfig(TrainConfig):
+    """Settings of a destriping training run.
+
+    Parameters
+    ----------
+    steps : int
+        Optimisation steps that :meth:`DestripeTrainer.train` runs up to (in total).
+    learning_rate : float
+        Adam learning rate.
+    batch_size : int
+        Patches per step.
+    patch_size : int
+        Edge of the square training patches (pixels).
+    perceptual_weight : float
+        lambda of the VGG-19 perceptual term; 0 (allowed always) trains with MAE alone.
+    stripe_mix : mapping of str to float
+        Relative frequency of every stripe kind drawn for training pairs, e.g.
+        ``{"regular": 1, "gaussian": 1, "tilted": 1}`` (the default); any registered kind
+        (:func:`~napari_restore.simulate.stripes.stripe_kinds`) may appear. A sequence of three
+        numbers is read as regular, gaussian, tilted.
+    modes : tuple of str
+        Degradation modes drawn from: ``"additive"`` and/or ``"multiplicative"``.
+    clean_fraction : float
+        Probability, in [0, 1), that a training patch is left without stripes (its target is
+        itself). Such pairs teach the network to leave stripe-free content alone; without them
+        it only ever sees images that need correcting and "corrects" clean structures too.
+    base_channels, depth : int
+        Width of the first level and number of down-sampling levels of the U-Net.
+    reduction : int
+        CBAM channel-attention reduction ratio.
+    use_cbam, use_residual, residual_learning : bool
+        Ablation switches of :class:`~napari_restore.models.rescbam_unet.ResCBAMUNet`.
+    seed : int
+        Seed of the weights' initialisation, the training pairs and (separately) the validation
+        set. The same seed on the CPU gives identical losses.
+    val_patches : int
+        Number of fixed validation patches (0: no validation).
+    val_every : int
+        Validate every this many steps (and at the end of each :meth:`~DestripeTrainer.train`).
+    preview_every : int
+        Attach a preview (input, output, target of validation patch 0) every this many steps.
+    device : str
+        ``"auto"``, ``"cpu"``, ``"cuda:N"`` or ``"mps"``.
+    amp : bool
+        bf16 mixed precision on CUDA (ignored elsewhere).
+    lr_schedule : {"constant", "cosine"}
+        Constant rate, or cosine decay to 5 % of it at ``steps``.
+    grad_clip : float or None
+        Clip the gradient norm to this (None: no clipping).
+    vgg_weights : str or None
+        Path of the VGG-19 weights (default: the torch hub cache).
+    download_vgg : bool
+        Download the VGG-19 weights into the torch hub cache if they are missing.
+    """
+
+    steps: int = 2000
+    learning_rate: float = 1e-3
+    batch_size: int = 8
+    patch_size: int = 128
+    perceptual_weight: float = 0.0
+    stripe_mix: Mapping[str, float] = field(
+        default_factory=lambda: dict.fromkeys(STRIPE_KINDS, 1.0)
+    )
+    modes: tuple[str, ...] = ("additive", "multiplicative")
+    clean_fraction: float = 0.0
+    base_channels: int = 16
+    depth: int = 4
+    reduction: int = 16
+    use_cbam: bool = True
+    use_residual: bool = True
+    residual_learning: bool = True
+    seed: int = 0
+    val_patches: int = 16
+    val_every: int = 100
+    preview_every: int = 50
+    device: str = "auto"
+    amp: bool = True
+    lr_schedule: str = "constant"
+    grad_clip: float | None = 1.0
+    vgg_weights: str | None = None
+    download_vgg: bool = False
+
+    def __post_init__(self) -> None:
+        set_ = object.__setattr__
+        set_(self, "stripe_mix", normalise_mix(self.stripe_mix))
+        set_(self, "modes", tuple(str(m) for m in self.modes))
+        if self.vgg_weights is not None:
+            set_(self, "vgg_weights", os.fspath(self.vgg_weights))
+        check_mix(self.stripe_mix, self.modes)
+        for name in ("batch_size", "base_channels", "depth", "reduction", "val_every"):
+            if int(getattr(self, name)) < 1:
+                raise RestoreInputError(f"{name}={getattr(self, name)!r} must be >= 1.")
+        for name in ("steps", "val_patches", "preview_every"):
+            if int(getattr(self, name)) < 0:
+                raise RestoreInputError(f"{name}={getattr(self, name)!r} must be >= 0.")
+        if self.patch_size < max(16, 2**self.depth):
+            raise RestoreInputError(
+                f"patch_size={self.patch_size} is too small: use at least "
+                f"{max(16, 2**self.depth)} pixels (and a multiple of {2**self.depth})."
+            )
+        if not (math.isfinite(self.learning_rate) and self.learning_rate > 0):
+            raise RestoreInputError(f"learning_rate={self.learning_rate!r} must be > 0.")
+        if not (math.isfinite(self.perceptual_weight) and self.perceptual_weight >= 0):
+            raise RestoreInputError(
+                f"perceptual_weight={self.perceptual_weight!r} must be a number >= 0."
+            )
+        if not (0.0 <= self.clean_fraction < 1.0):
+            raise RestoreInputError(
+                f"clean_fraction={self.clean_fraction!r} must be in [0, 1) (the share of "
+                "training patches left without stripes)."
+            )
+        if self.lr_schedule not in ("constant", "cosine"):
+            raise RestoreInputError(f"lr_schedule={self.lr_schedule!r}: constant or cosine.")
+
+    def architecture_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments of :class:`ResCBAMUNet` for these settings."""
+        return {
+            "base_channels": self.base_channels,
+            "depth": self.depth,
+            "reduction": self.reduction,
+            "use_cbam": self.use_cbam,
+            "use_residual": self.use_residual,
+            "residual_learning": self.residual_learning,
+        }
