@@ -26,16 +26,30 @@ LAYERS: dict[str, int] = {
     "metrics": 1,
     "stripe_meter": 1,
     "io": 1,
+    "io_folders": 1,
     "_sample_data": 1,
     "engine": 2,
     "destripe": 3,
     "denoise": 3,
     "cli": 4,
     "_widgets": 4,
+    "_reader": 4,
     "__init__": 4,
 }
 CAPABILITIES = {"destripe", "denoise"}
-NO_GUI = ("core", "simulate", "models", "destripe", "denoise", "engine", "metrics", "io", "cli")
+NO_GUI = (
+    "core",
+    "simulate",
+    "models",
+    "destripe",
+    "denoise",
+    "engine",
+    "metrics",
+    "io",
+    "io_folders",
+    "_reader",
+    "cli",
+)
 GUI_MODULES = ("napari", "qtpy", "PyQt5", "PyQt6", "PySide2", "PySide6", "magicgui", "superqt")
 
 

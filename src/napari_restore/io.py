@@ -1,9 +1,11 @@
 """Reading and writing images for the CLI and for volumes larger than memory.
 
 Formats: TIFF (tifffile; memory-mapped or read through its zarr interface, so big files are read
-plane by plane), PNG/JPEG (imageio, greyscale), ``.npy``, zarr arrays and OME-Zarr images
-(the full-resolution level). Writers never leave a half-written file: output goes to a
-temporary path beside the target and is renamed into place only when complete.
+plane by plane), folders of 2D TIFF planes (:mod:`napari_restore.io_folders`: one file per z
+plane, read plane by plane), PNG/JPEG (imageio, greyscale), ``.npy``, zarr arrays and OME-Zarr
+images (the full-resolution level). Writers never leave a half-written file: output goes to a
+temporary path beside the target and is renamed into place only when complete (a folder of
+planes: each plane file, and a completion marker once all are there).
 """
 
 from __future__ import annotations
@@ -17,6 +19,13 @@ import numpy as np
 
 from napari_restore.core.files import atomic_path
 from napari_restore.errors import RestoreInputError
+from napari_restore.io_folders import (
+    FolderPlaneWriter,
+    check_output,
+    is_folder_output,
+    is_plane_folder_input,
+    open_plane_folder,
+)
 
 TIFF_SUFFIXES = (".tif", ".tiff")
 RASTER_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
@@ -53,13 +62,15 @@ def open_image(path: str | os.PathLike[str]) -> Any:
     Parameters
     ----------
     path : path-like
-        TIFF, zarr / OME-Zarr directory, ``.npy``, or PNG/JPEG.
+        TIFF, zarr / OME-Zarr directory, ``.npy``, PNG/JPEG, or a folder of 2D TIFF planes
+        (``DIR``, or ``DIR/PATTERN`` such as ``raw/*_C01.tif`` to pick files).
 
     Returns
     -------
     array_like
-        A numpy array, ``numpy.memmap`` or zarr array with ``shape``/``dtype``; indexing one
-        plane reads only that plane for memory-mapped TIFF, zarr and ``.npy``.
+        A numpy array, ``numpy.memmap``, zarr array or
+        :class:`~napari_restore.io_folders.TiffPlaneStack` with ``shape``/``dtype``; indexing
+        one plane reads only that plane for memory-mapped TIFF, zarr, ``.npy`` and folders.
 
     Raises
     ------
@@ -67,6 +78,8 @@ def open_image(path: str | os.PathLike[str]) -> Any:
         For a missing, unreadable or unsupported file.
     """
     p = Path(path)
+    if is_plane_folder_input(p):
+        return open_plane_folder(p)
     _check_exists(p)
     try:
         if _is_zarr(p):
@@ -86,7 +99,8 @@ def open_image(path: str | os.PathLike[str]) -> Any:
     except Exception as err:
         raise RestoreInputError(f"Could not read {p}: {type(err).__name__}: {err}") from err
     raise RestoreInputError(
-        f"Unsupported file type {p.suffix!r} ({p}); use TIFF, zarr/OME-Zarr, .npy or PNG."
+        f"Unsupported file type {p.suffix!r} ({p}); use TIFF, a folder of TIFF planes, "
+        "zarr/OME-Zarr, .npy or PNG."
     )
 
 
@@ -147,6 +161,24 @@ class PlaneWriter:
     image; ``.npy`` as a memory-mapped array. Nothing appears at ``path`` unless the ``with``
     block finishes without an exception.
 
+    A path without a suffix (or an existing folder that is not a zarr store) is a folder of
+    2D TIFF planes (:class:`~napari_restore.io_folders.FolderPlaneWriter`): planes appear one
+    by one, each complete, and the folder is marked complete when the block finishes. An
+    unfinished folder from an interrupted run is resumed: :meth:`pending` lists the planes
+    still to write, and writes to the others are skipped.
+
+    Parameters
+    ----------
+    path : path-like
+        Output path; the suffix picks the format.
+    shape : tuple of int
+        Shape of the whole image.
+    dtype : dtype-like
+        Pixel type.
+    source : optional
+        The opened input (from :func:`open_image`); a folder output takes its plane file
+        names from a folder input.
+
     Examples
     --------
     >>> with PlaneWriter("out.tif", shape, np.uint16) as w:  # doctest: +SKIP
@@ -154,20 +186,41 @@ class PlaneWriter:
     ...         w[index] = plane
     """
 
-    def __init__(self, path: str | os.PathLike[str], shape: tuple[int, ...], dtype: Any) -> None:
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        shape: tuple[int, ...],
+        dtype: Any,
+        *,
+        source: Any = None,
+    ) -> None:
         self.path = Path(path)
         self.shape = tuple(int(s) for s in shape)
         self.dtype = np.dtype(dtype)
         name = self.path.name.lower()
-        if not (name.endswith(TIFF_SUFFIXES) or name.endswith((".zarr", ".npy"))):
+        self._folder: FolderPlaneWriter | None = None
+        if is_folder_output(self.path):
+            self._folder = FolderPlaneWriter(self.path, self.shape, self.dtype, source)
+        elif not (name.endswith(TIFF_SUFFIXES) or name.endswith((".zarr", ".npy"))):
             raise RestoreInputError(
-                f"Cannot write {self.path.suffix!r}; name the output .tif, .zarr, .ome.zarr "
-                "or .npy."
+                f"Cannot write {self.path.suffix!r}; name the output .tif, .zarr, .ome.zarr, "
+                ".npy, or a folder (a name without a suffix) for one TIFF per plane."
             )
         self._ctx: Any = None
         self._array: Any = None
 
+    def pending(self) -> list[tuple[int, ...]]:
+        """Index tuples over the leading axes of the planes still to write (inside ``with``):
+        all of them, except in a resumed folder output."""
+        if self._folder is not None:
+            return self._folder.pending()
+        lead = self.shape[:-2]
+        return list(np.ndindex(*lead)) if lead else [()]
+
     def __enter__(self) -> PlaneWriter:
+        if self._folder is not None:
+            self._array = self._folder.__enter__()
+            return self
         self._ctx = atomic_path(self.path)
         target = self._ctx.__enter__()
         name = self.path.name.lower()
@@ -195,6 +248,9 @@ class PlaneWriter:
         self._array[index] = value
 
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> bool:
+        if self._folder is not None:
+            self._array = None
+            return self._folder.__exit__(exc_type, exc, tb)
         if isinstance(self._array, np.memmap):
             self._array.flush()
         self._array = None  # release the memory map before the rename
@@ -233,15 +289,18 @@ def _create_zarr(target: Path, shape: tuple[int, ...], dtype: np.dtype, *, ome: 
     return group.create_array("0", shape=shape, dtype=dtype, chunks=chunks)
 
 
-def write_image(path: str | os.PathLike[str], data: np.ndarray) -> Path:
-    """Write an in-memory array (TIFF, zarr, OME-Zarr or .npy) atomically.
+def write_image(path: str | os.PathLike[str], data: np.ndarray, *, source: Any = None) -> Path:
+    """Write an in-memory array (TIFF, zarr, OME-Zarr, .npy or a folder of planes) atomically.
 
     Parameters
     ----------
     path : path-like
-        Output path; the suffix picks the format.
+        Output path; the suffix picks the format (none: a folder of TIFF planes).
     data : numpy.ndarray
         Image to write.
+    source : optional
+        The opened input, whose plane file names a folder output reuses (see
+        :class:`PlaneWriter`).
 
     Returns
     -------
@@ -250,12 +309,21 @@ def write_image(path: str | os.PathLike[str], data: np.ndarray) -> Path:
     data = np.asarray(data)
     p = Path(path)
     name = p.name.lower()
-    if name.endswith(TIFF_SUFFIXES):
+    if name.endswith(TIFF_SUFFIXES) and not is_folder_output(p):
         import tifffile
 
         with atomic_path(p) as target:
             tifffile.imwrite(target, data, photometric="minisblack", compression="zlib")
         return p
-    with PlaneWriter(p, data.shape, data.dtype) as w:
+    with PlaneWriter(p, data.shape, data.dtype, source=source) as w:
         w[...] = data
     return p
+
+
+__all__ = [
+    "PlaneWriter",
+    "check_output",
+    "open_image",
+    "read_image",
+    "write_image",
+]

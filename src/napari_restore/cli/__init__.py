@@ -3,7 +3,9 @@
 Each module in this package defines ``register(subparsers)``, which adds its subcommand and sets
 ``func`` (called with the parsed arguments, returns an exit code). Errors meant for users
 (:class:`~napari_restore.errors.RestoreInputError`) are printed without a traceback and exit
-with code 2; Ctrl-C exits with 130 and leaves no partial output file.
+with code 2; Ctrl-C exits with 130 and leaves no partial output file (a folder output keeps
+the planes it has finished, and running the command again resumes it). Subcommands with
+``--recursive`` run once per folder of planes of an input tree (:func:`._common.run_tree`).
 """
 
 from __future__ import annotations
@@ -39,14 +41,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
+        if getattr(args, "recursive", False):
+            from napari_restore.cli._common import run_tree
+
+            return run_tree(args)
         return int(args.func(args) or 0)
     except RestoreInputError as err:
         print(f"napari-restore {args.command}: error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print(
-            f"napari-restore {args.command}: interrupted; no output was written.", file=sys.stderr
-        )
+        from napari_restore.io_folders import folder_state
+
+        output = getattr(args, "output", None)
+        if getattr(args, "recursive", False) or (
+            output is not None and folder_state(output) == "partial"
+        ):
+            said = "finished planes are kept; run the same command again to resume"
+        else:
+            said = "no output was written"
+        print(f"napari-restore {args.command}: interrupted; {said}.", file=sys.stderr)
         return 130
 
 

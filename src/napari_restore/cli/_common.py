@@ -10,15 +10,71 @@ from napari_restore.errors import RestoreInputError
 
 
 def existing_output(path: Path, overwrite: bool) -> None:
-    """Refuse to replace an existing output unless ``--overwrite`` was given."""
-    if path.exists() and not overwrite:
-        raise RestoreInputError(f"{path} exists; pass --overwrite to replace it.")
+    """Refuse to replace an existing output unless ``--overwrite`` was given (an unfinished
+    folder output is resumed instead: :func:`napari_restore.io_folders.check_output`)."""
+    from napari_restore.io_folders import check_output
+
+    check_output(path, overwrite)
 
 
 def check_distinct(inp: Path, out: Path) -> None:
-    """Refuse to write the output over the input."""
-    if out.resolve() == inp.resolve():
-        raise RestoreInputError(f"The output {out} is the input file; choose another output path.")
+    """Refuse to write the output over the input (or into a folder input)."""
+    from napari_restore.io_folders import input_folder
+
+    if out.resolve() in (inp.resolve(), input_folder(inp).resolve()):
+        what = "folder" if out.is_dir() else "file"
+        raise RestoreInputError(
+            f"The output {out} is the input {what}; choose another output path."
+        )
+
+
+def add_recursive(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--recursive",
+        action="store_true",
+        help="INPUT is a tree of folders of TIFF planes (e.g. DIR/tile_x/tile_y/*.tif): process "
+        "every folder, tile by tile, into the same tree under OUTPUT; finished tiles are "
+        "skipped (unless --overwrite), an interrupted one is resumed",
+    )
+
+
+def run_tree(args: argparse.Namespace) -> int:
+    """Run ``args.func`` on every folder of planes below ``args.input`` (``--recursive``).
+
+    Each folder's output is the folder at the same place below ``args.output``; outputs that
+    are already complete are skipped unless ``--overwrite``.
+    """
+    from napari_restore.io_folders import folder_state, input_folder, is_folder_output, iter_tiles
+
+    root = input_folder(args.input)
+    if not root.is_dir():
+        raise RestoreInputError(f"--recursive needs a folder as input; {root} is not one.")
+    if not is_folder_output(args.output):
+        raise RestoreInputError(
+            f"--recursive writes a tree of folders; name the output a folder, not {args.output}."
+        )
+    out, top = args.output.resolve(), root.resolve()
+    if out == top or top in out.parents:
+        raise RestoreInputError(f"The output {args.output} is inside the input tree {root}.")
+    if getattr(args, "save_model", None) is not None:
+        raise RestoreInputError("--save-model cannot be combined with --recursive.")
+    tiles = list(iter_tiles(args.input, args.output))
+    if not tiles:
+        raise RestoreInputError(f"No folder of TIFF planes below {args.input}.")
+    quiet = getattr(args, "quiet", False)
+    for k, (inp, dest, label) in enumerate(tiles, 1):
+        if folder_state(dest) == "complete" and not args.overwrite:
+            if not quiet:
+                print(f"[{k}/{len(tiles)}] {label}: {dest} is complete, skipped")
+            continue
+        if not quiet:
+            print(f"[{k}/{len(tiles)}] {label} -> {dest}")
+        tile_args = argparse.Namespace(**{**vars(args), "input": inp, "output": dest})
+        tile_args.recursive = False
+        code = int(args.func(tile_args) or 0)
+        if code:
+            return code
+    return 0
 
 
 def add_overwrite(parser: argparse.ArgumentParser) -> None:

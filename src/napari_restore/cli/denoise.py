@@ -25,7 +25,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from napari_restore.cli._common import add_overwrite, add_quiet, check_distinct, existing_output
+from napari_restore.cli._common import (
+    add_overwrite,
+    add_quiet,
+    add_recursive,
+    check_distinct,
+    existing_output,
+)
 from napari_restore.denoise.config import DenoiseTrainConfig
 from napari_restore.engine.options import InferenceOptions
 from napari_restore.errors import RestoreInputError
@@ -43,8 +49,18 @@ def register(sub: argparse._SubParsersAction) -> None:
         "(Li et al., Nat. Comput. Sci. 2023). Train on the noisy stack itself (no clean data "
         "needed) or apply a saved model.",
     )
-    p.add_argument("input", type=Path, help="noisy stack: TIFF, zarr, OME-Zarr or .npy")
-    p.add_argument("-o", "--output", type=Path, required=True, help="denoised output file")
+    p.add_argument(
+        "input",
+        type=Path,
+        help="noisy stack: TIFF, zarr, OME-Zarr, .npy, or a folder of TIFF planes",
+    )
+    p.add_argument(
+        "-o",
+        "--output",
+        type=Path,
+        required=True,
+        help="denoised output file, or a folder (no suffix: one TIFF per plane)",
+    )
     how = p.add_mutually_exclusive_group(required=True)
     how.add_argument("--model", type=Path, help="apply this saved model (.safetensors)")
     how.add_argument(
@@ -91,6 +107,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="output dtype: the input's (default, clipped) or float32",
     )
     add_overwrite(p)
+    add_recursive(p)
     add_quiet(p)
     p.set_defaults(func=run)
 

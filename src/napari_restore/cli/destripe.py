@@ -11,6 +11,7 @@ from typing import Any
 from napari_restore.cli._common import (
     add_overwrite,
     add_quiet,
+    add_recursive,
     check_distinct,
     existing_output,
     parse_dtype,
@@ -85,9 +86,18 @@ def register(sub: argparse._SubParsersAction) -> None:
         "Stacks are processed plane by plane and written as they are done, so files larger "
         "than memory work; the output appears only when complete.",
     )
-    p.add_argument("input", type=Path, help="striped image: TIFF, zarr, OME-Zarr, .npy or PNG")
     p.add_argument(
-        "-o", "--output", type=Path, required=True, help="output: .tif, .zarr, .ome.zarr or .npy"
+        "input",
+        type=Path,
+        help="striped image: TIFF, zarr, OME-Zarr, .npy, PNG, or a folder of TIFF planes "
+        "('DIR/*_C01.tif' picks files)",
+    )
+    p.add_argument(
+        "-o",
+        "--output",
+        type=Path,
+        required=True,
+        help="output: .tif, .zarr, .ome.zarr, .npy, or a folder (no suffix: one TIFF per plane)",
     )
     p.add_argument(
         "--model",
@@ -114,6 +124,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     _add_threads(p)
     add_overwrite(p)
+    add_recursive(p)
     add_quiet(p)
     p.set_defaults(func=run_destripe)
 
@@ -224,8 +235,9 @@ def run_destripe(args: argparse.Namespace) -> int:
     from napari_restore.core.progress import run_to_end
     from napari_restore.destripe.infer import destripe_file_progress
     from napari_restore.io import PlaneWriter
+    from napari_restore.io_folders import input_folder
 
-    if not args.input.exists():
+    if not input_folder(args.input).exists():
         raise RestoreInputError(f"File not found: {args.input}")
     check_distinct(args.input, args.output)
     existing_output(args.output, args.overwrite)

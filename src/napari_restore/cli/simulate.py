@@ -179,9 +179,9 @@ def run(args: argparse.Namespace) -> int:
     scale = robust_range(image) if params.mode == "additive" else 1.0
     n_planes = int(np.prod(image.shape[:-2])) if len(image.shape) > 2 else 1
     with ExitStack() as stack:
-        writer = stack.enter_context(PlaneWriter(args.output, image.shape, dtype))
+        writer = stack.enter_context(PlaneWriter(args.output, image.shape, dtype, source=image))
         field = (
-            stack.enter_context(PlaneWriter(args.field, image.shape, np.float32))
+            stack.enter_context(PlaneWriter(args.field, image.shape, np.float32, source=image))
             if args.field
             else None
         )
@@ -197,15 +197,16 @@ def run(args: argparse.Namespace) -> int:
 
 
 def run_noise(args: argparse.Namespace) -> int:
-    from napari_restore.io import read_image, write_image
+    from napari_restore.io import open_image, read_image, write_image
     from napari_restore.simulate.noise import simulate_noise
 
     for out in [args.output] + ([args.expected] if args.expected else []):
         check_distinct(args.input, out)
         existing_output(out, args.overwrite)
-    clean = read_image(args.input)
+    clean = open_image(args.input)  # the source of a folder output's plane names
+    clean_data = read_image(args.input)
     result = simulate_noise(
-        clean,
+        clean_data,
         args.photons,
         read_noise=args.read_noise,
         gain=args.gain,
@@ -213,9 +214,9 @@ def run_noise(args: argparse.Namespace) -> int:
         seed=args.seed,
         output_dtype=args.dtype,
     )
-    write_image(args.output, result.image)
+    write_image(args.output, result.image, source=clean)
     if args.expected:
-        write_image(args.expected, result.expected)
+        write_image(args.expected, result.expected, source=clean)
     print(
         f"wrote {args.output} ({args.photons:g} photons/pixel, read noise {args.read_noise:g} e-)"
     )

@@ -440,7 +440,7 @@ def denoise_file_progress(
         result = yield from denoise_progress(
             arr, model, options, intensity=intensity, output_dtype=dtype
         )
-        with PlaneWriter(output_path, shape, dtype) as writer:
+        with PlaneWriter(output_path, shape, dtype, source=arr) as writer:
             writer[...] = result
         return Path(output_path)
     axis = resolve_stack_axis(len(shape), stack_axis)
@@ -458,7 +458,7 @@ def denoise_file_progress(
     starts = tile_starts(n_frames, chunk_t, seam)
     units = len(items) * len(starts)
     unit = 0
-    with PlaneWriter(output_path, shape, dtype) as writer:
+    with PlaneWriter(output_path, shape, dtype, source=arr) as writer:
         for index, net in zip(items, nets, strict=True):
             settings = inference_settings(net, (min(n_frames, chunk_t), *shape[-2:]), dev, options)
             view = as_stack(StackView(arr, index, axis), str(input_path))

@@ -295,14 +295,20 @@ def _prepare(image: Any, model: ModelSpec, options: InferenceOptions, direction:
 
 
 def _destripe_planes(
-    image: Any, job: _Job, sink: Callable[[tuple[int, ...], np.ndarray], None]
+    image: Any,
+    job: _Job,
+    sink: Callable[[tuple[int, ...], np.ndarray], None],
+    plane_indices: Sequence[tuple[int, ...]] | None = None,
 ) -> ProgressGenerator[None]:
-    """Run every plane of ``image`` through the network and hand the results to ``sink``."""
+    """Run every plane of ``image`` (or those in ``plane_indices``) through the network and hand
+    the results to ``sink``."""
     shape = tuple(image.shape)
     lead = shape[:-2]
     work = shape[-2:][::-1] if job.vertical else shape[-2:]
     per_plane = count_tiles(work, job.settings)
-    indices = _plane_indices(lead)
+    indices = _plane_indices(lead) if plane_indices is None else list(plane_indices)
+    if not indices:
+        return None
     total = per_plane * len(indices)
     group = max(1, min(len(indices), GROUP_VOXELS // max(1, work[0] * work[1])))
 
@@ -421,7 +427,9 @@ def destripe_file_progress(
     estimated from a subsample (at most 16 evenly spaced planes, strided to at most 4 million
     values: :func:`~napari_restore.destripe.data.intensity_range`), the same estimate
     as for an in-memory array. The output (.tif, .zarr, .ome.zarr, .npy) is written through
-    :class:`~napari_restore.io.PlaneWriter` and appears only when complete.
+    :class:`~napari_restore.io.PlaneWriter` and appears only when complete. A folder output
+    (one TIFF per plane) that an interrupted run left unfinished is resumed: only its missing
+    planes are computed.
 
     Parameters
     ----------
@@ -437,18 +445,19 @@ def destripe_file_progress(
     pathlib.Path
         The output path.
     """
-    from napari_restore.io import PlaneWriter, open_image
+    from napari_restore.io import PlaneWriter, check_output, open_image
+    from napari_restore.io_folders import input_folder
 
     options = InferenceOptions.of(options, **option_fields)
     inp, out = Path(inp), Path(out)
-    if out.exists() and not overwrite:
-        raise RestoreInputError(f"{out} exists; pass overwrite=True (--overwrite) to replace it.")
-    if inp.exists() and out.exists() and out.resolve() == inp.resolve():
-        raise RestoreInputError(f"The output {out} is the input file; choose another path.")
+    check_output(out, overwrite)
+    source = input_folder(inp)
+    if source.exists() and out.exists() and out.resolve() == source.resolve():
+        raise RestoreInputError(f"The output {out} is the input; choose another path.")
     image = open_image(inp)
     job = _prepare(image, model, options, direction)
-    with PlaneWriter(out, tuple(image.shape), job.dtype) as writer:
-        yield from _destripe_planes(image, job, writer.__setitem__)
+    with PlaneWriter(out, tuple(image.shape), job.dtype, source=image) as writer:
+        yield from _destripe_planes(image, job, writer.__setitem__, writer.pending())
     return out
 
 
