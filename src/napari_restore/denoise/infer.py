@@ -519,8 +519,14 @@ def contrast_fit(noisy: Any, denoised: Any, max_frames: int = 16) -> tuple[float
     """
     n = int(noisy.shape[0]) if len(noisy.shape) > 2 else 1
     idx = np.unique(np.linspace(0, n - 1, min(n, max_frames)).round().astype(int))
-    x = np.asarray(noisy[idx] if len(noisy.shape) > 2 else noisy, dtype=np.float64).ravel()
-    y = np.asarray(denoised[idx] if len(noisy.shape) > 2 else denoised, dtype=np.float64).ravel()
+
+    def frames(a: Any) -> np.ndarray:
+        # One frame at a time: lazy readers (folders of planes, zarr) take integer indices.
+        if len(a.shape) <= 2:
+            return np.asarray(a, dtype=np.float64).ravel()
+        return np.concatenate([np.asarray(a[int(i)], dtype=np.float64).ravel() for i in idx])
+
+    x, y = frames(noisy), frames(denoised)
     yc = y - y.mean()
     var = float(yc @ yc)
     if var <= 1e-12 * max(1.0, float(np.abs(y).max()) ** 2) * y.size:
