@@ -1,16 +1,35 @@
-"""Benchmark SRDTrans denoising on a synthetic low-light time-lapse with a known truth.
+"""Benchmark SRDTrans denoising against classical baselines, on stacks with a known truth and
+on real noisy stacks.
 
-Reports: training ms/step of the default network at a small patch; what a time-limited
-training run on the whole stack gives (PSNR/SSIM of the noisy and the denoised stack against
-the truth, and the gain/offset of a least-squares fit ``denoised ≈ a·truth + b``, with a 3D
-Gaussian blur as a classical reference point); inference throughput (voxels/s); peak memory of
-the process (CPU) and of torch on the GPU.
+Synthetic stacks (truth known): either one stack (``--shape``, ``--photons``, ``--seed``) or
+the held-out set ``--heldout`` (structures, seeds and photon levels that the pretrained network
+never saw, see ``HELDOUT``). For each: every classical baseline swept over its parameters
+(``_denoise_baselines.py``: 3D Gaussian, temporal running mean, non-local means, total
+variation, BM3D when installed) and SRDTrans trained on the noisy stack itself for
+``--minutes`` (scored after each of ``--eval-at`` minutes too). Reported: PSNR, SSIM and the
+least-squares fit ``output ≈ a·truth + b`` of every method; the best setting of each baseline
+family (chosen by PSNR against the truth, which favours the baselines).
+
+Real stacks (``--real DATA_DIR``; no truth): the bundled samples and the time-lapses in
+``DATA_DIR``; SRDTrans trained ``--minutes`` on each. Reported: the fit ``input ≈ a·output + b``
+(a ≈ 1 when the output keeps the input's contrast, a ≫ 1 when it is flattened) and the
+frame-to-frame noise ``std(x[t+1] - x[t]) / √2`` of input and output.
+
+Also (single-stack mode): training ms/step at a small patch, inference voxels/s, peak memory.
 
 Usage::
 
-    python benchmarks/bench_denoise.py --device cpu --shape 64 256 256 --minutes 5
-    python benchmarks/bench_denoise.py --device cuda --shape 128 512 512 --minutes 10 \
-        --patch-t 64 --patch-xy 128 --json results.json
+    # CPU: the held-out set, 3 minutes of training from the pretrained network (CPU defaults)
+    python benchmarks/bench_denoise.py --device cpu --heldout --minutes 3 --threads 1 \
+        --json heldout.json
+    # from scratch, scored after 3, 6, 10 and 15 minutes
+    python benchmarks/bench_denoise.py --device cpu --heldout --init scratch --minutes 15 \
+        --eval-at 3 6 10 --baselines none --threads 1
+    # real stacks
+    python benchmarks/bench_denoise.py --device cpu --real ../shared/data --minutes 3
+    # GPU, one big stack, the paper's settings
+    python benchmarks/bench_denoise.py --device cuda --shape 512 512 512 --minutes 10 \
+        --baselines none --json results.json
 """
 
 from __future__ import annotations
@@ -28,18 +47,62 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from _denoise_baselines import FAMILIES, all_baselines
 from napari_restore.core.device import describe_device, resolve_device
 from napari_restore.core.progress import run_to_end
+from napari_restore.denoise.config import DenoiseTrainConfig
 from napari_restore.denoise.infer import denoise
-from napari_restore.denoise.train import DenoiseTrainConfig, DenoiseTrainer
+from napari_restore.denoise.train import DenoiseTrainer, training_warnings
 from napari_restore.metrics import compute_metrics
-from synthetic_timelapse import synthetic_timelapse
+from napari_restore.simulate.timelapse import simulate_timelapse
+
+# Held-out synthetic stacks: seeds below 1000 (pretraining used 10000+), photon levels outside
+# the pretraining set (0.5, 1, 2, 3, 5, 8, 13, 20), and structure mixes it did not draw
+# (4x the default filament density; no filaments at all with few spots).
+HELDOUT: dict[str, dict[str, Any]] = {
+    "spots+filaments, 1.5 ph/px, read 1 e": dict(seed=101, photons=1.5, read_noise=1.0),
+    "dense filaments, 6 ph/px, read 0.7 e": dict(
+        seed=103, photons=6.0, read_noise=0.7, spots=0.4, filaments=4.0
+    ),
+    "sparse spots, 0.7 ph/px, read 1.5 e": dict(
+        seed=102, photons=0.7, read_noise=1.5, spots=0.5, filaments=0.0
+    ),
+}
+HELDOUT_SHAPE = (64, 192, 192)
+
+
+def heldout_stack(name: str, shape: tuple[int, int, int] = HELDOUT_SHAPE) -> tuple[Any, Any]:
+    """``(noisy uint16, clean float32)`` of one held-out stack."""
+    p = HELDOUT[name]
+    area = shape[1] * shape[2]
+    r = simulate_timelapse(
+        shape,
+        photons=p["photons"],
+        read_noise=p["read_noise"],
+        n_spots=round(area / 550 * p.get("spots", 1.0)),
+        n_filaments=round(area / 4500 * p.get("filaments", 1.0)),
+        seed=p["seed"],
+        output_dtype="uint16",
+    )
+    return r.noisy, r.clean
 
 
 def gain_offset(image: np.ndarray, truth: np.ndarray) -> tuple[float, float]:
     """Least-squares ``image ≈ a·truth + b``."""
     a, b = np.polyfit(truth.ravel().astype(np.float64), image.ravel().astype(np.float64), 1)
     return float(a), float(b)
+
+
+def frame_noise(stack: np.ndarray) -> float:
+    """``std(x[t+1] - x[t]) / √2``: the noise of one frame when the scene changes slowly."""
+    d = np.diff(np.asarray(stack, dtype=np.float32), axis=0)
+    return float(d.std(dtype=np.float64) / np.sqrt(2))
+
+
+def score(image: np.ndarray, clean: np.ndarray) -> dict[str, float]:
+    m = compute_metrics(image, clean)
+    a, b = gain_offset(image, clean)
+    return {"psnr": m.psnr, "ssim": m.ssim, "gain": a, "offset": b}
 
 
 def peak_rss_mib() -> float:
@@ -52,34 +115,162 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def step_time(
-    noisy: np.ndarray, device: torch.device, patch: tuple[int, int], steps: int, amp: bool
-) -> tuple[float, str]:
-    """Mean ms per training step of the default network (after two warm-up steps), and the
-    crop it used (``patch_t`` is clamped to the stack)."""
+def make_config(args: argparse.Namespace, device: torch.device, minutes: float) -> Any:
+    """The device's defaults, with the options given on the command line on top."""
+    given = {
+        "patch_t": args.patch_t,
+        "patch_xy": args.patch_xy,
+        "batch_size": args.batch_size,
+        "learning_rate": args.lr,
+        "init": args.init,
+    }
+    return DenoiseTrainConfig.for_device(
+        device,
+        epochs=None,
+        minutes=minutes,
+        seed=args.seed,
+        preview_every=0,
+        preview_seconds=0,
+        amp=not args.no_amp,
+        **{k: v for k, v in given.items() if v is not None},
+    )
+
+
+def step_time(noisy: np.ndarray, args: argparse.Namespace, device: torch.device) -> float:
+    """Mean ms per training step at ``--step-patch`` from scratch (after two warm-up steps)."""
+    config = make_config(args, device, 1.0)
     config = DenoiseTrainConfig(
-        patch_t=patch[0], patch_xy=patch[1], epochs=1, device=str(device), preview_every=0, amp=amp
+        **{
+            **config.to_dict(),
+            "patch_t": args.step_patch[0],
+            "patch_xy": args.step_patch[1],
+            "init": "scratch",
+            "epochs": 1,
+        }
     )
     trainer = DenoiseTrainer(noisy, config)
     run_to_end(trainer.train(steps=2), progress_bar=False)
     sync(device)
     start = time.perf_counter()
-    run_to_end(trainer.train(steps=steps), progress_bar=False)
+    run_to_end(trainer.train(steps=args.timing_steps), progress_bar=False)
     sync(device)
-    ms = 1000.0 * (time.perf_counter() - start) / steps
-    return ms, f"{trainer.patch_t}x{trainer.patch_xy}x{trainer.patch_xy}"
+    return 1000.0 * (time.perf_counter() - start) / args.timing_steps
+
+
+def run_baselines(noisy: np.ndarray, clean: np.ndarray, mode: str) -> dict[str, Any]:
+    """Every baseline setting scored; the best of each family by PSNR."""
+    rows: dict[str, dict[str, float]] = {}
+    start = time.perf_counter()
+    for label, out in all_baselines(noisy, quick=mode == "quick"):
+        rows[label] = score(out, clean)
+        print(f"  {label:>28}: {fmt(rows[label])}", flush=True)
+    best = {}
+    for family in FAMILIES:
+        fam = {k: v for k, v in rows.items() if k.startswith(family)}
+        if fam:
+            label = max(fam, key=lambda k: fam[k]["psnr"])
+            best[family] = {"setting": label, **fam[label]}
+    return {"all": rows, "best": best, "seconds": time.perf_counter() - start}
+
+
+def fmt(r: dict[str, float]) -> str:
+    return (
+        f"PSNR {r['psnr']:6.2f} dB  SSIM {r['ssim']:.4f}  "
+        f"fit a={r['gain']:.3f} b={r['offset']:+.2f}"
+    )
+
+
+def train_and_score(
+    noisy: np.ndarray,
+    clean: np.ndarray | None,
+    args: argparse.Namespace,
+    device: torch.device,
+) -> dict[str, Any]:
+    """Train SRDTrans on the noisy stack; score after each of ``--eval-at`` minutes and at the
+    end (against the truth, or by the real-data checks when ``clean`` is None)."""
+    marks = sorted({*(m for m in args.eval_at if m < args.minutes), args.minutes})
+    trainer = DenoiseTrainer(noisy, make_config(args, device, args.minutes))
+    res: dict[str, Any] = {
+        "config": {
+            k: v
+            for k, v in trainer.config.to_dict().items()
+            if k in ("patch_t", "patch_xy", "batch_size", "learning_rate", "init")
+        },
+        "evals": [],
+    }
+    done = 0.0
+    for mark in marks:
+        summary = run_to_end(trainer.train(minutes=mark - done), progress_bar=False)
+        done = mark
+        sync(device)
+        start = time.perf_counter()
+        out = denoise(noisy, trainer.model, device=device, output_dtype="float32", tile=args.tile)
+        sync(device)
+        seconds = time.perf_counter() - start
+        row: dict[str, Any] = {
+            "minutes": mark,
+            "steps": trainer.step,
+            "ms_per_step": 1000.0 * trainer.seconds / max(1, trainer.step),
+            "inference_s": seconds,
+            "inference_voxels_per_s": noisy.size / seconds,
+            "warnings": training_warnings(trainer, summary),
+        }
+        if clean is not None:
+            row.update(score(out, clean))
+            print(f"  SRDTrans {mark:g} min, {trainer.step} steps: {fmt(row)}", flush=True)
+        else:
+            a, b = np.polyfit(out.ravel().astype(np.float64), noisy.ravel().astype(np.float64), 1)
+            row.update(
+                fit_input_a=float(a),
+                fit_input_b=float(b),
+                frame_noise_in=frame_noise(noisy),
+                frame_noise_out=frame_noise(out),
+                std_in=float(np.std(noisy, dtype=np.float64)),
+                std_out=float(np.std(out, dtype=np.float64)),
+            )
+            print(
+                f"  SRDTrans {mark:g} min, {trainer.step} steps: input ≈ {a:.3f}·output "
+                f"{b:+.1f}; frame-to-frame noise {row['frame_noise_in']:.2f} -> "
+                f"{row['frame_noise_out']:.2f}",
+                flush=True,
+            )
+        for w in row["warnings"]:
+            print(f"    warning: {w}", flush=True)
+        res["evals"].append(row)
+        res["output"] = out
+    return res
+
+
+def real_stacks(data_dir: Path) -> dict[str, Path]:
+    from importlib import resources
+
+    samples = Path(str(resources.files("napari_restore") / "data"))
+    return {
+        "cancer-cell migration (bundled sample, 48x130x130)": samples / "cancer_cell_migration.tif",
+        "Tribolium light-sheet z-stack (bundled sample, 24x256x256)": samples
+        / "tribolium_lsfm_stack.tif",
+        "Tribolium CalibZAPW time-lapse (100x235x389, uint8)": data_dir
+        / "lsfm_tribolium_timelapse_calibzapw.tif",
+    }
 
 
 def main() -> dict[str, Any]:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--device", default="auto")
+    p.add_argument("--heldout", action="store_true", help="the held-out synthetic set")
+    p.add_argument("--only", nargs="*", default=None, help="stack names (substrings) to run")
+    p.add_argument("--real", type=Path, default=None, metavar="DATA_DIR", help="real stacks")
     p.add_argument("--shape", type=int, nargs=3, default=(64, 256, 256), metavar=("T", "Y", "X"))
     p.add_argument("--photons", type=float, default=1.5)
-    p.add_argument("--minutes", type=float, default=5.0, help="training time budget")
-    p.add_argument("--patch-t", type=int, default=32, help="training patch frames")
-    p.add_argument("--patch-xy", type=int, default=64, help="training crop (network sees /2)")
-    p.add_argument("--batch-size", type=int, default=1)
-    p.add_argument("--lr", type=float, default=1e-4)
+    p.add_argument("--minutes", type=float, default=3.0, help="training time budget")
+    p.add_argument("--eval-at", type=float, nargs="*", default=[], help="also score here (min)")
+    p.add_argument("--init", default=None, help="pretrained, scratch or a model file")
+    p.add_argument("--patch-t", type=int, default=None, help="default: the device's")
+    p.add_argument("--patch-xy", type=int, default=None, help="default: the device's")
+    p.add_argument("--batch-size", type=int, default=None)
+    p.add_argument("--lr", type=float, default=None, help="default: the device's")
+    p.add_argument("--baselines", choices=("full", "quick", "none"), default="full")
+    p.add_argument("--no-srdtrans", action="store_true", help="baselines only")
     p.add_argument("--step-patch", type=int, nargs=2, default=(32, 64), metavar=("T", "XY"))
     p.add_argument("--timing-steps", type=int, default=5)
     p.add_argument("--tile", type=int, default=None, help="inference tile (default auto)")
@@ -91,102 +282,69 @@ def main() -> dict[str, Any]:
     if args.threads:
         torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
-    amp = not args.no_amp
     res: dict[str, Any] = {
         "device": describe_device(device),
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),
-        "shape": list(args.shape),
-        "photons": args.photons,
+        "args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
+        "stacks": {},
     }
     print(f"device {res['device']}, torch {res['torch']}, {res['threads']} CPU threads")
 
-    start = time.perf_counter()
-    noisy, clean = synthetic_timelapse(tuple(args.shape), photons=args.photons, seed=args.seed)
-    res["simulate_s"] = time.perf_counter() - start
-    print(f"synthetic {tuple(args.shape)} at {args.photons} photons/px: {res['simulate_s']:.2f} s")
+    if args.real is not None:
+        for name, path in real_stacks(args.real).items():
+            import tifffile
 
-    ms, crop = step_time(noisy, device, tuple(args.step_patch), args.timing_steps, amp)
-    res["train_ms_per_step_small_patch"], res["small_patch_crop"] = ms, crop
-    print(f"train step, default network, crop {crop} (network input halved in y, x): {ms:.0f} ms")
-
-    config = DenoiseTrainConfig(
-        patch_t=args.patch_t,
-        patch_xy=args.patch_xy,
-        batch_size=args.batch_size,
-        learning_rate=args.lr,
-        epochs=None,
-        minutes=args.minutes,
-        seed=args.seed,
-        device=str(device),
-        preview_every=0,
-        amp=amp,
-    )
-    trainer = DenoiseTrainer(noisy, config)
-    before = trainer.evaluate()["total"]
-    summary = run_to_end(trainer.train(), desc="train", progress_bar=sys.stderr.isatty())
-    res["train"] = {
-        "minutes": args.minutes,
-        "patch": [trainer.patch_t, trainer.patch_xy, trainer.patch_xy],
-        "batch_size": args.batch_size,
-        "learning_rate": args.lr,
-        "steps": summary["steps"],
-        "ms_per_step": summary["ms_per_step"],
-        "fixed_batch_loss_before": before,
-        "fixed_batch_loss_after": trainer.evaluate()["total"],
-    }
-    print(
-        f"trained {summary['steps']} steps in {summary['seconds']:.0f} s "
-        f"({summary['ms_per_step']:.0f} ms/step, crop {trainer.patch_t}x{trainer.patch_xy}^2); "
-        f"fixed-batch loss {before:.3f} -> {res['train']['fixed_batch_loss_after']:.3f}"
-    )
-
-    if device.type == "cuda":
-        res["peak_gpu_mib_train"] = torch.cuda.max_memory_allocated(device) / 2**20
-        torch.cuda.reset_peak_memory_stats(device)
-    sync(device)
-    start = time.perf_counter()
-    raw = denoise(
-        noisy,
-        trainer.model,
-        device=device,
-        tile=args.tile,
-        output_dtype="float32",
-        intensity="none",
-    )
-    sync(device)
-    seconds = time.perf_counter() - start
-    res["inference_s"] = seconds
-    res["inference_voxels_per_s"] = noisy.size / seconds
-    print(f"inference {seconds:.1f} s: {res['inference_voxels_per_s']:.3g} voxels/s")
-    # intensity="mean" (the default) is this shift of the raw output; no second network pass.
-    shift = np.mean(noisy, dtype=np.float64) - np.mean(raw, dtype=np.float64)
-    denoised = (raw + np.float32(shift)).astype(np.float32)
-
-    # A classical reference point: a 3D Gaussian blur (sigma 1 voxel in t, y and x).
-    from scipy import ndimage
-
-    blurred = ndimage.gaussian_filter(noisy.astype(np.float32), 1.0)
-    images = (("noisy", noisy), ("denoised", denoised), ("denoised_raw", raw))
-    for name, image in (*images, ("gaussian_blur_1", blurred)):
-        m = compute_metrics(image, clean)
-        a, b = gain_offset(image, clean)
-        bias = float(np.mean(image.astype(np.float64) - clean))
-        res[name] = {"psnr": m.psnr, "ssim": m.ssim, "gain": a, "offset": b, "mean_bias": bias}
-        print(
-            f"{name:>15}: PSNR {m.psnr:6.2f} dB  SSIM {m.ssim:.4f}  "
-            f"fit a={a:.4f} b={b:+.3f}  mean bias {bias:+.4f}"
-        )
+            if args.only and not any(o in name for o in args.only):
+                continue
+            noisy = tifffile.imread(path)
+            print(f"{name}: {path.name} {noisy.shape} {noisy.dtype}", flush=True)
+            r = train_and_score(noisy, None, args, device)
+            r.pop("output")
+            res["stacks"][name] = {"srdtrans": r}
+    else:
+        if args.heldout:
+            names = [n for n in HELDOUT if not args.only or any(o in n for o in args.only)]
+            stacks = {n: heldout_stack(n) for n in names}
+        else:
+            r = simulate_timelapse(
+                tuple(args.shape), photons=args.photons, seed=args.seed, output_dtype="uint16"
+            )
+            stacks = {f"synthetic {tuple(args.shape)}, {args.photons} ph/px": (r.noisy, r.clean)}
+            res["train_ms_per_step_small_patch"] = step_time(r.noisy, args, device)
+            print(
+                f"train step from scratch, crop {args.step_patch}: "
+                f"{res['train_ms_per_step_small_patch']:.0f} ms"
+            )
+        for name, (noisy, clean) in stacks.items():
+            print(f"{name}: {noisy.shape}", flush=True)
+            entry: dict[str, Any] = {"noisy": score(noisy, clean)}
+            print(f"  {'noisy':>28}: {fmt(entry['noisy'])}", flush=True)
+            if args.baselines != "none":
+                entry["baselines"] = run_baselines(noisy, clean, args.baselines)
+            if args.no_srdtrans:
+                res["stacks"][name] = entry
+                continue
+            if device.type == "cuda":
+                torch.cuda.reset_peak_memory_stats(device)
+            r = train_and_score(noisy, clean, args, device)
+            r.pop("output")
+            entry["srdtrans"] = r
+            if "baselines" in entry:
+                best = max(entry["baselines"]["best"].values(), key=lambda v: v["psnr"])
+                final = r["evals"][-1]
+                entry["margin_db"] = final["psnr"] - best["psnr"]
+                print(
+                    f"  best baseline {best['setting']} {best['psnr']:.2f} dB; SRDTrans "
+                    f"{final['psnr']:.2f} dB ({entry['margin_db']:+.2f} dB), gain "
+                    f"{final['gain']:.3f}",
+                    flush=True,
+                )
+            res["stacks"][name] = entry
     res["peak_rss_mib"] = peak_rss_mib()
     if device.type == "cuda":
-        res["peak_gpu_mib_inference"] = torch.cuda.max_memory_allocated(device) / 2**20
-    gpu = ""
-    if device.type == "cuda":
-        gpu = (
-            f", GPU {res['peak_gpu_mib_train']:.0f} MiB training, "
-            f"{res['peak_gpu_mib_inference']:.0f} MiB inference"
-        )
-    print(f"peak memory: CPU {res['peak_rss_mib']:.0f} MiB (process RSS){gpu}")
+        res["peak_gpu_mib"] = torch.cuda.max_memory_allocated(device) / 2**20
+    print(f"peak memory: CPU {res['peak_rss_mib']:.0f} MiB (process RSS)")
     if args.json:
         args.json.write_text(json.dumps(res, indent=2) + "\n")
     return res

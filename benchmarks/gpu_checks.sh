@@ -45,7 +45,7 @@ python benchmarks/bench_destripe_speed.py --device $DEVICE $SPEED \
 
 echo "== SRDTrans 512^3, 1.3 photons/px, 135 s of training"
 # shellcheck disable=SC2086
-python benchmarks/bench_denoise.py --device $DEVICE $DENOISE --photons 1.3 --lr 5e-4 \
+python benchmarks/bench_denoise.py --device $DEVICE $DENOISE --photons 1.3 --lr 5e-4 --baselines none \
     --json "$OUT/denoise_512.json" 2>&1 | tee "$OUT/denoise_512.txt" || status=1
 
 exit $status

@@ -116,20 +116,39 @@ def train_destripe(viewer: napari.Viewer) -> None:
     save(viewer, "train_destripe_dock")
 
 
-def denoise_real(viewer: napari.Viewer) -> None:
-    data = read_image(DATA / "lsfm_tribolium_timelapse_calibzapw.tif")
-    layer = viewer.add_image(data, name="tribolium time-lapse")
+def denoise_dock(viewer: napari.Viewer, data, name: str, shot: str, frame: int) -> None:
+    """Train & apply with the dock's defaults (on a CPU: the pretrained start, 3 minutes)."""
+    layer = viewer.add_image(data, name=name)
     _, w = viewer.window.add_plugin_dock_widget(PLUGIN, "Denoise (SRDTrans)")
     w.image.value = layer
-    w.patch_t.value = 32
-    w.patch_xy.value = 64
-    w.minutes.value = 5.0
-    w.learning_rate.value = 5e-4
     w.train_apply_button.clicked.emit()
     wait(lambda: len(viewer.layers) == 2 and not w.runner.running, timeout=1800)
     viewer.layers[-1].contrast_limits = layer.contrast_limits
-    viewer.dims.set_current_step(0, 50)
-    side_by_side(viewer, "denoise_real_tribolium")
+    viewer.dims.set_current_step(0, frame)
+    print("status:", w.status.value, "| advice:", w.advice.value or "(none)")
+    import numpy as np
+
+    from napari_restore.denoise.infer import contrast_fit
+
+    noisy, out = np.asarray(layer.data, np.float32), np.asarray(viewer.layers[-1].data, np.float32)
+    a, b = contrast_fit(noisy, out, max_frames=noisy.shape[0])
+    noise = [float(np.diff(x, axis=0).std() / np.sqrt(2)) for x in (noisy, out)]
+    print(
+        f"input = {a:.3f} * output + {b:.1f}; frame-to-frame noise {noise[0]:.1f} -> {noise[1]:.1f}"
+    )
+    side_by_side(viewer, shot)
+
+
+def denoise_real(viewer: napari.Viewer) -> None:
+    data = read_image(DATA / "lsfm_tribolium_timelapse_calibzapw.tif")
+    denoise_dock(viewer, data, "tribolium time-lapse", "denoise_real_tribolium", 50)
+
+
+def denoise_cancer(viewer: napari.Viewer) -> None:
+    [layer] = viewer.open_sample(PLUGIN, "cancer_cells")
+    data = layer.data
+    viewer.layers.clear()
+    denoise_dock(viewer, data, "cancer cells", "denoise_real_cancer_cells", 24)
 
 
 def stripe_meter(viewer: napari.Viewer) -> None:
@@ -158,6 +177,7 @@ SCENES: dict[str, Callable[[napari.Viewer], None]] = {
     "destripe_smartspim": destripe_smartspim,
     "train_destripe": train_destripe,
     "denoise": denoise_real,
+    "denoise_cancer": denoise_cancer,
 }
 
 

@@ -26,7 +26,20 @@ def cli(*args: object) -> int:
     return main(["denoise", *(str(a) for a in args)])
 
 
-TRAIN = ["--train-steps", "2", "--patch-t", "16", "--patch-xy", "16", "--device", "cpu", "-q"]
+# Training mechanics are tested on a network from scratch (its patch_t is free); the start
+# from the pretrained network has its own test below.
+TRAIN = [
+    "--train-steps",
+    "2",
+    "--patch-t",
+    "16",
+    "--patch-xy",
+    "16",
+    "--from-scratch",
+    "--device",
+    "cpu",
+    "-q",
+]
 
 
 def test_train_save_and_denoise_with_the_saved_model(noisy_tif: Path, tmp_path: Path) -> None:
@@ -203,3 +216,41 @@ def test_ctrl_c_ends_training_early_and_keeps_going(
     meta = json.loads((tmp_path / "m.json").read_text())
     assert meta["steps"] == 2 and meta["training"]["config"]["learning_rate"] == 5e-4
     assert tifffile.imread(out).shape == tifffile.imread(noisy_tif).shape
+
+
+def test_a_short_training_warns_and_says_what_to_do(
+    noisy_tif: Path, tmp_path: Path, capsys
+) -> None:
+    """Two steps from scratch cannot give a usable network: stderr says so (even with -q),
+    and the result is still written."""
+    out = tmp_path / "d.tif"
+    assert cli(noisy_tif, "-o", out, *TRAIN) == 0
+    err = capsys.readouterr().err
+    assert "warning: Only 2 training steps from scratch" in err
+    assert "Train longer" in err
+    assert out.exists()
+
+
+def test_training_starts_from_the_pretrained_network_by_default_on_a_cpu(
+    noisy_tif: Path, tmp_path: Path, monkeypatch, capsys
+) -> None:
+    from napari_restore.denoise import config as denoise_train
+    from napari_restore.engine.model_files import save_model_file
+    from napari_restore.models.srdtrans import SRDTrans
+
+    net = SRDTrans(patch_t=16, channels=(2, 4, 4, 8), embed_dim=16, heads=2)
+    meta = {
+        "task": "denoise",
+        "architecture": net.architecture(),
+        "normalization": {"method": "mean_std"},
+    }
+    path = save_model_file(tmp_path / "pre", dict(net.state_dict()), meta)
+    monkeypatch.setattr(denoise_train, "pretrained_model_path", lambda: path)
+    args = ["--train-steps", "1", "--patch-t", "16", "--patch-xy", "16", "--device", "cpu"]
+    assert cli(noisy_tif, "-o", tmp_path / "d.tif", *args, "--save-model", tmp_path / "m") == 0
+    assert "from the pretrained network" in capsys.readouterr().out
+    saved = json.loads((tmp_path / "m.json").read_text())
+    assert saved["training"]["config"]["init"] == "pretrained"
+    assert saved["architecture"]["kwargs"]["channels"] == [2, 4, 4, 8]  # the pretrained one
+    assert cli(noisy_tif, "-o", tmp_path / "e.tif", *args, "--from-scratch") == 0
+    assert "from scratch" in capsys.readouterr().out

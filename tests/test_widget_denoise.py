@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from napari_restore._widgets._session import SESSION_MODELS
+from napari_restore._widgets.denoise import SCRATCH
 from napari_restore.simulate.timelapse import simulate_timelapse
 
 PLUGIN = "napari-restore"
@@ -24,10 +25,15 @@ def stack():
 
 def open_dock(viewer):
     _, widget = viewer.window.add_plugin_dock_widget(PLUGIN, "Denoise (SRDTrans)")
+    return configure(widget)
+
+
+def configure(widget):
+    widget.device.value = "cpu"  # first: a change of device kind resets the settings
+    widget.start.value = SCRATCH  # a network from scratch has a free patch_t
     widget.patch_t.value = 16
     widget.patch_xy.value = 32
     widget.minutes.value = 0.04  # ~2.4 s of training
-    widget.device.value = "cpu"
     return widget
 
 
@@ -132,3 +138,26 @@ def test_4d_stack_axis_choices(viewer, rng):
     widget.stack_axis.value = 1
     layer = viewer.layers["tc"]
     assert widget._training_stack(layer, layer.data).shape == (16, 24, 24)
+
+
+def test_cpu_defaults_and_advice_after_a_short_training(viewer, qtbot, stack, monkeypatch):
+    from napari_restore.denoise import config as denoise_train
+    from napari_restore.denoise.config import CPU_DEFAULTS
+
+    monkeypatch.setattr(denoise_train, "pretrained_model_path", lambda: None)
+    viewer.add_image(stack.noisy, name="noisy")
+    _, widget = viewer.window.add_plugin_dock_widget(PLUGIN, "Denoise (SRDTrans)")
+    if widget.device.value == "auto" and not torch.cuda.is_available():
+        assert widget.patch_t.value == CPU_DEFAULTS["patch_t"]
+        assert widget.patch_xy.value == CPU_DEFAULTS["patch_xy"]
+        assert widget.learning_rate.value == pytest.approx(CPU_DEFAULTS["learning_rate"])
+        assert widget.minutes.value == 3.0
+    assert list(widget.start.choices) == [SCRATCH]  # no pretrained network installed here
+    configure(widget)
+    widget.train_button.clicked.emit()
+    wait_idle(qtbot, widget)
+    assert "trained" in widget.status.value
+    assert "training steps from scratch" in widget.advice.value
+    assert "Train longer" in widget.advice.value
+    widget.new_button.clicked.emit()
+    assert widget.advice.value == ""

@@ -3,6 +3,11 @@
 Training needs no clean data: pairs come from neighbouring pixels of the same frame (spatial
 redundancy). Train on the noisy layer (a loss curve and a preview frame update meanwhile; Stop
 keeps the weights), then Apply, or do both with one click. Models can be saved and loaded.
+
+The training settings follow the chosen device (the paper's on a GPU; small patches, a higher
+learning rate and the pretrained network as the start on a CPU). When a result is likely poor
+(too few steps, a loss still falling steeply, a flattened output) the dock says so and what
+to do, in the line under the status.
 """
 
 from __future__ import annotations
@@ -52,6 +57,17 @@ if TYPE_CHECKING:
 TASK = "denoise"
 THIS_DOCK = "trained in this dock"
 FROM_FILE = "model file…"
+PRETRAINED = "pretrained network"
+SCRATCH = "scratch (random weights)"
+# Default time budget: the CPU benchmarks use 3 minutes (docs/denoise.md); a GPU does far more.
+DEFAULT_MINUTES = {"cpu": 3.0, "cuda": 5.0}
+
+
+def _device_kind(device: str) -> str:
+    """ "cuda" for a GPU, "cpu" for anything else (MPS gets the CPU settings too)."""
+    from napari_restore.core.device import resolve_device
+
+    return "cuda" if resolve_device(device).type == "cuda" else "cpu"
 
 
 class DenoiseWidget(TrainingDock, Container):
@@ -60,9 +76,10 @@ class DenoiseWidget(TrainingDock, Container):
     TASK = TASK
 
     def __init__(self, napari_viewer: napari.Viewer) -> None:
-        from napari_restore.denoise.train import DenoiseTrainConfig
+        from napari_restore.denoise.config import DenoiseTrainConfig, pretrained_model_path
 
-        defaults = DenoiseTrainConfig()
+        defaults = DenoiseTrainConfig.for_device("auto")
+        self._device_kind = _device_kind("auto")
         self._viewer = napari_viewer
         self.trainer: DenoiseTrainer | None = None
         self._trainer_layer: Image | None = None
@@ -73,6 +90,13 @@ class DenoiseWidget(TrainingDock, Container):
         self.stack_axis = ComboBox(label="stack axis (T or Z)", choices=self._axis_choices)
         self.stack_info = Label(value="", label="")
         self.stack_info.native.setWordWrap(True)
+        self.start = ComboBox(
+            label="start from",
+            choices=[PRETRAINED, SCRATCH] if pretrained_model_path() is not None else [SCRATCH],
+            value=PRETRAINED if defaults.init == "pretrained" else SCRATCH,
+            tooltip="Where a new model starts. Either way it is trained on your stack "
+            "(self-supervised); the pretrained start needs far fewer steps on a CPU.",
+        )
         self.patch_t = SpinBox(
             label="patch frames", value=defaults.patch_t, min=16, max=512, step=16
         )
@@ -81,7 +105,7 @@ class DenoiseWidget(TrainingDock, Container):
         )
         self.minutes = FloatSpinBox(
             label="time budget (min)",
-            value=5.0,
+            value=DEFAULT_MINUTES[self._device_kind],
             min=0.0,
             max=10_000,
             step=1,
@@ -105,6 +129,9 @@ class DenoiseWidget(TrainingDock, Container):
         self.apply_button = PushButton(text="Apply")
         files = self._model_file_widgets()
         self.progress, self.status, self.stop_button, status = status_row()
+        self.advice = Label(value="", label="")
+        self.advice.native.setWordWrap(True)
+        self.advice.native.setStyleSheet("color: #f0b400;")
         self.stop_button.text = "Stop / Cancel"
         self.runner = JobRunner(self.progress, self.status, self.stop_button)
         super().__init__(
@@ -112,6 +139,7 @@ class DenoiseWidget(TrainingDock, Container):
                 self.image,
                 self.stack_axis,
                 self.stack_info,
+                self.start,
                 self.patch_t,
                 self.patch_xy,
                 self.minutes,
@@ -126,6 +154,7 @@ class DenoiseWidget(TrainingDock, Container):
                 self.apply_button,
                 *files,
                 status,
+                self.advice,
             ]
         )
         self.curves = TrainingCurves(("total", "l1", "mse"), ())
@@ -144,7 +173,10 @@ class DenoiseWidget(TrainingDock, Container):
         self.train_apply_button.changed.connect(lambda *_: self.train(apply=True))
         self.new_button.changed.connect(self.new_model)
         self.apply_button.changed.connect(self.apply)
+        self.device.changed.connect(self._device_changed)
+        self.start.changed.connect(self._start_changed)
         self._image_changed()
+        self._start_changed()
 
     # -- choices ------------------------------------------------------------------------------
     def _axis_choices(self, *_: Any) -> list[tuple[str, int]]:
@@ -170,6 +202,39 @@ class DenoiseWidget(TrainingDock, Container):
         self.stack_axis.reset_choices()
         self._update_stack_info()
         self._update_visibility()
+
+    def _device_changed(self, *_: Any) -> None:
+        """Put the default training settings of a new kind of device (CPU / GPU) in the
+        fields; switching between devices of the same kind keeps what was set."""
+        from napari_restore.denoise.train import DenoiseTrainConfig
+
+        try:
+            d = DenoiseTrainConfig.for_device(self.device.value)
+            kind = _device_kind(self.device.value)
+        except (RestoreInputError, ValueError):
+            return
+        if kind == self._device_kind:
+            return
+        self._device_kind = kind
+        self.patch_xy.value = d.patch_xy
+        self.learning_rate.value = d.learning_rate
+        self.minutes.value = DEFAULT_MINUTES[kind]
+        self.start.value = PRETRAINED if d.init == "pretrained" else SCRATCH
+        self.patch_t.value = d.patch_t
+        self._start_changed()
+
+    def _start_changed(self, *_: Any) -> None:
+        """The pretrained network fixes the patch frames (its temporal position embedding)."""
+        from napari_restore.denoise.config import pretrained_model_path
+        from napari_restore.engine.model_files import read_model_metadata
+
+        pretrained = self.start.value == PRETRAINED
+        if pretrained:
+            path = pretrained_model_path()
+            if path is not None:
+                kwargs = read_model_metadata(path)["architecture"]["kwargs"]
+                self.patch_t.value = int(kwargs["patch_t"])
+        self.patch_t.enabled = not pretrained
 
     def _update_visibility(self, *_: Any) -> None:
         self.model_file.visible = self.model.value == FROM_FILE
@@ -205,20 +270,28 @@ class DenoiseWidget(TrainingDock, Container):
         """The training settings as set in the dock."""
         from napari_restore.denoise.train import DenoiseTrainConfig
 
-        return DenoiseTrainConfig(
+        return DenoiseTrainConfig.for_device(
+            self.device.value,
             patch_t=self.patch_t.value,
             patch_xy=self.patch_xy.value,
             learning_rate=self.learning_rate.value,
             epochs=self.epochs.value,
             minutes=self.minutes.value or None,
             seed=self.seed.value,
-            device=self.device.value,
+            init="pretrained" if self.start.value == PRETRAINED else "scratch",
         )
 
     # -- training -------------------------------------------------------------------------------
+    def new_model(self, *_: Any) -> None:
+        """Forget the current network (and the advice about it)."""
+        super().new_model()
+        if not self.runner.running:
+            self.advice.value = ""
+
     def train(self, apply: bool = False) -> None:
         """Train (new or continued) in a worker; with ``apply``, denoise the layer afterwards."""
-        from napari_restore.denoise.train import DenoiseTrainer
+        from napari_restore.denoise.infer import output_warnings
+        from napari_restore.denoise.train import DenoiseTrainer, training_warnings
         from napari_restore.denoise.workflows import train_then_apply
 
         if self.runner.running:
@@ -234,6 +307,7 @@ class DenoiseWidget(TrainingDock, Container):
             self.trainer = None  # a model is tied to the stack it learnt (and its mean)
             self.curves.reset()
         trainer = self.trainer
+        self.advice.value = ""
         stack_axis = int(self.stack_axis.value) if data.ndim > 3 else 0
         options = self.options()
 
@@ -245,18 +319,20 @@ class DenoiseWidget(TrainingDock, Container):
             else:
                 trainer.config = config
             if not apply:
-                return (yield from trainer.train(minutes=config.minutes))
-            return (
-                yield from train_then_apply(
-                    trainer, data, options, stack_axis=stack_axis, minutes=config.minutes
-                )
+                summary = yield from trainer.train(minutes=config.minutes)
+                return summary, training_warnings(trainer, summary)
+            out = yield from train_then_apply(
+                trainer, data, options, stack_axis=stack_axis, minutes=config.minutes
             )
+            return out, training_warnings(trainer) + output_warnings(data, out)
 
         def done(result: Any) -> None:
+            value, advice = result
             if apply:
-                self._add_result(layer, result)
+                self._add_result(layer, value)
             else:
-                self._trained(result)
+                self._trained(value)
+            self.advice.value = "\n".join(f"⚠ {a}" for a in advice)
 
         def finished() -> None:
             # GUI thread: take the trainer back (also after Stop or an error).
@@ -279,8 +355,13 @@ class DenoiseWidget(TrainingDock, Container):
             if p.preview is not None:
                 self.preview.show_images(p.preview)
             if p.losses:
+                units = (
+                    " (stack scaled to std 10)"
+                    if self.trainer and self.trainer.scale != 1.0
+                    else ""
+                )
                 left = self.curves.time_left(p.step, p.total)
-                self.status.value = f"step {p.step}/{p.total}: loss {p.losses['total']:.4g}" + (
+                self.status.value = f"step {p.step}: loss {p.losses['total']:.4g}{units}" + (
                     f", {left}" if left else ""
                 )
         elif p.message:
@@ -316,7 +397,7 @@ class DenoiseWidget(TrainingDock, Container):
 
     def apply(self, *_: Any) -> None:
         """Denoise the chosen layer in a worker; the result becomes a new layer."""
-        from napari_restore.denoise.infer import denoise_progress
+        from napari_restore.denoise.infer import denoise_progress, output_warnings
 
         if self.runner.running:
             return
@@ -332,7 +413,13 @@ class DenoiseWidget(TrainingDock, Container):
             self.options(),
             stack_axis=int(self.stack_axis.value) if data.ndim > 3 else 0,
         )
-        self.runner.start(gen, on_done=lambda out: self._add_result(layer, out), label="denoising")
+        self.advice.value = ""
+
+        def done(out: Any) -> None:
+            self._add_result(layer, out)
+            self.advice.value = "\n".join(f"⚠ {a}" for a in output_warnings(data, out))
+
+        self.runner.start(gen, on_done=done, label="denoising")
 
     def options(self) -> InferenceOptions:
         """The inference settings as set in the dock."""

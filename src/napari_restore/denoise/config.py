@@ -5,12 +5,35 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
 from typing import Any
 
 from napari_restore.engine.trainer import TrainConfig
 from napari_restore.errors import RestoreInputError
 
 TIME_MULTIPLE = 16  # SRDTrans patches are a multiple of this many frames long
+
+PRETRAINED_MODEL = "denoise_default"
+# Defaults on a CPU (and MPS). Measured on the project's 2-core machine (docs/denoise.md): with
+# ~1-15 s per step (idle to heavily shared) a few minutes are tens to ~150 steps, where small
+# patches and a higher learning rate get much further than the paper's 128x128x128 patches at
+# 1e-4 (one step of those took ~20 s: 3 steps in a minute, a flat output). patch_t 32 is also
+# the pretrained network's.
+CPU_DEFAULTS: dict[str, Any] = {
+    "patch_t": 32,
+    "patch_xy": 64,
+    "batch_size": 1,
+    "learning_rate": 5e-4,
+}
+
+
+def pretrained_model_path() -> Path | None:
+    """The pretrained network shipped with the package
+    (``pretrained/denoise_default.safetensors``), or None when this installation has none."""
+    root = resources.files("napari_restore") / "pretrained" / f"{PRETRAINED_MODEL}.safetensors"
+    path = Path(str(root))
+    return path if path.is_file() else None
 
 
 @dataclass(frozen=True)
@@ -48,9 +71,23 @@ class DenoiseTrainConfig(TrainConfig):
         bf16 mixed precision on CUDA (default True; no effect elsewhere).
     preview_every : int
         Steps between previews (a denoised crop of the middle frame); 0 disables them.
+    preview_seconds : float
+        Also preview when this many seconds have passed since the last preview (default 5;
+        0 disables), so that slow CPU steps still show progress. A preview is postponed while
+        it would take more than a quarter of the training time.
+    init : str
+        Where a new network starts: ``"scratch"`` (random weights seeded by ``seed``, the
+        paper's), ``"pretrained"`` (the network shipped with napari-restore, see
+        :func:`pretrained_model_path`) or the path of a model file. Training is the same
+        self-supervised training on the stack either way; ``patch_t`` is then the network's.
     model_kwargs : dict
         Extra :class:`~napari_restore.models.srdtrans.SRDTrans` arguments (e.g. smaller
         ``channels`` for tests); empty for the published architecture.
+
+    See Also
+    --------
+    DenoiseTrainConfig.for_device : the defaults that fit a device (the paper's on a GPU,
+        measured CPU defaults that start from the pretrained network on a CPU).
     """
 
     patch_t: int = 128
@@ -65,6 +102,8 @@ class DenoiseTrainConfig(TrainConfig):
     device: str = "auto"
     amp: bool = True
     preview_every: int = 100
+    preview_seconds: float = 5.0
+    init: str = "scratch"
     model_kwargs: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -82,10 +121,45 @@ class DenoiseTrainConfig(TrainConfig):
             raise RestoreInputError(f"epochs={self.epochs} must be at least 1.")
         if self.minutes is not None and not self.minutes > 0:
             raise RestoreInputError(f"minutes={self.minutes} must be positive.")
+        if self.preview_seconds < 0 or self.preview_every < 0:
+            raise RestoreInputError("preview_every and preview_seconds must be >= 0.")
         if "patch_t" in self.model_kwargs:
             raise RestoreInputError("Set patch_t in the config, not in model_kwargs.")
         object.__setattr__(self, "betas", tuple(float(b) for b in self.betas))
         object.__setattr__(self, "model_kwargs", dict(self.model_kwargs))
+
+    @classmethod
+    def for_device(cls, device: Any = "auto", **overrides: Any) -> DenoiseTrainConfig:
+        """The defaults that fit a device, with ``overrides`` on top.
+
+        On a GPU: the paper's settings (the class defaults). On a CPU (or MPS), where a few
+        minutes are a few dozen to a few hundred steps: :data:`CPU_DEFAULTS` (smaller patches,
+        a higher learning rate) and, when the package ships it, a start from the pretrained
+        network (``init="pretrained"``).
+
+        Parameters
+        ----------
+        device : str or torch.device
+            ``"auto"``, ``"cpu"``, ``"cuda:N"`` or ``"mps"``. Only its kind matters here;
+            whether it exists is checked when training starts.
+        **overrides
+            Any fields to set explicitly.
+        """
+        spec = str(device).strip().lower()
+        if spec == "auto":
+            from napari_restore.core.device import resolve_device
+
+            kind = resolve_device(spec).type
+        else:
+            kind = spec.split(":")[0]
+        settings: dict[str, Any] = {}
+        if kind != "cuda":
+            settings.update(CPU_DEFAULTS)
+            if pretrained_model_path() is not None:
+                settings["init"] = "pretrained"
+        settings.update(overrides)
+        settings.setdefault("device", str(device))
+        return cls(**settings)
 
     @property
     def steps_per_epoch(self) -> int:

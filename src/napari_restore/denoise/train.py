@@ -3,8 +3,11 @@
 Data path of one step (nothing is materialised beyond the current batch):
 
 1. random 3D crops ``(n_t, patch_xy, patch_xy)`` are read from the stack (a memory-mapped TIFF or
-   zarr array is read only there) and converted to float32 minus the stack mean; no other
-   normalisation, so the network works in the units of the data;
+   zarr array is read only there) and converted to float32 minus the stack mean, scaled to a
+   standard deviation of 10 (``TARGET_STD`` in :mod:`~napari_restore.denoise.infer`,
+   which says why 10). The paper only subtracts the mean: the network must then learn outputs
+   in the thousands on 16-bit data, which a short run does not reach, and one network could
+   not start from another trained on data in other units;
 2. on the device: one of the 8 dihedral transforms of the xy plane per crop, then spatial
    redundancy sampling (:mod:`~napari_restore.denoise.sampling`) into the input ``S1`` and
    the targets ``S2``, ``S3`` of ``(patch_t, patch_xy / 2, patch_xy / 2)``;
@@ -29,6 +32,8 @@ from __future__ import annotations
 import math
 import os
 import time
+from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -38,20 +43,61 @@ import torch.nn.functional as F
 from napari_restore._version import __version__
 from napari_restore.core.device import autocast, describe_device, resolve_device
 from napari_restore.core.progress import Progress, run_to_end
+from napari_restore.denoise import config as _config
 from napari_restore.denoise.config import TIME_MULTIPLE, DenoiseTrainConfig
 from napari_restore.denoise.infer import (
+    TARGET_STD,
     denoise_centered,
     inference_settings,
+    model_normalization,
+    normalization_from_metadata,
+    stack_statistics,
 )
 from napari_restore.denoise.sampling import spatial_redundancy_sample
 from napari_restore.engine.model_files import OPTIMIZER_PREFIX, load_model_file
-from napari_restore.engine.stacks import as_stack, reflect_index, stack_mean
+from napari_restore.engine.stacks import as_stack, reflect_index
 from napari_restore.engine.trainer import Trainer
 from napari_restore.errors import RestoreInputError
 from napari_restore.models import build_model
 from napari_restore.models.srdtrans import SRDTrans
 
 _PREVIEW_XY = 128
+
+
+def initial_network(config: DenoiseTrainConfig, stack_shape: tuple[int, int, int]) -> SRDTrans:
+    """The network a new training run starts from (see ``DenoiseTrainConfig.init``).
+
+    Raises
+    ------
+    RestoreInputError
+        When the pretrained network is not installed, the file does not hold a denoising
+        network, or ``config.patch_t`` differs from the starting network's.
+    """
+    if config.init == "scratch":
+        pt, _ = effective_patch(stack_shape, config)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(config.seed)
+            return SRDTrans(patch_t=pt, **config.model_kwargs)
+    if config.model_kwargs:
+        raise RestoreInputError("model_kwargs only apply to a network trained from scratch.")
+    # Through the module: tests and scripts may point it at another file.
+    path = _config.pretrained_model_path() if config.init == "pretrained" else Path(config.init)
+    if path is None:
+        raise RestoreInputError(
+            "This installation has no pretrained denoising network; train from scratch "
+            "(init='scratch')."
+        )
+    state, meta = load_model_file(path, task="denoise")
+    model = build_model(meta["architecture"])
+    model.load_state_dict({k: v for k, v in state.items() if not k.startswith(OPTIMIZER_PREFIX)})
+    model.normalization = normalization_from_metadata(meta)
+    if config.patch_t != model.patch_t:
+        what = "pretrained network" if config.init == "pretrained" else f"network in {path.name}"
+        raise RestoreInputError(
+            f"The {what} works on patches of {model.patch_t} frames (its temporal position "
+            f"embedding); set patch_t={model.patch_t}, or train from scratch."
+        )
+    return model
 
 
 def effective_patch(shape: tuple[int, ...], config: DenoiseTrainConfig) -> tuple[int, int]:
@@ -90,10 +136,11 @@ class DenoiseTrainer(Trainer):
         Noisy ``(T, Y, X)`` stack (time points or z-slices): numpy, memory-mapped or zarr (read
         one crop at a time). A 2D image is a one-frame stack (spatial redundancy only).
     config : DenoiseTrainConfig, optional
-        Training settings.
+        Training settings; default :meth:`DenoiseTrainConfig.for_device` (on a CPU: the
+        measured CPU settings, starting from the pretrained network).
     model : SRDTrans, optional
-        A network to continue training (fine-tuning); by default a new one seeded by
-        ``config.seed``.
+        A network to continue training (fine-tuning); by default the one ``config.init``
+        names (a new one seeded by ``config.seed``, or the pretrained network).
     source : str, optional
         Description of the data (e.g. the file name) stored in saved model files.
 
@@ -104,8 +151,10 @@ class DenoiseTrainer(Trainer):
         Optimizer steps done so far (over all calls of :meth:`train`).
     history : list of dict
         Per step: ``step``, ``total``, ``l1``, ``mse``.
-    mean : float
-        The stack mean subtracted from every patch.
+    mean, scale : float
+        Every patch is ``(x - mean) / scale``: the stack mean and its standard deviation over
+        10 (scale 1 for a network from an old model file that works in the units of the
+        data).
 
     Examples
     --------
@@ -125,28 +174,45 @@ class DenoiseTrainer(Trainer):
         source: str | None = None,
     ) -> None:
         super().__init__()
-        self.config = config or DenoiseTrainConfig()
+        self.config = config or DenoiseTrainConfig.for_device()
         self.stack = as_stack(stack, "The training stack")
         self.shape = tuple(int(s) for s in self.stack.shape)
         self.dtype = np.dtype(self.stack.dtype)
         self.source = source
         self.device = resolve_device(self.config.device)
-        pt, self.patch_xy = effective_patch(self.shape, self.config)
+        _, self.patch_xy = effective_patch(self.shape, self.config)
         if model is None:
-            with torch.random.fork_rng(devices=[]):
-                torch.manual_seed(self.config.seed)
-                model = SRDTrans(patch_t=pt, **self.config.model_kwargs)
+            model = initial_network(self.config, self.shape)
         self.patch_t = model.patch_t
         self.model = model.to(self.device)
         self.optimizer = torch.optim.Adam(
             self.model.parameters(), lr=self.config.learning_rate, betas=self.config.betas
         )
-        self.mean = stack_mean(self.stack)
+        self.normalization = model_normalization(self.model)
+        self.mean, self.scale = stack_statistics(self.stack, self.normalization)
         self.step = 0
         self.history: list[dict[str, float]] = []
         self.seconds = 0.0
+        # Time-based previews: the clock starts at the first step (None until then).
+        self._last_preview: float | None = None
+        self._preview_cost = 0.0
         self.save_optimizer = True  # model files keep Adam's state, so resuming is exact
         self._preview_region = self._pick_preview_region()
+
+    @property
+    def start_description(self) -> str:
+        """Where the network started: "from scratch", "from the pretrained network", ..."""
+        init = self.config.init
+        if init == "scratch":
+            return "from scratch"
+        return "from the pretrained network" if init == "pretrained" else f"from {Path(init).name}"
+
+    @property
+    def loss_units(self) -> str:
+        """What the losses are measured in (the network's input units)."""
+        if self.normalization == "mean_std":
+            return f"with the stack scaled to a standard deviation of {TARGET_STD:g}"
+        return "in the data's units"
 
     # ----------------------------------------------------------------------------- data
     def _step_seed(self, step: int, stream: int = 0) -> int:
@@ -173,6 +239,7 @@ class DenoiseTrainer(Trainer):
         batch = torch.from_numpy(np.stack(crops).astype(np.float32)).to(self.device)
         batch = torch.stack([_dihedral(b, k) for b, k in zip(batch, turns, strict=True)])
         batch -= self.mean
+        batch /= self.scale
         gen = torch.Generator(device=self.device).manual_seed(self._step_seed(step, stream))
         s1, s2, s3 = spatial_redundancy_sample(batch, gen)
         if nt < self.patch_t:
@@ -239,8 +306,9 @@ class DenoiseTrainer(Trainer):
 
     def _step(self, stop_at: int | None) -> Progress:
         """One step (the reports of :meth:`train`: ``losses`` = ``{"total", "l1", "mse"}``;
-        every ``config.preview_every`` steps ``preview`` = ``{"input", "output"}``, float32
-        2D crops of the middle frame, noisy and denoised by the current network)."""
+        every ``config.preview_every`` steps or ``config.preview_seconds`` seconds
+        ``preview`` = ``{"input", "output"}``, float32 2D crops of the middle frame, noisy
+        and denoised by the current network)."""
         cfg = self.config
         t0 = time.monotonic()
         losses = self._train_step(self.step)
@@ -248,8 +316,16 @@ class DenoiseTrainer(Trainer):
         self.seconds += time.monotonic() - t0
         self.history.append({"step": self.step, **losses})
         preview = None
-        if cfg.preview_every and self.step % cfg.preview_every == 0:
+        now = time.monotonic()
+        if self._last_preview is None:
+            self._last_preview = now
+        due = cfg.preview_every and self.step % cfg.preview_every == 0
+        # Previews by the clock too (slow CPU steps), at most about a quarter of the time.
+        wait = max(cfg.preview_seconds, 3.0 * self._preview_cost)
+        if due or (cfg.preview_seconds and now - self._last_preview >= wait):
             preview = self.preview()
+            self._last_preview = time.monotonic()
+            self._preview_cost = self._last_preview - now
         return Progress(
             self.step,
             stop_at or 0,
@@ -279,12 +355,19 @@ class DenoiseTrainer(Trainer):
         block = np.asarray(self.stack[region]).astype(np.float32)
         settings = inference_settings(self.model, block.shape, self.device)
         out = run_to_end(
-            denoise_centered(block - self.mean, self.model, settings, self.device, self.config.amp),
+            denoise_centered(
+                (block - self.mean) / np.float32(self.scale),
+                self.model,
+                settings,
+                self.device,
+                self.config.amp,
+            ),
             progress_bar=False,
         )
         mid = block.shape[0] // 2
         self.model.train()
-        return {"input": block[mid], "output": (out[mid] + self.mean).astype(np.float32)}
+        output = out[mid] * np.float32(self.scale) + np.float32(self.mean)
+        return {"input": block[mid], "output": output.astype(np.float32)}
 
     # ----------------------------------------------------------------------------- files
     def metadata(self) -> dict[str, Any]:
@@ -309,8 +392,16 @@ class DenoiseTrainer(Trainer):
                 "shape": list(self.shape),
                 "dtype": self.dtype.name,
                 "mean": self.mean,
+                "std": self.scale * TARGET_STD if self.normalization == "mean_std" else None,
             },
-            "normalization": "per stack: float32 minus the stack mean; no other scaling",
+            "normalization": {
+                "method": self.normalization,
+                "scale": self.scale,
+                "description": "per stack: (x - mean) / scale, float32, with the stack mean "
+                f"and scale = its standard deviation / {TARGET_STD:g}"
+                if self.normalization == "mean_std"
+                else "per stack: float32 minus the stack mean; no other scaling",
+            },
             "steps": self.step,
             "losses": {"last": hist[-1] if hist else None, "history": hist[stride - 1 :: stride]},
             "napari_restore_version": __version__,
@@ -362,6 +453,7 @@ class DenoiseTrainer(Trainer):
         model = build_model(meta["architecture"])
         weights = {k: v for k, v in state.items() if not k.startswith(OPTIMIZER_PREFIX)}
         model.load_state_dict(weights)
+        model.normalization = normalization_from_metadata(meta)
         trainer = cls(data, config, model=model, source=meta.get("data", {}).get("source"))
         trainer.step = int(meta.get("steps", 0))
         trainer.seconds = float(training.get("seconds", 0.0))
@@ -377,3 +469,58 @@ class DenoiseTrainer(Trainer):
             opt_state["state"] = per_param
             trainer.optimizer.load_state_dict(opt_state)
         return trainer
+
+
+# Fewer steps than these rarely give a usable network (measured on the CPU benchmarks in
+# docs/denoise.md): from scratch the output is still blurred or flat; from the pretrained
+# network it has not adapted to the stack yet.
+MIN_STEPS_SCRATCH = 300
+MIN_STEPS_PRETRAINED = 40
+# Relative drop of the mean loss between the last two quarters of the run above which it
+# is still falling steeply (per-step losses are noisy: different crops every step).
+STEEP_DROP = 0.05
+
+
+def training_warnings(
+    trainer: DenoiseTrainer, summary: Mapping[str, Any] | None = None
+) -> list[str]:
+    """Signs that a trained network is likely poor, each with what to do about it.
+
+    Parameters
+    ----------
+    trainer : DenoiseTrainer
+        After training.
+    summary : mapping, optional
+        What :meth:`DenoiseTrainer.train` returned (unused for now; kept for callers that
+        have it, so that later checks can use the stopping reason).
+
+    Returns
+    -------
+    list of str
+        Empty when nothing looks wrong: (1) far too few steps for the start the network had;
+        (2) the loss still falling steeply at the end (not converged).
+    """
+    out = []
+    pretrained = trainer.config.init != "scratch"
+    need = MIN_STEPS_PRETRAINED if pretrained else MIN_STEPS_SCRATCH
+    if trainer.step < need:
+        start = "from the pretrained network" if pretrained else "from scratch"
+        hint = ""
+        if not pretrained and _config.pretrained_model_path() is not None:
+            hint = ", or start from the pretrained network"
+        out.append(
+            f"Only {trainer.step} training steps {start} (about {need} or more are needed "
+            f"for a usable result): the output is likely blurred or flat. Train longer (a "
+            f"larger time budget, or Train again to continue){hint}."
+        )
+    totals = [h["total"] for h in trainer.history]
+    if len(totals) >= 20:
+        q = len(totals) // 4
+        prev, last = float(np.mean(totals[-2 * q : -q])), float(np.mean(totals[-q:]))
+        if prev > 0 and (prev - last) / prev > STEEP_DROP:
+            out.append(
+                f"The loss is still falling steeply ({100 * (prev - last) / prev:.0f} % over "
+                f"the last {q} steps): training has not converged. Train longer for a "
+                "better result."
+            )
+    return out

@@ -55,6 +55,22 @@ def stack_mean(stack: Any) -> float:
     return total / float(np.prod(stack.shape))
 
 
+def stack_std(stack: Any, mean: float | None = None) -> float:
+    """Standard deviation of a ``(T, Y, X)`` array about ``mean`` (default: its mean), read a
+    block of frames at a time (float64 sums). 1.0 for a constant stack, so that dividing by it
+    is always safe."""
+    if mean is None:
+        mean = stack_mean(stack)
+    t = stack.shape[0]
+    per = max(1, _CHUNK_VOXELS // max(1, int(np.prod(stack.shape[1:]))))
+    total = 0.0
+    for s in range(0, t, per):
+        block = (np.asarray(stack[s : s + per], dtype=np.float64) - mean).ravel()
+        total += float(block @ block)
+    std = float(np.sqrt(total / float(np.prod(stack.shape))))
+    return std if std > 0 and np.isfinite(std) else 1.0
+
+
 def reflect_index(n: int, target: int) -> np.ndarray:
     """Indices ``0..n-1`` extended to length ``target`` by repeated mirror reflection.
 

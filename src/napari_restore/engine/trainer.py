@@ -168,6 +168,14 @@ class Trainer(abc.ABC):
                 stopped_by = "stop"
                 break
             report = self._step(stop_at)
+            if deadline is not None:
+                # A time budget: the steps expected by the deadline at the pace so far, so
+                # that the progress bar moves with the time (a total of 0 would not move).
+                now = time.monotonic()
+                pace = (now - started) / max(1, self.step - first)
+                expected = self.step + int(max(0.0, deadline - now) / pace)
+                total = min(report.total, expected) if report.total else expected
+                report = dataclasses.replace(report, total=max(total, self.step))
             losses = report.losses or losses
             metrics = report.metrics or metrics
             self._record_summary(first, started, losses, metrics, "running")

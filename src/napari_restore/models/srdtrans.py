@@ -335,7 +335,14 @@ class SRDTrans(nn.Module):
     Input and output are ``(B, 1, t, h, w)`` float tensors; ``t`` must be a multiple of 16 and
     at most ``patch_t``; ``h`` and ``w`` may be anything (the window attention pads them to a
     multiple of ``window`` internally and masks the padding).
+
+    The attribute ``normalization`` says how a stack is scaled before it enters the network:
+    ``"mean_std"`` (default: minus the stack mean, divided by the stack's standard deviation)
+    or ``"mean"`` (minus the mean only; networks from model files written before scaling was
+    introduced). It is stored in model files, not in the architecture.
     """
+
+    normalization: str = "mean_std"
 
     def __init__(
         self,

@@ -1,0 +1,292 @@
+"""Pretrain the SRDTrans network shipped in ``src/napari_restore/pretrained/denoise_default``.
+
+Training on a user's stack starts from this network; it is still SRDTrans's self-supervised
+training (spatial redundancy sampling, no clean targets), here run over many noisy stacks
+instead of one, so that the first minutes on a CPU are spent adapting rather than learning
+what fluorescence structures look like.
+
+Data (all noisy, the network never sees a clean image):
+
+- synthetic time-lapses from :mod:`napari_restore.simulate.timelapse` with varied structures
+  (spot density, filaments or none, structure scale 1-2x), photon levels from
+  ``PHOTONS`` (0.5-20 per pixel), read noise 0.5-3 e⁻ and camera gain 1 or 2.5 ADU/e⁻; seeds
+  from 10000 up (the held-out benchmark stacks use seeds below 1000, photon levels that are not
+  in ``PHOTONS``, and other structure mixes);
+- real images and stacks from ``DATA_DIR`` and ``DATA_DIR/train`` whose licences allow shipping
+  trained weights in a BSD-3 package (BSD-3, MIT, Apache-2.0, CC-BY-4.0, CC0; see the READMEs
+  there). Z-stacks are used as stacks as they are (their own noise) and with added
+  Poisson-Gaussian noise; 2D images become short drifting "time-lapses" (a crop window that
+  moves by a random walk) with added noise.
+- Kept out: the stacks the benchmark is run on (``EXCLUDE``: the cancer-cell and Tribolium
+  time-lapses and the Tribolium volume the bundled sample comes from), the GPL ClearMap stack,
+  the unlicensed SPIM image and the striped PNGs.
+
+Every stack keeps its own normalisation (its mean and standard deviation), exactly as when a
+user trains on one stack. The network has the CPU defaults' ``patch_t`` (32), which its
+temporal position embedding fixes for every later fine-tuning.
+
+Run from the repository root (one torch thread; checkpoints every few minutes, resumable)::
+
+    python scripts/train_denoise_model.py ../shared/data --out /tmp/pretrain/denoise_default \
+        --minutes 65 --steps 3000
+
+then copy the final file to ``src/napari_restore/pretrained/denoise_default`` (without the
+optimizer state: ``--export``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import tifffile
+import torch
+
+from napari_restore.core.progress import run_to_end
+from napari_restore.denoise.train import DenoiseTrainConfig, DenoiseTrainer
+from napari_restore.engine.model_files import load_model_file, save_model_file
+from napari_restore.models import build_model
+from napari_restore.simulate.noise import simulate_noise
+from napari_restore.simulate.timelapse import clean_timelapse
+
+PHOTONS = (0.5, 1.0, 2.0, 3.0, 5.0, 8.0, 13.0, 20.0)
+READ_NOISE = (0.5, 1.0, 2.0, 3.0)
+EXCLUDE = {
+    "timelapse_cancer_cell_migration.tif",  # benchmark (and the bundled sample)
+    "lsfm_tribolium_timelapse_calibzapw.tif",  # benchmark
+    "lsfm_tribolium_nuclei_lund.tif",  # the bundled Tribolium sample is cut from it
+    "lsfm_idisco_brain_clearmap.tif",  # GPL-3.0
+    "real_striped_spim_tosi.tif",  # no licence
+}
+
+
+def _noisy(clean: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Poisson-Gaussian noise at a photon level and read noise drawn from the sets above."""
+    photons = float(rng.choice(PHOTONS))
+    read = float(rng.choice(READ_NOISE))
+    gain = float(rng.choice((1.0, 2.5)))
+    return simulate_noise(
+        clean,
+        photons,
+        read_noise=read,
+        gain=gain,
+        seed=int(rng.integers(2**31)),
+        output_dtype="uint16",
+    ).image
+
+
+def synthetic_stacks(n: int, frames: int, size: int, seed: int = 10_000) -> list[tuple[str, Any]]:
+    """``n`` noisy synthetic time-lapses with varied structures and noise (seeds ``seed + i``)."""
+    from scipy import ndimage
+
+    out = []
+    for i in range(n):
+        rng = np.random.default_rng(seed + i)
+        zoom = float(rng.choice((1.0, 1.0, 1.5, 2.0)))
+        small = max(16, round(size / zoom))
+        area = small * small
+        spots = round(area / 550 * float(np.exp(rng.uniform(np.log(0.25), np.log(3.0)))))
+        filaments = round(area / 4500 * float(rng.choice((0.0, 0.5, 1.0, 2.0, 3.0))))
+        clean = clean_timelapse(
+            (frames, small, small), n_spots=spots, n_filaments=filaments, seed=seed + i
+        )
+        if zoom != 1.0:
+            clean = ndimage.zoom(clean, (1, size / small, size / small), order=1)
+        out.append((f"synthetic seed {seed + i}", _noisy(clean, rng)))
+    return out
+
+
+def _drifting(image: np.ndarray, frames: int, size: int, rng: np.random.Generator) -> np.ndarray:
+    """A ``(frames, size, size)`` clean "time-lapse": a crop window moving by a random walk."""
+    h, w = image.shape
+    size = min(size, h, w) // 2 * 2
+    steps = rng.integers(-1, 2, size=(frames, 2)).cumsum(axis=0)
+    steps -= steps.min(axis=0)
+    span = steps.max(axis=0)
+    y0 = int(rng.integers(0, max(1, h - size - span[0] + 1)))
+    x0 = int(rng.integers(0, max(1, w - size - span[1] + 1)))
+    ys = np.clip(y0 + steps[:, 0], 0, h - size)
+    xs = np.clip(x0 + steps[:, 1], 0, w - size)
+    return np.stack([image[y : y + size, x : x + size] for y, x in zip(ys, xs, strict=True)])
+
+
+def real_stacks(data_dir: Path, frames: int, size: int, seed: int) -> list[tuple[str, Any]]:
+    """Noisy stacks made from the permissively licensed real images (see the module notes)."""
+    rng = np.random.default_rng(seed)
+    files = sorted(data_dir.glob("*.tif")) + sorted((data_dir / "train").glob("*.tif"))
+    out = []
+    for path in files:
+        if path.name in EXCLUDE:
+            continue
+        arr = np.asarray(tifffile.imread(path)).astype(np.float32)
+        # Background-subtracted flux map, robust to hot pixels.
+        lo, hi = np.percentile(arr, [1, 99.9])
+        flux = np.clip(arr, lo, hi) - lo
+        if flux.max() <= 0:
+            continue
+        if arr.ndim == 3 and arr.shape[0] >= 10 and path.name != "widefield_u2os_bbbc022.tif":
+            # The central 2*size square: the samples sit in the middle of these stacks.
+            ys, xs = (slice(max(0, (n - 2 * size) // 2), None) for n in arr.shape[1:])
+            crop = (slice(None), ys, xs)
+            out.append((f"{path.name} (as acquired)", arr[crop][:, : 2 * size, : 2 * size]))
+            clean = flux[crop][:, : 2 * size, : 2 * size]
+            if clean.max() > 0:
+                out.append((f"{path.name} + noise", _noisy(clean, rng)))
+            continue
+        planes = flux if arr.ndim == 3 else flux[None]  # channels of C-Y-X become images
+        for c, plane in enumerate(planes):
+            for _ in range(10):  # a crop with some structure, not empty background
+                clean = _drifting(plane, frames, size, rng)
+                if clean.mean() > 0.5 * plane.mean():
+                    break
+            if clean.max() <= 0:
+                continue
+            out.append((f"{path.name}[{c}] drifting + noise", _noisy(clean, rng)))
+    return out
+
+
+def lr_at(step: int, total: int, lr: float, warmup: int = 50) -> float:
+    """Linear warm-up, then a cosine from ``lr`` to ``lr / 10`` at ``total`` steps."""
+    if step < warmup:
+        return lr * (step + 1) / warmup
+    frac = min(1.0, (step - warmup) / max(1, total - warmup))
+    return lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * frac)))
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("data_dir", type=Path, help="../shared/data (with its train/ folder)")
+    p.add_argument("--out", type=Path, default=Path("denoise_pretrain/denoise_default"))
+    p.add_argument("--minutes", type=float, default=65.0, help="wall-clock budget of this run")
+    p.add_argument("--steps", type=int, default=3000, help="length of the lr schedule")
+    p.add_argument("--checkpoint-minutes", type=float, default=5.0)
+    p.add_argument("--patch-t", type=int, default=32)
+    p.add_argument("--patch-xy", type=int, default=64)
+    p.add_argument("--batch-size", type=int, default=1)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--n-synthetic", type=int, default=48)
+    p.add_argument("--frames", type=int, default=48)
+    p.add_argument("--size", type=int, default=160)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--resume", action="store_true", help="continue from <out>_checkpoint")
+    p.add_argument(
+        "--export", type=Path, default=None, help="only write the checkpoint's weights here"
+    )
+    args = p.parse_args()
+    torch.set_num_threads(args.threads)
+    checkpoint = args.out.with_name(args.out.name + "_checkpoint")
+    if args.export is not None:
+        state, meta = load_model_file(checkpoint, task="denoise")
+        weights = {k: v for k, v in state.items() if not k.startswith("_optimizer.")}
+        meta["optimizer_state"] = False
+        print(f"wrote {save_model_file(args.export, weights, meta)}")
+        return
+
+    start = time.monotonic()
+    stacks = synthetic_stacks(args.n_synthetic, args.frames, args.size, 10_000 + args.seed)
+    stacks += real_stacks(args.data_dir, args.frames, args.size, args.seed)
+    print(f"{len(stacks)} stacks built in {time.monotonic() - start:.0f} s", flush=True)
+
+    config = DenoiseTrainConfig(
+        patch_t=args.patch_t,
+        patch_xy=args.patch_xy,
+        batch_size=args.batch_size,
+        learning_rate=args.lr,
+        epochs=None,
+        minutes=args.minutes,
+        device="cpu",
+        preview_every=0,
+        preview_seconds=0,
+        init="scratch",
+    )
+    step, history, seconds = 0, [], 0.0
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(args.seed)
+        from napari_restore.models.srdtrans import SRDTrans
+
+        model = SRDTrans(patch_t=args.patch_t)
+    optimizer = torch.optim.Adam(model.parameters(), lr=args.lr, betas=config.betas)
+    if args.resume:
+        state, meta = load_model_file(checkpoint, task="denoise")
+        model = build_model(meta["architecture"])
+        model.load_state_dict({k: v for k, v in state.items() if not k.startswith("_optimizer.")})
+        optimizer = torch.optim.Adam(model.parameters(), lr=args.lr, betas=config.betas)
+        opt = {k[11:]: v for k, v in state.items() if k.startswith("_optimizer.")}
+        per: dict[int, dict[str, torch.Tensor]] = {}
+        for key, value in opt.items():
+            idx, name = key.split(".", 1)
+            per.setdefault(int(idx), {})[name] = value
+        sd = optimizer.state_dict()
+        sd["state"] = per
+        optimizer.load_state_dict(sd)
+        step, seconds = int(meta["steps"]), float(meta["training"]["seconds"])
+        history = meta["losses"]["history"]
+        print(f"resumed at step {step}", flush=True)
+    trainers = []
+    for i, (_, stack) in enumerate(stacks):
+        cfg = DenoiseTrainConfig(**{**config.to_dict(), "seed": args.seed * 1000 + i})
+        trainer = DenoiseTrainer(stack, cfg, model=model)
+        trainer.optimizer = optimizer  # one network, one optimizer, many stacks
+        trainer.step = step  # distinct draws after a resume
+        trainers.append(trainer)
+    rng = np.random.default_rng((args.seed, step))
+
+    def save(path: Path, include_optimizer: bool) -> None:
+        meta = trainers[0].metadata()
+        meta["training"]["config"]["seed"] = args.seed
+        meta["training"]["steps"] = step
+        meta["training"]["seconds"] = round(seconds, 1)
+        meta["training"]["script"] = "scripts/train_denoise_model.py " + " ".join(sys.argv[1:])
+        meta["training"]["lr_schedule"] = (
+            f"warm-up 50 steps, cosine {args.lr} -> /10 at {args.steps}"
+        )
+        meta["data"] = {
+            "source": f"{len(stacks)} noisy stacks: {args.n_synthetic} synthetic time-lapses and "
+            "real images/stacks under BSD-3/MIT/Apache-2.0/CC-BY-4.0/CC0 licences",
+            "stacks": [name for name, _ in stacks],
+        }
+        meta["normalization"].pop("scale", None)  # every stack has its own
+        meta["steps"] = step
+        meta["losses"] = {"last": history[-1] if history else None, "history": history}
+        meta["optimizer_state"] = include_optimizer
+        state = dict(model.state_dict())
+        if include_optimizer:
+            for idx, s in optimizer.state_dict()["state"].items():
+                for name, value in s.items():
+                    state[f"_optimizer.{idx}.{name}"] = torch.as_tensor(value)
+        save_model_file(path, state, meta)
+
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    deadline = time.monotonic() + 60 * args.minutes
+    last_save = time.monotonic()
+    window: list[float] = []
+    while time.monotonic() < deadline and step < args.steps:
+        for group in optimizer.param_groups:
+            group["lr"] = lr_at(step, args.steps, args.lr)
+        i = int(rng.integers(len(trainers)))
+        t0 = time.monotonic()
+        run_to_end(trainers[i].train(steps=1), progress_bar=False)
+        seconds += time.monotonic() - t0
+        step += 1
+        loss = trainers[i].history[-1]["total"]
+        window.append(loss)
+        if step % 10 == 0:
+            history.append({"step": step, "total": float(np.mean(window))})
+            window = []
+        if step % 50 == 0:
+            print(f"step {step} loss(10) {history[-1]['total']:.4f} {seconds:.0f} s", flush=True)
+        if time.monotonic() - last_save > 60 * args.checkpoint_minutes:
+            save(checkpoint, True)
+            last_save = time.monotonic()
+    save(checkpoint, True)
+    print(f"done: {step} steps, {seconds:.0f} s of training; checkpoint {checkpoint}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
