@@ -32,8 +32,9 @@ from typing import Any, Literal
 import numpy as np
 from scipy import ndimage
 
+from napari_restore.core.arrays import finite_float64
 from napari_restore.core.files import atomic_path
-from napari_restore.core.progress import Progress, ProgressGenerator, run_to_end
+from napari_restore.core.progress import Progress, ProgressGenerator, each_or_error, run_to_end
 from napari_restore.errors import RestoreInputError
 
 SSIM_SIGMA = 1.5
@@ -165,13 +166,11 @@ def _planes(a: Any) -> Iterator[tuple[tuple[int, ...], Any]]:
 
 
 def _as_float_plane(plane: Any, name: str) -> np.ndarray:
-    out = np.asarray(plane, dtype=np.float64)
-    if not np.isfinite(out).all():
-        raise RestoreInputError(
-            f"{name} contains NaN or infinite values; replace them (e.g. with np.nan_to_num) "
-            "before computing metrics."
-        )
-    return out
+    return finite_float64(
+        plane,
+        f"{name} contains NaN or infinite values; replace them (e.g. with np.nan_to_num) "
+        "before computing metrics.",
+    )
 
 
 def validate_pair(image: Any, ground_truth: Any, *, rgb: bool | None = None) -> None:
@@ -372,11 +371,8 @@ def compare_progress(
         it could not be compared.
     """
     lead = tuple(ground_truth.shape[:-2])
-    per_image = int(np.prod(lead)) if lead else 1
-    total = per_image * len(images)
-    results: list[Metrics | RestoreInputError] = []
-    for i, image in enumerate(images):
-        gen = compute_metrics_progress(
+    parts = [
+        compute_metrics_progress(
             image,
             ground_truth,
             data_range=data_range,
@@ -384,17 +380,9 @@ def compare_progress(
             device=device,
             rgb=None if rgb is None else rgb[i],
         )
-        try:
-            while True:
-                p = next(gen)
-                yield Progress(i * per_image + p.step, total, stage="planes")
-        except StopIteration as stop:
-            results.append(stop.value)
-        except RestoreInputError as err:
-            results.append(err)
-        finally:
-            gen.close()
-    return results
+        for i, image in enumerate(images)
+    ]
+    return (yield from each_or_error(parts, units=int(np.prod(lead)) if lead else 1))
 
 
 CSV_COLUMNS = (

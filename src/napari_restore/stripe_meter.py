@@ -78,6 +78,7 @@ import numpy as np
 from scipy import fft as sfft
 from scipy import ndimage
 
+from napari_restore.core.arrays import finite_float64
 from napari_restore.core.files import atomic_path
 from napari_restore.errors import RestoreInputError
 
@@ -260,13 +261,11 @@ def validate_stripe_pair(input: Any, restored: Any, *, rgb: bool | None = None) 
 
 
 def _float_plane(plane: Any, name: str) -> np.ndarray:
-    out = np.asarray(plane, dtype=np.float64)
-    if not np.isfinite(out).all():
-        raise RestoreInputError(
-            f"The {name} contains NaN or infinite values; replace them (e.g. with "
-            "np.nan_to_num) before measuring stripes."
-        )
-    return out
+    return finite_float64(
+        plane,
+        f"The {name} contains NaN or infinite values; replace them (e.g. with np.nan_to_num) "
+        "before measuring stripes.",
+    )
 
 
 # -- spectra ------------------------------------------------------------------------------------

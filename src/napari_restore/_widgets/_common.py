@@ -208,6 +208,23 @@ def selected_layer_data(combo: Any, *, what: str, min_ndim: int = 2) -> tuple[Im
     return layer, layer_data(layer, min_ndim=min_ndim, what=what)
 
 
+def layer_and_model(dock: Any, *, what: str) -> tuple[Image, Any, Any] | None:
+    """``(layer, data, model)`` for a dock's Apply, or None after showing why in its status.
+
+    None also while the dock's worker is running. The dock has ``runner``, ``image`` (a layer
+    combo box), ``status`` and ``model_spec()``.
+    """
+    if dock.runner.running:
+        return None
+    try:
+        layer, data = selected_layer_data(dock.image, what=what)
+        model = dock.model_spec()
+    except RestoreInputError as err:
+        dock.status.value = error_text(err)
+        return None
+    return layer, data, model
+
+
 def layer_kwargs_like(source: Image, **overrides: Any) -> dict[str, Any]:
     """Spatial placement and display settings of ``source`` for a derived layer."""
     kwargs: dict[str, Any] = {

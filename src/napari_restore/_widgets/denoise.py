@@ -32,6 +32,7 @@ from napari_restore._widgets._common import (
     error_text,
     follow_active_layer,
     image_layer_choices,
+    layer_and_model,
     layer_kwargs_like,
     selected_layer_data,
     status_row,
@@ -399,14 +400,10 @@ class DenoiseWidget(TrainingDock, Container):
         """Denoise the chosen layer in a worker; the result becomes a new layer."""
         from napari_restore.denoise.infer import denoise_progress, output_warnings
 
-        if self.runner.running:
+        job = layer_and_model(self, what="Denoising")
+        if job is None:
             return
-        try:
-            layer, data = selected_layer_data(self.image, what="Denoising")
-            model = self.model_spec()
-        except RestoreInputError as err:
-            self.status.value = error_text(err)
-            return
+        layer, data, model = job
         gen = denoise_progress(
             data,
             model,

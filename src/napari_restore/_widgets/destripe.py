@@ -20,8 +20,8 @@ from napari_restore._widgets._common import (
     error_text,
     follow_active_layer,
     image_layer_choices,
+    layer_and_model,
     layer_kwargs_like,
-    selected_layer_data,
     status_row,
 )
 from napari_restore._widgets._session import SESSION_MODELS
@@ -204,14 +204,10 @@ class DestripeWidget(Container):
         """Destripe the chosen layer in a worker; the result becomes a new layer."""
         from napari_restore.destripe.infer import destripe_progress
 
-        if self.runner.running:
+        job = layer_and_model(self, what="Destripe")
+        if job is None:
             return
-        try:
-            layer, data = selected_layer_data(self.image, what="Destripe")
-            model = self.model_spec()
-        except RestoreInputError as err:
-            self.status.value = error_text(err)
-            return
+        layer, data, model = job
         options = InferenceOptions(
             device=self.device.value,
             tile=self.tile.value or None,

@@ -41,7 +41,7 @@ from napari_restore._widgets._common import (
     status_row,
 )
 from napari_restore._widgets._plot import LinePlot
-from napari_restore.core.progress import Progress
+from napari_restore.core.progress import Progress, each_or_error
 from napari_restore.errors import RestoreInputError
 from napari_restore.metrics import Metrics, compare_progress, metrics_rows, write_metrics_csv
 from napari_restore.stripe_meter import (
@@ -71,21 +71,8 @@ def stripe_comparison_progress(
     Yields a :class:`Progress` per plane measured; returns per layer its result or the error.
     """
     per = int(np.prod(source.shape[:-2])) if len(source.shape) > 2 else 1
-    total = per * len(others)
-    results: list[StripeMeasure | RestoreInputError] = []
-    for i, data in enumerate(others):
-        gen = measure_stripes_steps(source, data)
-        try:
-            while True:
-                step, _ = next(gen)
-                yield Progress(i * per + step, total, stage="planes")
-        except StopIteration as stop:
-            results.append(stop.value)
-        except RestoreInputError as err:
-            results.append(err)
-        finally:
-            gen.close()
-    return results
+    parts = [measure_stripes_steps(source, data) for data in others]
+    return (yield from each_or_error(parts, units=per, step_of=lambda report: report[0]))
 
 
 def _pct(v: float, digits: int = 1) -> str:

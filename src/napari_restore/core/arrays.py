@@ -202,3 +202,12 @@ def robust_range(image: Any, max_samples: int = 1_000_000) -> float:
     sample = np.asarray(arr[(slice(None, None, stride),) * arr.ndim], dtype=np.float64)
     lo, hi = np.percentile(sample, [0.1, 99.9])
     return float(hi - lo) if hi > lo else 1.0
+
+
+def finite_float64(data: Any, message: str) -> np.ndarray:
+    """``data`` as a float64 array, or :class:`RestoreInputError` with ``message`` if it holds
+    NaN or infinite values (metrics on such data would be NaN without saying why)."""
+    out = np.asarray(data, dtype=np.float64)
+    if not np.isfinite(out).all():
+        raise RestoreInputError(message)
+    return out

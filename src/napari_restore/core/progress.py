@@ -13,6 +13,8 @@ from collections.abc import Generator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from napari_restore.errors import RestoreInputError
+
 T = TypeVar("T")
 
 ProgressGenerator = Generator["Progress", None, T]
@@ -142,3 +144,44 @@ def nested_progress(
             yield Progress(done + round(p.fraction * units), total, stage=stage, message=message)
     finally:
         inner.close()
+
+
+def each_or_error(
+    parts: list[Generator[Any, None, T]],
+    *,
+    units: int,
+    step_of: Any = lambda report: report.step,
+    stage: str = "planes",
+) -> ProgressGenerator[list[T | RestoreInputError]]:
+    """Run generators one after another as one job; a part that refuses its input does not stop
+    the others.
+
+    Parameters
+    ----------
+    parts : list of generators
+        Each reports its own progress (``step_of(report)`` units done) and returns a result.
+    units : int
+        Units of each part (e.g. planes per image); the job has ``units * len(parts)``.
+    step_of : callable
+        Units done, from one report of a part (default: its ``step``).
+    stage : str
+        Stage of the reports yielded.
+
+    Returns
+    -------
+    list
+        Per part, its result or the :class:`~napari_restore.errors.RestoreInputError` it raised.
+    """
+    total = units * len(parts)
+    results: list[T | RestoreInputError] = []
+    for i, gen in enumerate(parts):
+        try:
+            while True:
+                yield Progress(i * units + step_of(next(gen)), total, stage=stage)
+        except StopIteration as stop:
+            results.append(stop.value)
+        except RestoreInputError as err:
+            results.append(err)
+        finally:
+            gen.close()
+    return results
