@@ -3,29 +3,9 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 from typing import Any
 
 from napari_restore.errors import RestoreInputError
-
-
-def existing_output(path: Path, overwrite: bool) -> None:
-    """Refuse to replace an existing output unless ``--overwrite`` was given (an unfinished
-    folder output is resumed instead: :func:`napari_restore.io_folders.check_output`)."""
-    from napari_restore.io_folders import check_output
-
-    check_output(path, overwrite)
-
-
-def check_distinct(inp: Path, out: Path) -> None:
-    """Refuse to write the output over the input (or into a folder input)."""
-    from napari_restore.io_folders import input_folder
-
-    if out.resolve() in (inp.resolve(), input_folder(inp).resolve()):
-        what = "folder" if out.is_dir() else "file"
-        raise RestoreInputError(
-            f"The output {out} is the input {what}; choose another output path."
-        )
 
 
 def add_recursive(parser: argparse.ArgumentParser) -> None:

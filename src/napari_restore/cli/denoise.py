@@ -31,8 +31,6 @@ from napari_restore.cli._common import (
     add_overwrite,
     add_quiet,
     add_recursive,
-    check_distinct,
-    existing_output,
 )
 from napari_restore.denoise.config import DenoiseTrainConfig
 from napari_restore.engine.options import InferenceOptions
@@ -125,8 +123,7 @@ def run(args: argparse.Namespace) -> int:
     from napari_restore.engine.model_files import model_paths
     from napari_restore.io import check_output_paths, open_image
 
-    check_distinct(args.input, args.output)
-    existing_output(args.output, args.overwrite)
+    check_output_paths([args.output], [args.input], overwrite=args.overwrite)
     training = args.model is None
     if args.save_model is not None and not training:
         raise RestoreInputError("--save-model needs training (--train-minutes/--train-steps).")
@@ -158,8 +155,6 @@ def run(args: argparse.Namespace) -> int:
         stacks = per_stack(image, args.stack_axis)
         saves = per_stack_model_paths(args.save_model, stacks)
         model_files = [f for path in saves if path is not None for f in model_paths(path)]
-        for file in model_files:
-            existing_output(file, args.overwrite)
         # Clashes and unwritable folders fail now, not after the training.
         check_output_paths([args.output, *model_files], [args.input], overwrite=args.overwrite)
         models = []

@@ -13,8 +13,6 @@ from napari_restore.cli._common import (
     add_overwrite,
     add_quiet,
     add_recursive,
-    check_distinct,
-    existing_output,
     parse_dtype,
 )
 from napari_restore.core.files import check_outputs
@@ -238,13 +236,12 @@ def run_destripe(args: argparse.Namespace) -> int:
     from napari_restore.core.device import describe_device, resolve_device
     from napari_restore.core.progress import run_to_end
     from napari_restore.destripe.infer import destripe_file_progress
-    from napari_restore.io import PlaneWriter
+    from napari_restore.io import PlaneWriter, check_output_paths
     from napari_restore.io_folders import input_folder
 
     if not input_folder(args.input).exists():
         raise RestoreInputError(f"File not found: {args.input}")
-    check_distinct(args.input, args.output)
-    existing_output(args.output, args.overwrite)
+    check_output_paths([args.output], [args.input], overwrite=args.overwrite)
     PlaneWriter(args.output, (1, 1), "uint8")  # refuses an unsupported output suffix early
     device = resolve_device(args.device)
     _set_threads(args)
@@ -317,11 +314,6 @@ def run_train(args: argparse.Namespace) -> int:
         resolve_device(args.device)  # a bad device fails before the images are read
 
     weights, meta_path = model_paths(args.output)
-    for target in (weights, meta_path):
-        for path in args.clean:
-            if path.exists():
-                check_distinct(path, target)
-        existing_output(target, args.overwrite)
     # Clashes and unwritable folders fail now, not after the training.
     check_outputs([weights, meta_path], [*args.clean, args.vgg_weights], overwrite=args.overwrite)
     if args.resume is not None and not model_paths(args.resume)[0].exists():

@@ -10,8 +10,6 @@ import numpy as np
 from napari_restore.cli._common import (
     add_overwrite,
     add_quiet,
-    check_distinct,
-    existing_output,
     parse_dtype,
     plane_bar,
 )
@@ -183,9 +181,6 @@ def run(args: argparse.Namespace) -> int:
 
     params = _params(args)
     outputs = [args.output] + ([args.field] if args.field else [])
-    for out in outputs:
-        check_distinct(args.input, out)
-        existing_output(out, args.overwrite)
     check_output_paths(outputs, [args.input], overwrite=args.overwrite)
     image = open_image(args.input)
     check_real_image(image, name=str(args.input))
@@ -214,9 +209,6 @@ def run_noise(args: argparse.Namespace) -> int:
     from napari_restore.io import check_output_paths, open_image, read_image, write_image
     from napari_restore.simulate.noise import simulate_noise
 
-    for out in [args.output] + ([args.expected] if args.expected else []):
-        check_distinct(args.input, out)
-        existing_output(out, args.overwrite)
     check_output_paths([args.output, args.expected], [args.input], overwrite=args.overwrite)
     clean = open_image(args.input)  # the source of a folder output's plane names
     clean_data = read_image(args.input)

@@ -152,8 +152,9 @@ def check_outputs(
     for k, out in enumerate(outs):
         for inp in ins:
             if _same_file(out, inp):
+                what = "folder" if inp.is_dir() else "file"
                 raise RestoreInputError(
-                    f"The output {out} is the input {inp}; choose another output path."
+                    f"The output {out} is the input {what} {inp}; choose another output path."
                 )
         for other in outs[:k]:
             if _same_file(out, other):
