@@ -105,11 +105,20 @@ class Ours:
     """
 
     def __init__(
-        self, spec: str, device: str, tile: int | None, overlap: int | None, batch_size: int | None
+        self,
+        spec: str,
+        device: str,
+        tile: int | None,
+        overlap: int | None,
+        batch_size: int | None,
+        network_only: bool = False,
     ) -> None:
         from napari_restore import destripe, load_destripe_model
 
         self.spec, self.device = spec, device
+        # The network alone: every plane through it, no spectral clean-up (the API's defaults
+        # skip planes without stripe evidence and clean up the stripe wedge afterwards).
+        self.api_flags = {"only_striped": False, "cleanup": False} if network_only else {}
         self.tile, self.overlap, self.batch_size = tile, overlap, batch_size
         self._destripe = destripe
         t0 = time.perf_counter()
@@ -136,6 +145,7 @@ class Ours:
             overlap=self.overlap,
             batch_size=self.batch_size,
             output_dtype="input",
+            **self.api_flags,
         )
 
     def run(self, image: np.ndarray) -> tuple[np.ndarray, float]:
@@ -205,10 +215,16 @@ def speed_test(ours: Ours, image: np.ndarray, size: int, repeat: int) -> dict[st
     return {"size": [size, size], "seconds": sec, "s_per_mp": sec / (size * size / 1e6)}
 
 
-def load_ours(args: argparse.Namespace, spec: str, device: str, notes: list[str]) -> Ours | None:
+def load_ours(
+    args: argparse.Namespace,
+    spec: str,
+    device: str,
+    notes: list[str],
+    network_only: bool = False,
+) -> Ours | None:
     """Our model, or None with a note when the API or the model file is unavailable."""
     try:
-        return Ours(spec, device, args.tile, args.overlap, args.batch_size)
+        return Ours(spec, device, args.tile, args.overlap, args.batch_size, network_only)
     except ImportError as exc:
         notes.append(
             f"model {spec} skipped: napari_restore.destripe / load_destripe_model are not "
@@ -444,6 +460,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="also run our model(s) on the clean crops: PSNR against themselves and mean change",
     )
     p.add_argument(
+        "--network-only",
+        action="store_true",
+        help="also report our model without its stripe-evidence check and spectral clean-up",
+    )
+    p.add_argument(
         "--modes",
         default="multiplicative",
         help="comma list of stripe modes: multiplicative,additive",
@@ -536,6 +557,10 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
                 if spec == args.model and spec != "builtin":
                     label = f"ours ({Path(spec).stem})"
                 ours_models.append((label, o))
+                if args.network_only and spec == args.model:
+                    o2 = load_ours(args, spec, device, notes, network_only=True)
+                    if o2 is not None:
+                        ours_models.append(("network only", o2))
         if not ours_models:
             print("NOTE: our model was not evaluated (see notes); peers only.", file=sys.stderr)
     for n in notes:

@@ -171,3 +171,18 @@ def test_perceptual_weight_defaults_to_mae_only(files):
     assert main([*args, "--device", "cpu", "-q", *TINY]) == 0
     meta = json.loads((files / "m.json").read_text())
     assert meta["training"]["perceptual_weight"] == 0.0  # the config's default: no VGG needed
+
+
+def test_destripe_leaves_stripe_free_planes_unless_asked(files):
+    """A clean stack comes back bit for bit; --all-planes runs the network on it anyway."""
+    clean = tifffile.imread(files / "stack.tif")
+    args = ["destripe", str(files / "stack.tif"), "--device", "cpu", "-q"]
+    assert main([*args, "-o", str(files / "kept.tif")]) == 0
+    np.testing.assert_array_equal(tifffile.imread(files / "kept.tif"), clean)
+    assert main([*args, "-o", str(files / "all.tif"), "--all-planes", "--no-cleanup"]) == 0
+    assert not np.array_equal(tifffile.imread(files / "all.tif"), clean)
+    # Striped planes are destriped with the default settings.
+    striped = tifffile.imread(files / "striped.tif")
+    out = ["destripe", str(files / "striped.tif"), "-o", str(files / "d.tif"), "-q"]
+    assert main([*out, "--device", "cpu"]) == 0
+    assert not np.array_equal(tifffile.imread(files / "d.tif"), striped)

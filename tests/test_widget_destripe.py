@@ -108,6 +108,31 @@ def test_builtin_model_is_the_default_and_works(viewer, qtbot, clean):
     assert err_after < err_before, "the shipped model removes stripes"
 
 
+def test_stripe_free_layers_come_back_unchanged_unless_unticked(viewer, qtbot, rng):
+    from scipy import ndimage
+
+    spots = np.zeros((128, 160), np.float32)
+    spots[rng.integers(0, 128, 40), rng.integers(0, 160, 40)] = 1.0
+    clean = (ndimage.gaussian_filter(spots, 3.0) * 4000 + 100).astype(np.uint16)
+    viewer.add_image(clean, name="clean")
+    widget = open_destripe(viewer)
+    assert widget.only_striped.value and widget.cleanup.value  # the defaults
+    widget.run_button.clicked.emit()
+    wait_idle(qtbot, widget)
+    np.testing.assert_array_equal(viewer.layers["clean destriped"].data, clean)
+    viewer.layers.selection.active = viewer.layers["clean"]
+    widget.image.value = viewer.layers["clean"]
+    widget.only_striped.value = False
+    widget.cleanup.value = False
+    widget.run_button.clicked.emit()
+    wait_idle(qtbot, widget)
+    out = viewer.layers[-1].data
+    np.testing.assert_array_equal(
+        out, destripe(clean, device="cpu", only_striped=False, cleanup=False)
+    )
+    assert not np.array_equal(out, clean)
+
+
 def test_cancel_and_bad_input(viewer, qtbot, tiny_model, rng):
     viewer.add_image(rng.random((40, 512, 512)).astype(np.float32), name="big")
     widget = open_destripe(viewer)

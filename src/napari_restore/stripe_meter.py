@@ -399,7 +399,13 @@ def _angle_profile(
 
 
 def _find_wedge(
-    power: np.ndarray, log_power: np.ndarray, geo: _Geometry, direction: str, max_angle: float
+    power: np.ndarray,
+    log_power: np.ndarray,
+    geo: _Geometry,
+    direction: str,
+    max_angle: float,
+    peak_mad: float = PEAK_MAD,
+    peak_ratio: float = PEAK_RATIO,
 ) -> tuple[_Wedge, bool]:
     """The stripe wedge of one family (horizontal or vertical) and whether peaks stood out."""
     theta = geo.theta_h if direction == "horizontal" else geo.theta_v
@@ -411,7 +417,7 @@ def _find_wedge(
     # (tilted stripes of many angles) still stand out; only the search range can hold stripes.
     med = float(np.median(profile[valid]))
     mad = float(np.median(np.abs(profile[valid] - med)))
-    threshold = max(med + PEAK_MAD * 1.4826 * mad, PEAK_RATIO * med)
+    threshold = max(med + peak_mad * 1.4826 * mad, peak_ratio * med)
     prof = np.where(valid & (np.abs(centres) <= max_angle), profile, -np.inf)
     best = int(np.argmax(prof))
     strength = float(prof[best] / med) if med > 0 else 0.0
@@ -501,6 +507,129 @@ def _neighbour_mask(geo: _Geometry, wedge: _Wedge) -> np.ndarray:
     """The wedge's angular neighbours: every pixel of its ring that is not close to the wedge."""
     near = _wedge_mask(geo, wedge, margin_deg=GAP_DEG, min_steps=GAP_STEPS)
     return ~near & ~geo.dc
+
+
+# -- the wedge of one plane, for other modules -------------------------------------------------
+@dataclass(frozen=True)
+class StripeWedge:
+    """Where a plane's stripes lie in its half-plane spectrum (:func:`find_stripe_wedge`).
+
+    Attributes
+    ----------
+    found : bool
+        Whether stripe lines stood out of the angular power profile.
+    direction : str
+        ``"horizontal"`` or ``"vertical"``.
+    angles : tuple of float
+        Stripe angles (degrees), strongest first; empty when none was found.
+    mask, neighbours : numpy.ndarray
+        Boolean masks over the ``rfft2`` spectrum: the wedge, and its angular neighbours.
+    rings : numpy.ndarray
+        Boolean per ring: the wedge holds significantly more power than its neighbours there.
+    excess, expected : float
+        Wedge power above the neighbours' level, and that level, summed over those rings.
+    """
+
+    found: bool
+    direction: str
+    angles: tuple[float, ...]
+    mask: np.ndarray
+    neighbours: np.ndarray
+    rings: np.ndarray
+    excess: float
+    expected: float
+
+    @property
+    def striped(self) -> bool:
+        """Stripe lines were found and at least one ring holds significant stripe power."""
+        return self.found and bool(self.rings.any())
+
+
+def find_stripe_wedge(
+    plane: np.ndarray,
+    direction: StripeDirection = "auto",
+    *,
+    max_angle: float = 30.0,
+    peak_mad: float = PEAK_MAD,
+    peak_ratio: float = PEAK_RATIO,
+) -> StripeWedge:
+    """Find the stripe wedge of one plane the way the meter does (steps 1-3 of the module doc).
+
+    Parameters
+    ----------
+    plane : numpy.ndarray
+        ``(Y, X)`` real image, finite.
+    direction : {"auto", "horizontal", "vertical"}
+        Stripe family; ``"auto"`` takes the one with stripe lines and more stripe energy.
+    max_angle : float
+        Largest stripe angle from the family's axis (degrees).
+    peak_mad, peak_ratio : float
+        An angle bin is a stripe line above ``median + peak_mad MAD`` and ``peak_ratio x
+        median`` of the angular profile (the meter's defaults; lower values find fainter or
+        more spread-out stripes).
+
+    Returns
+    -------
+    StripeWedge
+    """
+    x = np.asarray(plane, dtype=np.float32)
+    geo = _geometry(*x.shape)
+    sx = periodic_spectrum(x)
+    px = sx.real**2 + sx.imag**2
+    log_px = _log_power(px)
+    families = ("horizontal", "vertical") if direction == "auto" else (direction,)
+    best: tuple[Any, ...] | None = None
+    for family in families:
+        wedge, found = _find_wedge(px, log_px, geo, family, max_angle, peak_mad, peak_ratio)
+        wmask = _wedge_mask(geo, wedge)
+        neighbours = _neighbour_mask(geo, wedge)
+        excess, base, size = _ring_excess(px, log_px, geo, wmask, neighbours)
+        rings = _stripe_rings(excess, base, size)
+        cand = (
+            found,
+            float(excess[rings].sum()),
+            wedge,
+            wmask,
+            neighbours,
+            rings,
+            float((size * base)[rings].sum()),
+        )
+        if best is None or cand[:2] > best[:2]:
+            best = cand
+    assert best is not None
+    found, e, wedge, wmask, neighbours, rings, expected = best
+    return StripeWedge(
+        found=found,
+        direction=wedge.direction,
+        angles=wedge.angles if found else (),
+        mask=wmask,
+        neighbours=neighbours,
+        rings=rings,
+        excess=e,
+        expected=expected,
+    )
+
+
+def ring_excess(
+    power: np.ndarray, wedge: StripeWedge, shape: tuple[int, int]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per ring: wedge power above the neighbours' mean, that mean, and the wedge's size.
+
+    ``power`` is ``|rfft2|²`` of a ``shape`` plane, ``wedge`` found on a plane of that shape.
+    """
+    geo = _geometry(int(shape[0]), int(shape[1]))
+    return _ring_excess(power, _log_power(power), geo, wedge.mask, wedge.neighbours)
+
+
+def spectrum_angles(shape: tuple[int, int]) -> np.ndarray:
+    """Stripe angle (degrees from the x axis) that each ``rfft2`` pixel of a ``shape`` plane
+    stands for, if the stripes are horizontal."""
+    return _geometry(int(shape[0]), int(shape[1])).theta_h
+
+
+def spectrum_rings(shape: tuple[int, int]) -> np.ndarray:
+    """Ring index (one frequency step wide) of every ``rfft2`` pixel of a ``shape`` plane."""
+    return _geometry(int(shape[0]), int(shape[1])).ring
 
 
 # -- one plane ----------------------------------------------------------------------------------

@@ -12,7 +12,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from magicgui.widgets import ComboBox, Container, FileEdit, Label, PushButton, SpinBox
+from magicgui.widgets import (
+    CheckBox,
+    ComboBox,
+    Container,
+    FileEdit,
+    Label,
+    PushButton,
+    SpinBox,
+)
 
 from napari_restore._widgets._common import (
     DockLifetime,
@@ -122,6 +130,21 @@ class DestripeWidget(Container):
             f"{DEFAULT_TILE} px on every device (the network's attention pools over a tile, so "
             "the tile size changes the result; a GPU runs more tiles at once instead).",
         )
+        self.only_striped = CheckBox(
+            text="leave planes without stripes unchanged",
+            value=True,
+            tooltip="Planes whose spectrum shows no stripes are returned as they are (the "
+            "network would otherwise 'correct' structures it mistakes for shadows). Untick to "
+            "run the network on every plane.",
+        )
+        self.cleanup = CheckBox(
+            text="spectral clean-up of fine stripes",
+            value=True,
+            tooltip="After the network, bring the stripe direction of the spectrum down to the "
+            "level of the neighbouring directions, where the input shows stripes: removes fine, "
+            "long stripes the network leaves. The mean intensity and all other directions are "
+            "untouched.",
+        )
         self.run_button = PushButton(text="Destripe")
         self.meter = Label(value="", label="")
         self.meter.native.setWordWrap(True)
@@ -144,6 +167,8 @@ class DestripeWidget(Container):
                 device_row,
                 self.output_dtype,
                 self.tile,
+                self.only_striped,
+                self.cleanup,
                 self.run_button,
                 self.meter,
                 status,
@@ -213,7 +238,14 @@ class DestripeWidget(Container):
             tile=self.tile.value or None,
             output_dtype=self.output_dtype.value,
         )
-        gen = destripe_progress(data, model, options, direction=self.direction.value)
+        gen = destripe_progress(
+            data,
+            model,
+            options,
+            direction=self.direction.value,
+            only_striped=self.only_striped.value,
+            cleanup=self.cleanup.value,
+        )
         self.meter.value = ""
         self.runner.start(
             with_stripe_meter(gen, data, self.direction.value),

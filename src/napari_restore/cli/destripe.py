@@ -112,6 +112,18 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="direction the stripes run in (default horizontal; auto: from the spectrum)",
     )
     p.add_argument(
+        "--all-planes",
+        action="store_true",
+        help="run the network on every plane, also on planes whose spectrum shows no stripes "
+        "(by default those are written unchanged)",
+    )
+    p.add_argument(
+        "--no-cleanup",
+        action="store_true",
+        help="skip the spectral clean-up after the network (by default the stripe wedge of "
+        "the spectrum is brought down to its neighbours' level where the input shows stripes)",
+    )
+    p.add_argument(
         "--tile", type=_positive_int, default=None, help="tile edge (default: from memory)"
     )
     p.add_argument("--overlap", type=int, default=None, help="tile overlap (default tile/8)")
@@ -258,6 +270,8 @@ def run_destripe(args: argparse.Namespace) -> int:
         args.model,
         options,
         direction=args.direction,
+        only_striped=not args.all_planes,
+        cleanup=not args.no_cleanup,
         overwrite=args.overwrite,
     )
     run_to_end(gen, desc="destripe", progress_bar=not args.quiet)

@@ -51,6 +51,7 @@ from napari_restore.destripe.data import (
     normalise,
     sample_plane_indices,
 )
+from napari_restore.destripe.spectral import cap_stripe_wedge, stripe_evidence
 from napari_restore.engine.model_files import load_model, model_paths
 from napari_restore.engine.options import InferenceOptions
 from napari_restore.engine.tiling import TileSettings, auto_tile_size, count_tiles, tile_predict
@@ -273,9 +274,19 @@ class _Job:
     vertical: bool
     dtype: np.dtype
     amp: bool
+    only_striped: bool = True
+    cleanup: bool = True
 
 
-def _prepare(image: Any, model: ModelSpec, options: InferenceOptions, direction: str) -> _Job:
+def _prepare(
+    image: Any,
+    model: ModelSpec,
+    options: InferenceOptions,
+    direction: str,
+    *,
+    only_striped: bool = True,
+    cleanup: bool = True,
+) -> _Job:
     """Check the input and the options, load the model and fit the tiles (no plane is read
     beyond the normalisation sample)."""
     check_real_image(image)
@@ -291,7 +302,17 @@ def _prepare(image: Any, model: ModelSpec, options: InferenceOptions, direction:
         net, dev, tile=tile, overlap=options.overlap, batch_size=options.batch_size
     )
     vertical = _resolve_direction(image, direction) == "vertical"
-    return _Job(net, dev, settings, lo, hi, vertical, dtype, options.amp)
+    return _Job(
+        net, dev, settings, lo, hi, vertical, dtype, options.amp, bool(only_striped), bool(cleanup)
+    )
+
+
+def _unchanged(image: Any, index: tuple[int, ...], job: _Job) -> np.ndarray:
+    """A plane left as it is (no stripe evidence), in the output dtype."""
+    plane = np.asarray(image[index])
+    if plane.dtype == job.dtype:
+        return plane.copy()
+    return cast_clipped(plane.astype(np.float64), job.dtype)
 
 
 def _destripe_planes(
@@ -322,21 +343,31 @@ def _destripe_planes(
         planes = np.stack([np.asarray(image[i]) for i in chunk])
         if job.vertical:
             planes = planes.swapaxes(-1, -2)
-        x = normalise(planes, job.lo, job.hi)
+        wedges = [stripe_evidence(p) if job.only_striped or job.cleanup else None for p in planes]
+        run = [k for k, w in enumerate(wedges) if not job.only_striped or w.striped]
         units = per_plane * len(chunk)
-        result = yield from nested_progress(
-            tile_predict(predict, x, job.settings, device=job.device),
-            done=done,
-            units=units,
-            total=total,
-            stage="tiles",
-            message=f"planes {g0 + 1}-{g0 + len(chunk)} of {len(indices)}",
-        )
-        y = denormalise(result, job.lo, job.hi)
+        y = planes.astype(np.float32)
+        if run:
+            x = normalise(planes[run], job.lo, job.hi)
+            skipped = len(chunk) - len(run)
+            result = yield from nested_progress(
+                tile_predict(predict, x, job.settings, device=job.device),
+                done=done,
+                units=per_plane * len(run),
+                total=total,
+                stage="tiles",
+                message=f"planes {g0 + 1}-{g0 + len(chunk)} of {len(indices)}"
+                + (f" ({skipped} without stripes left unchanged)" if skipped else ""),
+            )
+            y[run] = denormalise(result, job.lo, job.hi)
+            if job.cleanup:
+                for k in run:
+                    y[k] = cap_stripe_wedge(y[k], planes[k], wedges[k])
         if job.vertical:
             y = y.swapaxes(-1, -2)
-        for i, plane in zip(chunk, y, strict=True):
-            sink(i, cast_clipped(plane, job.dtype))
+        ran = set(run)
+        for k, (i, plane) in enumerate(zip(chunk, y, strict=True)):
+            sink(i, cast_clipped(plane, job.dtype) if k in ran else _unchanged(image, i, job))
         done += units
     return None
 
@@ -347,6 +378,8 @@ def destripe_progress(
     options: InferenceOptions | None = None,
     *,
     direction: Direction = "horizontal",
+    only_striped: bool = True,
+    cleanup: bool = True,
     **option_fields: Any,
 ) -> ProgressGenerator[np.ndarray]:
     """Remove stripes from an image or stack (generator form of :func:`destripe`).
@@ -364,6 +397,13 @@ def destripe_progress(
         them; smaller tiles use less memory.
     direction : {"horizontal", "vertical", "auto"}
         Direction in which the stripes run; ``"auto"`` uses :func:`detect_stripe_direction`.
+    only_striped : bool
+        Leave planes whose spectrum shows no stripes unchanged (default; see
+        :mod:`napari_restore.destripe.spectral`). ``False`` runs the network on every plane.
+    cleanup : bool
+        After the network, scale the stripe wedge of the spectrum down to its neighbours'
+        level on the rings where the input shows stripes (default; removes fine long stripes
+        the network leaves; mean intensity and everything outside the wedge untouched).
     **option_fields
         Fields of ``options`` given one by one instead, e.g. ``device="cpu", tile=256``.
 
@@ -379,7 +419,7 @@ def destripe_progress(
     """
     options = InferenceOptions.of(options, **option_fields)
     image = as_array_like(image)
-    job = _prepare(image, model, options, direction)
+    job = _prepare(image, model, options, direction, only_striped=only_striped, cleanup=cleanup)
     out = np.empty(tuple(image.shape), dtype=job.dtype)
 
     def sink(index: tuple[int, ...], plane: np.ndarray) -> None:
@@ -395,6 +435,8 @@ def destripe(
     options: InferenceOptions | None = None,
     *,
     direction: Direction = "horizontal",
+    only_striped: bool = True,
+    cleanup: bool = True,
     progress_bar: bool = False,
     **option_fields: Any,
 ) -> np.ndarray:
@@ -406,7 +448,15 @@ def destripe(
     --------
     >>> clean = destripe(striped, "my_model.safetensors", device="cuda:0")  # doctest: +SKIP
     """
-    gen = destripe_progress(image, model, options, direction=direction, **option_fields)
+    gen = destripe_progress(
+        image,
+        model,
+        options,
+        direction=direction,
+        only_striped=only_striped,
+        cleanup=cleanup,
+        **option_fields,
+    )
     return run_to_end(gen, desc="destripe", progress_bar=progress_bar)
 
 
@@ -417,6 +467,8 @@ def destripe_file_progress(
     options: InferenceOptions | None = None,
     *,
     direction: Direction = "horizontal",
+    only_striped: bool = True,
+    cleanup: bool = True,
     overwrite: bool = False,
     **option_fields: Any,
 ) -> ProgressGenerator[Path]:
@@ -435,7 +487,7 @@ def destripe_file_progress(
     ----------
     inp, out : path-like
         Input and output paths.
-    model, options, direction, **option_fields
+    model, options, direction, only_striped, cleanup, **option_fields
         As for :func:`destripe_progress`.
     overwrite : bool
         Replace an existing output.
@@ -451,7 +503,7 @@ def destripe_file_progress(
     inp, out = Path(inp), Path(out)
     check_output_paths([out], [inp], overwrite=overwrite)
     image = open_image(inp)
-    job = _prepare(image, model, options, direction)
+    job = _prepare(image, model, options, direction, only_striped=only_striped, cleanup=cleanup)
     with PlaneWriter(out, tuple(image.shape), job.dtype, source=image) as writer:
         yield from _destripe_planes(image, job, writer.__setitem__, writer.pending())
     return out

@@ -1,0 +1,147 @@
+"""The destriper's stripe-evidence check and spectral clean-up (destripe/spectral.py)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from scipy import ndimage
+
+from napari_restore.destripe.infer import destripe, destripe_progress
+from napari_restore.destripe.spectral import (
+    LOG_OFFSET,
+    MIN_CAP_RING,
+    cap_stripe_wedge,
+    stripe_evidence,
+)
+from napari_restore.models.rescbam_unet import ResCBAMUNet
+from napari_restore.stripe_meter import measure_stripes, periodic_spectrum, spectrum_rings
+
+
+def cells(shape=(256, 288), seed=0) -> np.ndarray:
+    """Blobs of several sizes on a dim background, float32 in about [0, 1]."""
+    rng = np.random.default_rng(seed)
+    img = np.zeros(shape, np.float32)
+    for _ in range(100):
+        y, x = rng.integers(0, shape[0]), rng.integers(0, shape[1])
+        img[y, x] = rng.uniform(0.5, 1.0)
+    img = ndimage.gaussian_filter(img, 3.0) * 40 + 0.05
+    return (img + rng.normal(0, 0.005, shape)).astype(np.float32)
+
+
+def with_stripes(img: np.ndarray, seed=1, depth=0.5) -> np.ndarray:
+    """Long horizontal attenuation stripes of random widths (not the simulator's code)."""
+    rng = np.random.default_rng(seed)
+    rows = np.zeros(img.shape[0], np.float32)
+    for _ in range(12):
+        c, w = rng.uniform(0, img.shape[0]), rng.uniform(0.7, 2.5)
+        rows += np.exp(-0.5 * ((np.arange(img.shape[0]) - c) / w) ** 2).astype(np.float32)
+    return img * (1 - depth * np.clip(rows, 0, 1))[:, None]
+
+
+def fine_lines(img: np.ndarray, seed=0) -> np.ndarray:
+    """One-pixel dark lines across the whole width, like the fine stripes of SmartSPIM."""
+    rng = np.random.default_rng(seed)
+    rows = np.ones(img.shape[0], np.float32)
+    rows[rng.choice(img.shape[0], img.shape[0] // 5, replace=False)] = 0.7
+    return img * rows[:, None]
+
+
+@pytest.fixture(scope="module")
+def net() -> ResCBAMUNet:
+    torch.manual_seed(0)
+    return ResCBAMUNet(base_channels=4, depth=2).eval()
+
+
+def test_evidence_tells_striped_from_clean():
+    clean = cells()
+    assert not stripe_evidence(clean).striped
+    assert stripe_evidence(with_stripes(clean)).striped
+    # A plane too small for a spectrum never counts as striped.
+    assert not stripe_evidence(np.ones((5, 5), np.float32)).striped
+
+
+def test_planes_without_stripes_come_back_unchanged(net):
+    clean = cells()
+    out = destripe(clean, net, device="cpu", output_dtype="float32")
+    np.testing.assert_array_equal(out, clean)
+    # The network alone changes them: the check is what keeps them.
+    raw = destripe(clean, net, device="cpu", output_dtype="float32", only_striped=False)
+    assert not np.array_equal(raw, clean)
+
+
+def test_stack_mixes_kept_and_destriped_planes(net):
+    clean = cells()
+    stack = np.stack([clean, with_stripes(clean)])
+    steps = []
+    gen = destripe_progress(stack, net, device="cpu", output_dtype="float32")
+    try:
+        while True:
+            steps.append(next(gen))
+    except StopIteration as stop:
+        out = stop.value
+    np.testing.assert_array_equal(out[0], clean)
+    assert not np.array_equal(out[1], stack[1])
+    assert any("without stripes left unchanged" in p.message for p in steps)
+
+
+def test_cap_keeps_the_mean_and_everything_outside_the_wedge():
+    striped = with_stripes(cells())
+    wedge = stripe_evidence(striped)
+    capped = cap_stripe_wedge(striped, striped, wedge)
+    assert capped.dtype == np.float32 and capped.shape == striped.shape
+    # The geometric mean is kept; the arithmetic mean moves a little (strong stripes here).
+    assert abs(capped.mean() - striped.mean()) < 0.02 * striped.mean()
+    # The notch works on log(I + eps): there, what it removed lies inside the wedge.
+    lo, hi = np.percentile(striped, (1, 99.9))
+    eps = LOG_OFFSET * (hi - lo)
+    log_in, log_out = np.log(striped + eps), np.log(np.maximum(capped, 0) + eps)
+    log_wedge = stripe_evidence(log_in)
+    assert log_wedge.striped
+    before = periodic_spectrum(log_in)
+    removed = periodic_spectrum(log_in - log_out)
+    outside = ~log_wedge.mask
+    outside[0, 0] = False
+    share = (np.abs(removed[outside]) ** 2).sum() / (np.abs(before[outside]) ** 2).sum()
+    assert share < 1e-3
+    after = before - removed
+    # Inside the wedge, from the ring where the notch starts, the power drops.
+    notched = log_wedge.mask & (spectrum_rings(striped.shape) >= MIN_CAP_RING)
+    assert (np.abs(after[notched]) ** 2).sum() < 0.5 * (np.abs(before[notched]) ** 2).sum()
+    # Fine lines, which live at the frequencies the notch works on, are largely removed.
+    fine = fine_lines(cells(seed=2))
+    capped = cap_stripe_wedge(fine, fine, stripe_evidence(fine))
+    assert measure_stripes(fine, capped).stripe_removed > 0.4
+    assert abs(capped.mean() - fine.mean()) < 0.02 * fine.mean()
+    # Without stripe evidence nothing changes.
+    clean = cells()
+    np.testing.assert_array_equal(cap_stripe_wedge(clean, clean, stripe_evidence(clean)), clean)
+
+
+def test_cleanup_removes_stripes_the_network_leaves():
+    torch.manual_seed(0)
+    idle = ResCBAMUNet(base_channels=4, depth=2).eval()
+    with torch.no_grad():  # predicts no stripe component: the network leaves every stripe
+        idle.head.weight.zero_()
+        idle.head.bias.zero_()
+    striped = fine_lines(cells(seed=4), seed=5)
+    raw = destripe(striped, idle, device="cpu", output_dtype="float32", cleanup=False)
+    np.testing.assert_allclose(raw, striped, rtol=1e-5, atol=1e-6)
+    cleaned = destripe(striped, idle, device="cpu", output_dtype="float32")
+    before = measure_stripes(striped, raw)
+    after = measure_stripes(striped, cleaned)
+    assert after.stripe_removed > before.stripe_removed + 0.1
+    assert after.structure_changed < before.structure_changed + 0.01
+    # The log-domain notch keeps the geometric mean: the plain mean moves by about 1 %.
+    assert abs(cleaned.mean() - raw.mean()) < 0.02 * abs(raw.mean())
+
+
+def test_vertical_stripes_use_the_transposed_evidence(net):
+    striped = with_stripes(cells(seed=6), seed=7)
+    horizontal = destripe(striped, net, device="cpu", output_dtype="float32")
+    vertical = destripe(striped.T, net, device="cpu", output_dtype="float32", direction="vertical")
+    np.testing.assert_allclose(vertical, horizontal.T, rtol=1e-5, atol=1e-5)
+    # Searched in the wrong direction there is no evidence, and nothing changes.
+    np.testing.assert_array_equal(
+        destripe(striped.T, net, device="cpu", output_dtype="float32"), striped.T
+    )
