@@ -33,7 +33,7 @@ import numpy as np
 from scipy import ndimage
 
 from napari_restore.core.arrays import finite_float64
-from napari_restore.core.files import atomic_path
+from napari_restore.core.files import atomic_path, check_outputs
 from napari_restore.core.progress import Progress, ProgressGenerator, each_or_error, run_to_end
 from napari_restore.errors import RestoreInputError
 
@@ -414,7 +414,9 @@ def metrics_rows(name: str, ground_truth: str, m: Metrics) -> list[dict[str, Any
     return rows
 
 
-def write_metrics_csv(path: str | os.PathLike[str], rows: Sequence[dict[str, Any]]) -> Path:
+def write_metrics_csv(
+    path: str | os.PathLike[str], rows: Sequence[dict[str, Any]], *, overwrite: bool = False
+) -> Path:
     """Write metric rows (see :func:`metrics_rows`) to a CSV file, atomically.
 
     Parameters
@@ -423,12 +425,15 @@ def write_metrics_csv(path: str | os.PathLike[str], rows: Sequence[dict[str, Any
         Output ``.csv`` file.
     rows : sequence of dict
         Rows with the keys of ``CSV_COLUMNS``.
+    overwrite : bool
+        Replace an existing file (else :class:`RestoreInputError`, before writing).
 
     Returns
     -------
     pathlib.Path
     """
     target = Path(path)
+    check_outputs([target], overwrite=overwrite)
     with atomic_path(target) as tmp, open(tmp, "w", newline="", encoding="utf-8") as fh:
         writer = csv.DictWriter(fh, fieldnames=CSV_COLUMNS)
         writer.writeheader()

@@ -79,7 +79,7 @@ from scipy import fft as sfft
 from scipy import ndimage
 
 from napari_restore.core.arrays import finite_float64
-from napari_restore.core.files import atomic_path
+from napari_restore.core.files import atomic_path, check_outputs
 from napari_restore.errors import RestoreInputError
 
 StripeDirection = Literal["auto", "horizontal", "vertical"]
@@ -823,9 +823,13 @@ def stripe_rows(input_name: str, restored_name: str, m: StripeMeasure) -> list[d
     return rows
 
 
-def write_stripe_csv(path: str | os.PathLike[str], rows: Sequence[dict[str, Any]]) -> Path:
-    """Write rows of :func:`stripe_rows` to a CSV file, atomically."""
+def write_stripe_csv(
+    path: str | os.PathLike[str], rows: Sequence[dict[str, Any]], *, overwrite: bool = False
+) -> Path:
+    """Write rows of :func:`stripe_rows` to a CSV file, atomically; an existing file is
+    replaced only with ``overwrite=True`` (else :class:`RestoreInputError`)."""
     target = Path(path)
+    check_outputs([target], overwrite=overwrite)
     with atomic_path(target) as tmp, open(tmp, "w", newline="", encoding="utf-8") as fh:
         writer = csv.DictWriter(fh, fieldnames=CSV_COLUMNS)
         writer.writeheader()
