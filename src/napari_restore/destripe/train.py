@@ -40,7 +40,7 @@ from napari_restore.destripe.data import (
     normalise,
     random_degradation,
 )
-from napari_restore.engine.model_files import load_model_file
+from napari_restore.engine.model_files import load_model_file, load_weights
 from napari_restore.engine.trainer import Trainer
 from napari_restore.errors import RestoreInputError
 from napari_restore.models.rescbam_unet import ResCBAMUNet
@@ -451,7 +451,7 @@ class DestripeTrainer(Trainer):
                 f"{config.architecture_kwargs()}. Do not change the network when resuming."
             )
         trainer = cls(data, config, names=names, val_images=val_images)
-        trainer.model.load_state_dict(state)
+        load_weights(trainer.model, state, path)
         trainer.step = int(meta.get("steps", 0))
         trainer.history = [dict(h) for h in meta.get("validation_history", [])]
         seq = np.random.SeedSequence([config.seed, trainer.step])

@@ -41,7 +41,15 @@ def _import_builtin_models() -> None:
 
 
 def build_model(architecture: dict[str, Any]) -> nn.Module:
-    """Build a network from ``{"name": ..., "kwargs": {...}}`` (as stored in model files)."""
+    """Build a network from ``{"name": ..., "kwargs": {...}}`` (as stored in model files).
+
+    The settings are checked against the bounds of
+    :data:`~napari_restore.engine.model_files.ARCHITECTURE_LIMITS` before anything is
+    allocated; a bad one raises :class:`RestoreInputError` naming it.
+    """
+    from napari_restore.engine.model_files import validate_architecture
+
+    validate_architecture(architecture, source="architecture")
     _import_builtin_models()
     name = architecture.get("name")
     if name not in _ARCHITECTURES:
@@ -49,4 +57,7 @@ def build_model(architecture: dict[str, Any]) -> nn.Module:
             f"Unknown network {name!r} in the model file; this napari-restore knows "
             f"{', '.join(sorted(_ARCHITECTURES)) or 'none'}. Is the package up to date?"
         )
-    return _ARCHITECTURES[name](**architecture.get("kwargs", {}))
+    try:
+        return _ARCHITECTURES[name](**architecture.get("kwargs", {}))
+    except (TypeError, ValueError) as err:  # settings another registered network refuses
+        raise RestoreInputError(f"Cannot build the network {name!r}: {err}") from err
