@@ -32,7 +32,7 @@ from typing import Any, Literal
 import numpy as np
 from scipy import ndimage
 
-from napari_restore.core.arrays import finite_float64
+from napari_restore.core.arrays import as_array_like, finite_float64
 from napari_restore.core.files import atomic_path, check_outputs
 from napari_restore.core.progress import Progress, ProgressGenerator, each_or_error, run_to_end
 from napari_restore.errors import RestoreInputError
@@ -192,6 +192,8 @@ def validate_pair(image: Any, ground_truth: Any, *, rgb: bool | None = None) -> 
             )
         if dtype.kind not in "buif":
             raise RestoreInputError(f"The {name} has dtype {dtype}; numeric data are needed.")
+        if 0 in tuple(a.shape):
+            raise RestoreInputError(f"The {name} is empty (shape {tuple(a.shape)}).")
         looks_rgb = len(a.shape) == 3 and a.shape[-1] in (3, 4) and a.shape[0] > 4
         if rgb or (rgb is None and looks_rgb):
             raise RestoreInputError(
@@ -296,6 +298,7 @@ def compute_metrics_progress(
     :class:`~napari_restore.core.progress.Progress` per plane and returns the
     :class:`Metrics`.
     """
+    image, ground_truth = as_array_like(image), as_array_like(ground_truth)
     validate_pair(image, ground_truth, rgb=rgb)
     if data_range is None:
         data_range, source = ground_truth_range(ground_truth), "ground truth"
