@@ -210,8 +210,9 @@ def robust_range(image: Any, max_samples: int = 1_000_000) -> float:
     float
         The range, or 1.0 where the image is constant (so additive stripes stay visible).
     """
-    arr = np.asarray(image)
-    stride = max(1, int(np.ceil((arr.size / max_samples) ** (1 / max(arr.ndim, 1)))))
+    arr = as_array_like(image)  # lazy data stay lazy: only the strided sample is read
+    size = int(np.prod(arr.shape, dtype=np.float64))
+    stride = max(1, int(np.ceil((size / max_samples) ** (1 / max(arr.ndim, 1)))))
     sample = np.asarray(arr[(slice(None, None, stride),) * arr.ndim], dtype=np.float64)
     lo, hi = np.percentile(sample, [0.1, 99.9])
     return float(hi - lo) if hi > lo else 1.0
