@@ -108,3 +108,21 @@ def test_constant_image_at_the_top_of_uint64_destripes_without_nan():
 def test_ragged_lists_are_refused():
     with pytest.raises(RestoreInputError, match="Cannot read list"):
         simulate_stripes([[1.0, 2.0], [3.0]])
+
+
+def test_training_refuses_boolean_clean_images(tmp_path, capsys):
+    from napari_restore.cli import main
+    from napari_restore.destripe.train import DestripeTrainConfig, DestripeTrainer
+
+    mask = np.random.default_rng(0).random((64, 64)) > 0.5
+    config = DestripeTrainConfig(steps=1, patch_size=32, base_channels=4, depth=2, device="cpu")
+    with pytest.raises(RestoreInputError, match="boolean"):
+        DestripeTrainer([mask], config)
+    import tifffile
+
+    tifffile.imwrite(tmp_path / "mask.tif", mask)
+    assert tifffile.imread(tmp_path / "mask.tif").dtype == bool
+    args = ["train-destripe", str(tmp_path / "mask.tif"), "-o", str(tmp_path / "m")]
+    assert main([*args, "--steps", "1", "--patch-size", "32"]) == 2
+    assert "boolean" in capsys.readouterr().err
+    assert not (tmp_path / "m.safetensors").exists()

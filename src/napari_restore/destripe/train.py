@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from napari_restore.core.arrays import check_real_image
 from napari_restore.core.device import autocast, describe_device, resolve_device
 from napari_restore.core.progress import Progress
 from napari_restore.destripe.config import DestripeTrainConfig
@@ -79,11 +80,8 @@ def _prepare_sources(
         if not hasattr(image, "shape") or not hasattr(image, "dtype"):
             image = np.asarray(image)
         dtype = np.dtype(image.dtype)
-        if dtype.kind not in "buif" or len(image.shape) < 2:
-            raise RestoreInputError(
-                f"{name}: shape {tuple(image.shape)}, dtype {dtype}; give real-valued 2D images "
-                "or 3D stacks (Z, Y, X)."
-            )
+        # Real intensities only: a boolean mask would train on 0/1 "images", NaN spreads.
+        check_real_image(image, name=name)
         lo, hi = intensity_range(image)
         planes = normalise(np.asarray(image), lo, hi).reshape(-1, *image.shape[-2:])
         pad_y, pad_x = max(0, patch - planes.shape[1]), max(0, patch - planes.shape[2])
