@@ -38,8 +38,10 @@ def check_real_image(
     """
     check_dtype(image.dtype, name=name)
     if image.ndim < min_ndim:
+        need = "a 2D image (Y, X) or a stack (..., Y, X)" if min_ndim == 2 else ""
         raise RestoreInputError(
-            f"{name} has shape {image.shape}; at least {min_ndim} dimensions (Y, X) are needed."
+            f"{name} has shape {image.shape}; at least {min_ndim} dimensions (Y, X) are needed"
+            + (f": {need}." if need else ".")
         )
     check_not_rgb(image.shape, name=name)
     check_not_empty(image.shape, name=name)
