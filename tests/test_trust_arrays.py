@@ -126,3 +126,16 @@ def test_training_refuses_boolean_clean_images(tmp_path, capsys):
     assert main([*args, "--steps", "1", "--patch-size", "32"]) == 2
     assert "boolean" in capsys.readouterr().err
     assert not (tmp_path / "m.safetensors").exists()
+
+
+@pytest.mark.parametrize("scale", [1e12, 1e25])
+def test_stripe_meter_of_big_values_does_not_overflow(scale):
+    rng = np.random.default_rng(0)
+    clean = rng.uniform(100, 1000, (64, 64))
+    striped = simulate_stripes(clean, seed=0).image
+    small = measure_stripes(striped, clean)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # float32 spectra of such values overflowed to Inf
+        big = measure_stripes(striped * scale, clean * scale)
+    assert big.stripe_removed == pytest.approx(small.stripe_removed, rel=1e-5)
+    assert big.structure_changed == pytest.approx(small.structure_changed, rel=1e-4, abs=1e-7)
