@@ -196,3 +196,16 @@ def test_denoise_resume_with_mismatched_weights(tmp_path):
     _edit(tmp_path / "d.json", _set("architecture", "kwargs", "patch_t", _DELETE))
     with pytest.raises(RestoreInputError, match=r"patch_t'.*missing"):
         DenoiseTrainer.resume(tmp_path / "d", stack)
+
+
+@pytest.mark.parametrize(
+    ("changes", "match"),
+    [
+        ({"depth": 40}, "depth=40 must be at most 6"),
+        ({"base_channels": 100_000}, "base_channels=100000 must be at most 256"),
+        ({"base_channels": 256, "depth": 4}, r"base_channels \* 2\*\*depth = 4096"),
+    ],
+)
+def test_training_settings_share_the_model_file_bounds(changes, match):
+    with pytest.raises(RestoreInputError, match=match):
+        DestripeTrainConfig(**{"patch_size": 64, **changes})
