@@ -10,6 +10,7 @@ package version.
 from __future__ import annotations
 
 import json
+import numbers
 import os
 from pathlib import Path
 from typing import Any
@@ -172,7 +173,7 @@ MAX_UNET_WIDTH = 2048
 
 
 def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
 def _check_value(source: str, key: str, value: Any, kind: str, low: float, high: float) -> None:
@@ -190,7 +191,8 @@ def _check_value(source: str, key: str, value: Any, kind: str, low: float, high:
         for k, v in enumerate(value):
             _check_value(source, f"{key}[{k}]", v, "int", low, high)
         return
-    numeric = _is_int(value) if kind == "int" else _is_int(value) or isinstance(value, float)
+    real = isinstance(value, numbers.Real) and not isinstance(value, bool)
+    numeric = _is_int(value) if kind == "int" else real
     if not numeric or not (low <= value <= high):  # NaN fails the comparison too
         what = "an integer" if kind == "int" else "a number"
         raise RestoreInputError(f"{where} must be {what} from {low:g} to {high:g}, not {value!r}.")
