@@ -3,6 +3,8 @@ the largest allowed ones stay bounded in memory."""
 
 from __future__ import annotations
 
+import tracemalloc
+
 import numpy as np
 import pytest
 import tifffile
@@ -58,23 +60,36 @@ def test_stripe_scalars_out_of_bounds_are_refused(kwargs, match):
         simulate_stripes(IMAGE, mode="additive", **kwargs)
 
 
-def test_the_widest_allowed_stripes_cost_no_more_than_the_image():
-    # Before the reach was clipped to the image, one stripe of sigma 1000 px at 79 degrees
-    # needed (2 * 23000 rows) x width values per array; now at most ~2x the image.
-    for kind in ("gaussian", "tilted"):
-        out = simulate_stripes(
-            IMAGE, kind=kind, width=(1000.0, 1000.0), angle=(79.0, 79.0), count=3, seed=0
-        )
-        assert out.image.shape == IMAGE.shape and np.isfinite(out.image).all()
+def _peak_bytes(call):
+    """Peak memory that numpy allocated during ``call`` (numpy reports to tracemalloc)."""
+    tracemalloc.start()
+    try:
+        out = call()
+        return out, tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+def test_the_widest_allowed_stripes_cost_little_more_than_the_image():
+    # One stripe of sigma 1000 px reaches 4000 rows from its centre line, ~21000 at 79
+    # degrees: unclipped, (2 * reach) x 256 values per temporary array (16 / 86 MB each, about
+    # 100 / 500 MB in all); the reach is now clipped to the rows it can touch in the image.
+    image = np.full((64, 256), 500.0, dtype=np.float32)
+    for kind, limit in (("gaussian", 30e6), ("tilted", 150e6)):
+        kw = {"kind": kind, "width": (1000.0, 1000.0), "angle": (79.0, 79.0), "count": 1}
+        out, peak = _peak_bytes(lambda kw=kw: simulate_stripes(image, seed=0, **kw))
+        assert out.image.shape == image.shape and np.isfinite(out.image).all()
+        assert peak < limit, f"{kind}: {peak / 1e6:.0f} MB"
 
 
 def test_dense_regular_bands_are_summed_in_blocks(monkeypatch):
     import napari_restore.simulate.stripes as stripes
 
-    tall = np.full((3000, 4), 500.0, dtype=np.float32)  # 3000 rows x 3002 bands: 3 blocks
+    tall = np.full((6000, 4), 500.0, dtype=np.float32)  # 6000 rows x 6002 bands: 9 blocks
     kw = {"kind": "regular", "period": 1.0, "width": (0.5, 2.0), "seed": 0}
-    blocks = simulate_stripes(tall, **kw).field
-    monkeypatch.setattr(stripes, "_CHUNK_ELEMENTS", 10**8)  # one (3000, 3002) matrix
+    blocks, peak = _peak_bytes(lambda: simulate_stripes(tall, **kw).field)
+    assert peak < 200e6, f"{peak / 1e6:.0f} MB"  # one (6000, 6002) matrix is 288 MB
+    monkeypatch.setattr(stripes, "_CHUNK_ELEMENTS", 10**9)  # the whole matrix at once
     whole = simulate_stripes(tall, **kw).field
     np.testing.assert_allclose(blocks, whole, rtol=1e-6, atol=1e-7)
     assert 0 < float(blocks.mean()) < 1
