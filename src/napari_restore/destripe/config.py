@@ -110,7 +110,7 @@ class DestripeTrainConfig(TrainConfig):
         for name in ("steps", "val_patches", "preview_every"):
             if int(getattr(self, name)) < 0:
                 raise RestoreInputError(f"{name}={getattr(self, name)!r} must be >= 0.")
-        # The bounds model files are held to (engine.model_files.ARCHITECTURE_LIMITS): a
+        # The bounds model files are held to (napari_restore.models.ARCHITECTURE_LIMITS): a
         # network that no file could describe is refused before it is allocated.
         for name, high in (("depth", 6), ("base_channels", 256), ("reduction", 256)):
             if int(getattr(self, name)) > high:
