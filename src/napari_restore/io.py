@@ -82,16 +82,16 @@ def open_image(path: str | os.PathLike[str]) -> Any:
     """
     p = Path(path)
     if is_plane_folder_input(p):
-        return open_plane_folder(p)
+        return _check_plane_fits(open_plane_folder(p), p)
     _check_exists(p)
     try:
         if _is_zarr(p):
-            return _open_zarr(p)
+            return _check_plane_fits(_open_zarr(p), p)
         suffix = p.suffix.lower()
         if suffix in TIFF_SUFFIXES:
-            return _open_tiff(p)
+            return _check_plane_fits(_open_tiff(p), p)
         if suffix == ".npy":
-            return np.load(p, mmap_mode="r", allow_pickle=False)
+            return _check_plane_fits(np.load(p, mmap_mode="r", allow_pickle=False), p)
         if suffix in RASTER_SUFFIXES:
             import imageio.v3 as iio
 
@@ -99,6 +99,8 @@ def open_image(path: str | os.PathLike[str]) -> Any:
             return _grey_from_rgb(arr, p) if arr.ndim == 3 and arr.shape[-1] in (3, 4) else arr
     except RestoreInputError:
         raise
+    except PermissionError as err:
+        raise RestoreInputError(f"Cannot read {p}: permission denied.") from err
     except Exception as err:
         raise RestoreInputError(f"Could not read {p}: {type(err).__name__}: {err}") from err
     raise RestoreInputError(
@@ -179,19 +181,89 @@ def _open_tiff(p: Path) -> Any:
     return z["0"]  # pyramidal TIFF: full resolution
 
 
+def available_memory() -> int:
+    """Bytes of memory available to this process now (``MemAvailable`` on Linux, else the
+    physical memory)."""
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+    except (ValueError, OSError, AttributeError):  # pragma: no cover - not POSIX
+        return 1 << 62
+
+
+def _nbytes(shape: tuple[int, ...], itemsize: int) -> int:
+    return int(np.prod([int(s) for s in shape], dtype=object)) * int(itemsize)
+
+
+def _gb(n: float) -> str:
+    return f"{n / 1e9:.3g} GB"
+
+
+def _check_plane_fits(arr: Any, p: Path) -> Any:
+    """Refuse an image whose single plane (in float64, as the processing holds it) cannot fit
+    in the memory available: every path reads at least one plane at a time."""
+    shape = tuple(int(s) for s in arr.shape)
+    if len(shape) >= 2:
+        plane = _nbytes(shape[-2:], 8)
+        free = available_memory()
+        if plane > free:
+            raise RestoreInputError(
+                f"{p}: planes of {shape[-2]} x {shape[-1]} pixels need {_gb(plane)} each to "
+                f"process, more than the {_gb(free)} of memory available. Crop or tile the "
+                "image first."
+            )
+    return arr
+
+
+# A zarr array may claim at most this many times the bytes its chunk files store, once it
+# claims more than _ZARR_CHECKED_BYTES. Missing chunks are legal (they read as the fill
+# value), but a header that claims 4 PB over a few bytes of chunks is damaged or malicious,
+# and every reader would fill planes of the claimed size.
+_MAX_ZARR_EXPANSION = 4096
+_ZARR_CHECKED_BYTES = 1 << 30
+
+
+def _check_zarr_size(arr: Any, folder: Path, p: Path) -> Any:
+    """Refuse a zarr array whose header claims far more bytes than its chunk files hold;
+    the files are counted only until they hold enough (a few stat calls for real data)."""
+    claimed = _nbytes(tuple(arr.shape), np.dtype(arr.dtype).itemsize)
+    if claimed <= _ZARR_CHECKED_BYTES or not folder.is_dir():
+        return arr
+    need = claimed // _MAX_ZARR_EXPANSION
+    stored = 0
+    metadata = {".zarray", ".zattrs", ".zgroup", ".zmetadata", "zarr.json"}
+    for root, _, files in os.walk(folder):
+        for name in files:
+            if name not in metadata:
+                stored += (Path(root) / name).stat().st_size
+        if stored >= need:
+            return arr
+    raise RestoreInputError(
+        f"{p}: the zarr header claims shape {tuple(int(s) for s in arr.shape)} "
+        f"({_gb(claimed)}) but its chunk files hold only {stored} bytes; the header is "
+        "damaged, or the array was never written."
+    )
+
+
 def _open_zarr(p: Path) -> Any:
     import zarr
 
     node = zarr.open(str(p), mode="r")
     if hasattr(node, "shape"):
-        return node
+        return _check_zarr_size(node, p, p)
     attrs = dict(node.attrs)
     multiscales = attrs.get("multiscales") or attrs.get("ome", {}).get("multiscales")
     if multiscales:
-        return node[multiscales[0]["datasets"][0]["path"]]
+        key = multiscales[0]["datasets"][0]["path"]
+        return _check_zarr_size(node[key], p / key, p)
     arrays = list(node.array_keys())
     if len(arrays) == 1:
-        return node[arrays[0]]
+        return _check_zarr_size(node[arrays[0]], p / arrays[0], p)
     raise RestoreInputError(
         f"{p} is a zarr group with {len(arrays)} arrays and no OME-Zarr metadata; give the path "
         "of one array inside it."
@@ -199,8 +271,21 @@ def _open_zarr(p: Path) -> Any:
 
 
 def read_image(path: str | os.PathLike[str]) -> np.ndarray:
-    """Read a whole image into memory (see :func:`open_image` for the formats)."""
+    """Read a whole image into memory (see :func:`open_image` for the formats).
+
+    Raises
+    ------
+    RestoreInputError
+        Also when the image needs more memory than is available (before reading it).
+    """
     arr = open_image(path)
+    need, free = _nbytes(tuple(arr.shape), np.dtype(arr.dtype).itemsize), available_memory()
+    if need > free:
+        raise RestoreInputError(
+            f"{path} has shape {tuple(int(s) for s in arr.shape)} ({_gb(need)}); this needs it "
+            f"in memory, and only {_gb(free)} is available. Crop it, or process it plane by "
+            "plane (destripe and simulate read one plane at a time)."
+        )
     try:
         return np.asarray(arr[...])
     except Exception as err:

@@ -32,8 +32,8 @@ from typing import Any, Literal
 import numpy as np
 from scipy import ndimage
 
-from napari_restore.core.arrays import finite_float64
-from napari_restore.core.files import atomic_path
+from napari_restore.core.arrays import as_array_like, finite_float64
+from napari_restore.core.files import atomic_path, check_outputs
 from napari_restore.core.progress import Progress, ProgressGenerator, each_or_error, run_to_end
 from napari_restore.errors import RestoreInputError
 
@@ -192,6 +192,8 @@ def validate_pair(image: Any, ground_truth: Any, *, rgb: bool | None = None) -> 
             )
         if dtype.kind not in "buif":
             raise RestoreInputError(f"The {name} has dtype {dtype}; numeric data are needed.")
+        if 0 in tuple(a.shape):
+            raise RestoreInputError(f"The {name} is empty (shape {tuple(a.shape)}).")
         looks_rgb = len(a.shape) == 3 and a.shape[-1] in (3, 4) and a.shape[0] > 4
         if rgb or (rgb is None and looks_rgb):
             raise RestoreInputError(
@@ -296,6 +298,7 @@ def compute_metrics_progress(
     :class:`~napari_restore.core.progress.Progress` per plane and returns the
     :class:`Metrics`.
     """
+    image, ground_truth = as_array_like(image), as_array_like(ground_truth)
     validate_pair(image, ground_truth, rgb=rgb)
     if data_range is None:
         data_range, source = ground_truth_range(ground_truth), "ground truth"
@@ -414,7 +417,9 @@ def metrics_rows(name: str, ground_truth: str, m: Metrics) -> list[dict[str, Any
     return rows
 
 
-def write_metrics_csv(path: str | os.PathLike[str], rows: Sequence[dict[str, Any]]) -> Path:
+def write_metrics_csv(
+    path: str | os.PathLike[str], rows: Sequence[dict[str, Any]], *, overwrite: bool = False
+) -> Path:
     """Write metric rows (see :func:`metrics_rows`) to a CSV file, atomically.
 
     Parameters
@@ -423,12 +428,15 @@ def write_metrics_csv(path: str | os.PathLike[str], rows: Sequence[dict[str, Any
         Output ``.csv`` file.
     rows : sequence of dict
         Rows with the keys of ``CSV_COLUMNS``.
+    overwrite : bool
+        Replace an existing file (else :class:`RestoreInputError`, before writing).
 
     Returns
     -------
     pathlib.Path
     """
     target = Path(path)
+    check_outputs([target], overwrite=overwrite)
     with atomic_path(target) as tmp, open(tmp, "w", newline="", encoding="utf-8") as fh:
         writer = csv.DictWriter(fh, fieldnames=CSV_COLUMNS)
         writer.writeheader()

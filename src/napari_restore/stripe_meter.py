@@ -79,7 +79,7 @@ from scipy import fft as sfft
 from scipy import ndimage
 
 from napari_restore.core.arrays import finite_float64
-from napari_restore.core.files import atomic_path
+from napari_restore.core.files import atomic_path, check_outputs
 from napari_restore.errors import RestoreInputError
 
 StripeDirection = Literal["auto", "horizontal", "vertical"]
@@ -663,6 +663,16 @@ class _PlaneResult:
         return self.out_removed / self.out_in if self.out_in > 0 else 0.0
 
 
+# Above this magnitude squared spectra (and Otsu's variances) overflow float32: a plane of
+# 512 x 512 values of 2**40 has spectral power up to ~2**116 (float32 tops out at 2**128).
+_FLOAT32_SAFE = 2.0**40
+
+
+def _work_dtype(plane: np.ndarray) -> type:
+    big = plane.size and float(np.abs(plane).max()) > _FLOAT32_SAFE
+    return np.float64 if big else np.float32
+
+
 def foreground_mask(plane: np.ndarray) -> np.ndarray:
     """Foreground of a plane: Otsu's threshold of the plane smoothed with sigma 2 px.
 
@@ -670,7 +680,7 @@ def foreground_mask(plane: np.ndarray) -> np.ndarray:
     """
     from skimage.filters import threshold_otsu
 
-    smooth = ndimage.gaussian_filter(plane.astype(np.float32), 2.0, mode="nearest")
+    smooth = ndimage.gaussian_filter(plane.astype(_work_dtype(plane)), 2.0, mode="nearest")
     if not smooth.max() > smooth.min():
         return np.ones(plane.shape, dtype=bool)
     mask = smooth > threshold_otsu(smooth)
@@ -684,9 +694,11 @@ def _measure_plane(
 ) -> _PlaneResult:
     m, n = x.shape
     geo = _geometry(m, n)
-    # float32 spectra: twice as fast, and ample for power ratios (sums are taken in float64).
-    sx = periodic_spectrum(x.astype(np.float32))
-    sy = periodic_spectrum(y.astype(np.float32))
+    # float32 spectra: twice as fast, and ample for power ratios (sums are taken in float64);
+    # float64 where squared spectra of big values would overflow float32.
+    work = np.result_type(_work_dtype(x), _work_dtype(y))
+    sx = periodic_spectrum(x.astype(work))
+    sy = periodic_spectrum(y.astype(work))
     px = sx.real**2 + sx.imag**2
     py = sy.real**2 + sy.imag**2
     d = sx - sy
@@ -952,9 +964,13 @@ def stripe_rows(input_name: str, restored_name: str, m: StripeMeasure) -> list[d
     return rows
 
 
-def write_stripe_csv(path: str | os.PathLike[str], rows: Sequence[dict[str, Any]]) -> Path:
-    """Write rows of :func:`stripe_rows` to a CSV file, atomically."""
+def write_stripe_csv(
+    path: str | os.PathLike[str], rows: Sequence[dict[str, Any]], *, overwrite: bool = False
+) -> Path:
+    """Write rows of :func:`stripe_rows` to a CSV file, atomically; an existing file is
+    replaced only with ``overwrite=True`` (else :class:`RestoreInputError`)."""
     target = Path(path)
+    check_outputs([target], overwrite=overwrite)
     with atomic_path(target) as tmp, open(tmp, "w", newline="", encoding="utf-8") as fh:
         writer = csv.DictWriter(fh, fieldnames=CSV_COLUMNS)
         writer.writeheader()

@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 from collections.abc import Generator
 from functools import partial
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -427,23 +428,43 @@ class MetricsPanel(Container):
                 rows += metrics_rows(layer.name, gt_name, r)
         return rows
 
-    def export_csv(self, path: Any) -> None:
-        """Write the current results to ``path`` (CSV, written atomically)."""
+    def export_csv(self, path: Any, *, overwrite: bool = False) -> None:
+        """Write the current results to ``path`` (CSV, written atomically); an existing file
+        is replaced only with ``overwrite=True``."""
         rows = self.csv_rows()
         if not rows:
             raise RestoreInputError("There are no results to export yet; click Compute first.")
         if self._results_input is not None:
-            write_stripe_csv(path, rows)
+            write_stripe_csv(path, rows, overwrite=overwrite)
         else:
-            write_metrics_csv(path, rows)
+            write_metrics_csv(path, rows, overwrite=overwrite)
         self.status.value = f"wrote {path}"
+
+    def _confirm_replace(self, path: Path) -> bool:
+        """Ask before replacing an existing file (a typed name skips the save dialog's own
+        question)."""
+        from qtpy.QtWidgets import QMessageBox
+
+        answer = QMessageBox.question(
+            self.native,
+            "Replace file?",
+            f"{path} exists. Replace it?",
+            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
+            QMessageBox.StandardButton.No,
+        )
+        return answer == QMessageBox.StandardButton.Yes
 
     def _export_clicked(self, *_: Any) -> None:
         path = self.csv_path.value
         if path is None or str(path) in ("", "."):
             self.status.value = "Choose a CSV file name first."
             return
+        path = Path(path)
+        overwrite = path.exists() and not path.is_dir()
+        if overwrite and not self._confirm_replace(path):
+            self.status.value = f"Not exported: {path} was kept."
+            return
         try:
-            self.export_csv(path)
+            self.export_csv(path, overwrite=overwrite)
         except (RestoreInputError, OSError) as err:
             self.status.value = f"Error: {error_text(err)}"

@@ -2,10 +2,12 @@
 
 Each module in this package defines ``register(subparsers)``, which adds its subcommand and sets
 ``func`` (called with the parsed arguments, returns an exit code). Errors meant for users
-(:class:`~napari_restore.errors.RestoreInputError`) are printed without a traceback and exit
-with code 2; Ctrl-C exits with 130 and leaves no partial output file (a folder output keeps
-the planes it has finished, and running the command again resumes it). Subcommands with
-``--recursive`` run once per folder of planes of an input tree (:func:`._common.run_tree`).
+(:class:`~napari_restore.errors.RestoreInputError`), files that cannot be read or written
+(:class:`OSError`, e.g. permissions) and memory running out are printed as one line without a
+traceback and exit with code 2; Ctrl-C exits with 130 and leaves no partial output file (a
+folder output keeps the planes it has finished, and running the command again resumes it).
+Subcommands with ``--recursive`` run once per folder of planes of an input tree
+(:func:`._common.run_tree`).
 """
 
 from __future__ import annotations
@@ -49,6 +51,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     except RestoreInputError as err:
         print(f"napari-restore {args.command}: error: {err}", file=sys.stderr)
         return 2
+    except OSError as err:  # a file that cannot be read or written (permissions, full disk)
+        print(f"napari-restore {args.command}: error: {_os_error_text(err)}", file=sys.stderr)
+        return 2
+    except MemoryError:
+        print(
+            f"napari-restore {args.command}: error: out of memory; use a smaller image, tile, "
+            "or batch size.",
+            file=sys.stderr,
+        )
+        return 2
     except KeyboardInterrupt:
         from napari_restore.io_folders import folder_state
 
@@ -61,6 +73,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             said = "no output was written"
         print(f"napari-restore {args.command}: interrupted; {said}.", file=sys.stderr)
         return 130
+
+
+def _os_error_text(err: OSError) -> str:
+    """One line for an :class:`OSError`: what failed, on which file, and what to do."""
+    what = err.strerror or str(err) or type(err).__name__
+    where = f" ({err.filename})" if err.filename else ""
+    hint = ""
+    if isinstance(err, PermissionError):
+        hint = "; check the file and folder permissions, or choose another path"
+    return f"{what}{where}{hint}."
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -281,16 +281,13 @@ def run_destripe(args: argparse.Namespace) -> int:
 
 
 def _load_clean(paths: list[Path]) -> list[Any]:
+    from napari_restore.core.arrays import check_real_image
     from napari_restore.io import read_image
 
     images = []
     for path in paths:
         image = read_image(path)
-        if image.ndim < 2 or image.dtype.kind not in "buif":
-            raise RestoreInputError(
-                f"{path}: shape {image.shape}, dtype {image.dtype}; a greyscale 2D image or "
-                "3D stack is needed."
-            )
+        check_real_image(image, name=str(path))  # bool, complex, colour, empty, NaN: refused
         images.append(image)
     return images
 

@@ -27,6 +27,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.add_argument("--per-slice", action="store_true", help="also list values per plane")
     p.add_argument(
+        "--csv", type=Path, default=None, help="also write the rows (and per-plane rows) to a CSV"
+    )
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --csv file")
+    p.add_argument(
         "--backend",
         choices=("numpy", "torch"),
         default="numpy",
@@ -51,7 +55,6 @@ def register(sub: argparse._SubParsersAction) -> None:
         default="auto",
         help="which way the stripes run (default: found per plane)",
     )
-    nr.add_argument("--csv", type=Path, default=None, help="also write the rows to this CSV file")
     p.set_defaults(func=run)
 
 
@@ -115,11 +118,20 @@ def format_stripe_table(rows: list[tuple[str, Any]], per_slice: bool = False) ->
     return "\n".join(lines)
 
 
+def _check_csv(args: argparse.Namespace) -> None:
+    """Before measuring: an existing (without --overwrite), clashing or unwritable CSV."""
+    from napari_restore.core.files import check_outputs
+
+    if args.csv is not None:
+        check_outputs([args.csv], [args.ground_truth, *args.images], overwrite=args.overwrite)
+
+
 def run_no_reference(args: argparse.Namespace) -> int:
     """``metrics INPUT RESTORED... --no-reference``: the stripe meter."""
     from napari_restore.io import open_image
     from napari_restore.stripe_meter import measure_stripes, stripe_rows, write_stripe_csv
 
+    _check_csv(args)
     source = open_image(args.ground_truth)
     rows = [
         (str(path), measure_stripes(source, open_image(path), direction=args.direction))
@@ -127,7 +139,7 @@ def run_no_reference(args: argparse.Namespace) -> int:
     ]
     if args.csv is not None:
         csv_rows = [r for name, m in rows for r in stripe_rows(str(args.ground_truth), name, m)]
-        write_stripe_csv(args.csv, csv_rows)
+        write_stripe_csv(args.csv, csv_rows, overwrite=args.overwrite)
     if args.json:
         payload = {
             "input": str(args.ground_truth),
@@ -145,10 +157,11 @@ def run_no_reference(args: argparse.Namespace) -> int:
 
 def run(args: argparse.Namespace) -> int:
     from napari_restore.io import open_image
-    from napari_restore.metrics import compute_metrics
+    from napari_restore.metrics import compute_metrics, metrics_rows, write_metrics_csv
 
     if args.no_reference:
         return run_no_reference(args)
+    _check_csv(args)
     gt = open_image(args.ground_truth)
     rows = []
     for path in args.images:
@@ -171,4 +184,13 @@ def run(args: argparse.Namespace) -> int:
     else:
         print(f"ground truth: {args.ground_truth}")
         print(format_table(rows, per_slice=args.per_slice))
+    if args.csv is not None:
+        gt_name = str(args.ground_truth)
+        write_metrics_csv(
+            args.csv,
+            [r for name, m in rows for r in metrics_rows(name, gt_name, m)],
+            overwrite=args.overwrite,
+        )
+        if not args.json:
+            print(f"wrote {args.csv}")
     return 0

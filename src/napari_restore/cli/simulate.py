@@ -207,8 +207,11 @@ def run(args: argparse.Namespace) -> int:
 
 def run_noise(args: argparse.Namespace) -> int:
     from napari_restore.io import check_output_paths, open_image, read_image, write_image
-    from napari_restore.simulate.noise import simulate_noise
+    from napari_restore.simulate.noise import check_noise_params, simulate_noise
 
+    check_noise_params(
+        args.photons, read_noise=args.read_noise, gain=args.gain, offset=args.offset, seed=args.seed
+    )
     check_output_paths([args.output, args.expected], [args.input], overwrite=args.overwrite)
     clean = open_image(args.input)  # the source of a folder output's plane names
     clean_data = read_image(args.input)

@@ -38,10 +38,13 @@ def check_real_image(
     """
     check_dtype(image.dtype, name=name)
     if image.ndim < min_ndim:
+        need = "a 2D image (Y, X) or a stack (..., Y, X)" if min_ndim == 2 else ""
         raise RestoreInputError(
-            f"{name} has shape {image.shape}; at least {min_ndim} dimensions (Y, X) are needed."
+            f"{name} has shape {image.shape}; at least {min_ndim} dimensions (Y, X) are needed"
+            + (f": {need}." if need else ".")
         )
     check_not_rgb(image.shape, name=name)
+    check_not_empty(image.shape, name=name)
     if finite:
         check_finite(image, name=name)
 
@@ -69,6 +72,12 @@ def check_not_rgb(shape: tuple[int, ...], *, name: str = "image") -> None:
             "colour channels. napari-restore works on greyscale channels: pass one channel "
             "(image[..., 0]) or a greyscale conversion."
         )
+
+
+def check_not_empty(shape: tuple[int, ...], *, name: str = "image") -> None:
+    """Refuse arrays with an axis of length 0 (they hold no pixels to process)."""
+    if any(int(s) == 0 for s in shape):
+        raise RestoreInputError(f"{name} has shape {tuple(shape)}: it holds no pixels.")
 
 
 def check_finite(image: Any, *, name: str = "image") -> None:
@@ -112,10 +121,16 @@ def check_finite(image: Any, *, name: str = "image") -> None:
 
 
 def as_array_like(image: Any) -> Any:
-    """``image`` itself if it has ``shape`` and ``dtype`` (kept lazy), else ``np.asarray``."""
+    """``image`` itself if it has ``shape`` and ``dtype`` (kept lazy), else ``np.asarray``
+    (nested lists; ragged ones are refused)."""
     if hasattr(image, "shape") and hasattr(image, "dtype"):
         return image
-    return np.asarray(image)
+    try:
+        return np.asarray(image)
+    except (ValueError, TypeError) as err:  # ragged nested lists
+        raise RestoreInputError(
+            f"Cannot read {type(image).__name__} as an image ({err}); pass a numpy array."
+        ) from err
 
 
 def resolve_output_dtype(output_dtype: str | np.dtype | type, input_dtype: Any) -> np.dtype:
@@ -197,8 +212,9 @@ def robust_range(image: Any, max_samples: int = 1_000_000) -> float:
     float
         The range, or 1.0 where the image is constant (so additive stripes stay visible).
     """
-    arr = np.asarray(image)
-    stride = max(1, int(np.ceil((arr.size / max_samples) ** (1 / max(arr.ndim, 1)))))
+    arr = as_array_like(image)  # lazy data stay lazy: only the strided sample is read
+    size = int(np.prod(arr.shape, dtype=np.float64))
+    stride = max(1, int(np.ceil((size / max_samples) ** (1 / max(arr.ndim, 1)))))
     sample = np.asarray(arr[(slice(None, None, stride),) * arr.ndim], dtype=np.float64)
     lo, hi = np.percentile(sample, [0.1, 99.9])
     return float(hi - lo) if hi > lo else 1.0
@@ -206,8 +222,14 @@ def robust_range(image: Any, max_samples: int = 1_000_000) -> float:
 
 def finite_float64(data: Any, message: str) -> np.ndarray:
     """``data`` as a float64 array, or :class:`RestoreInputError` with ``message`` if it holds
-    NaN or infinite values (metrics on such data would be NaN without saying why)."""
+    NaN or infinite values (metrics on such data would be NaN without saying why), or
+    magnitudes above ``MAX_ABS_VALUE`` (whose squares and spectra overflow)."""
     out = np.asarray(data, dtype=np.float64)
     if not np.isfinite(out).all():
         raise RestoreInputError(message)
+    if out.size and float(np.abs(out).max()) > MAX_ABS_VALUE:
+        raise RestoreInputError(
+            f"The data have values up to {float(np.abs(out).max()):.3g}; magnitudes up to "
+            f"{MAX_ABS_VALUE:g} are accepted: rescale the image first."
+        )
     return out

@@ -35,7 +35,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from napari_restore.core.arrays import cast_clipped, resolve_output_dtype
+from napari_restore.core.arrays import cast_clipped, check_finite, resolve_output_dtype
 from napari_restore.core.device import autocast, module_on, resolve_device
 from napari_restore.core.progress import ProgressGenerator, nested_progress, run_to_end
 from napari_restore.engine.model_files import load_model
@@ -263,7 +263,10 @@ def _denoise_one(
     """Denoise one ``(T, Y, X)`` stack; returns float32 in the units of the input.
 
     ``stats``: the ``(mean, scale)`` of the whole stack when ``stack`` is a chunk of it."""
-    x = np.asarray(stack).astype(np.float32)
+    x = np.asarray(stack)
+    if x.dtype.kind == "f" and x.dtype.itemsize > 4:
+        check_finite(x)  # float64 beyond float32's range would turn into Inf in the cast
+    x = x.astype(np.float32)
     mean, scale = stats if stats is not None else stack_statistics(x, model_normalization(model))
     x -= np.float32(mean)
     x /= np.float32(scale)

@@ -54,7 +54,7 @@ from napari_restore.denoise.infer import (
     stack_statistics,
 )
 from napari_restore.denoise.sampling import spatial_redundancy_sample
-from napari_restore.engine.model_files import OPTIMIZER_PREFIX, load_model_file
+from napari_restore.engine.model_files import OPTIMIZER_PREFIX, load_model_file, load_weights
 from napari_restore.engine.stacks import as_stack, reflect_index
 from napari_restore.engine.trainer import Trainer
 from napari_restore.errors import RestoreInputError
@@ -89,7 +89,7 @@ def initial_network(config: DenoiseTrainConfig, stack_shape: tuple[int, int, int
         )
     state, meta = load_model_file(path, task="denoise")
     model = build_model(meta["architecture"])
-    model.load_state_dict({k: v for k, v in state.items() if not k.startswith(OPTIMIZER_PREFIX)})
+    load_weights(model, state, path)
     model.normalization = normalization_from_metadata(meta)
     if config.patch_t != model.patch_t:
         what = "pretrained network" if config.init == "pretrained" else f"network in {path.name}"
@@ -451,8 +451,7 @@ class DenoiseTrainer(Trainer):
             training.get("config", {}), **{**overrides, "patch_t": patch_t}
         )
         model = build_model(meta["architecture"])
-        weights = {k: v for k, v in state.items() if not k.startswith(OPTIMIZER_PREFIX)}
-        model.load_state_dict(weights)
+        load_weights(model, state, path)
         model.normalization = normalization_from_metadata(meta)
         trainer = cls(data, config, model=model, source=meta.get("data", {}).get("source"))
         trainer.step = int(meta.get("steps", 0))

@@ -110,6 +110,16 @@ class DestripeTrainConfig(TrainConfig):
         for name in ("steps", "val_patches", "preview_every"):
             if int(getattr(self, name)) < 0:
                 raise RestoreInputError(f"{name}={getattr(self, name)!r} must be >= 0.")
+        # The bounds model files are held to (napari_restore.models.ARCHITECTURE_LIMITS): a
+        # network that no file could describe is refused before it is allocated.
+        for name, high in (("depth", 6), ("base_channels", 256), ("reduction", 256)):
+            if int(getattr(self, name)) > high:
+                raise RestoreInputError(f"{name}={getattr(self, name)!r} must be at most {high}.")
+        if self.base_channels * 2**self.depth > 2048:
+            raise RestoreInputError(
+                f"base_channels * 2**depth = {self.base_channels * 2**self.depth}; at most 2048 "
+                "(the widest level of the network)."
+            )
         if self.patch_size < max(16, 2**self.depth):
             raise RestoreInputError(
                 f"patch_size={self.patch_size} is too small: use at least "

@@ -117,8 +117,8 @@ def intensity_range(
             "before destriping."
         )
     lo, hi = (float(v) for v in np.percentile(sample, percentiles))
-    if not hi > lo:
-        hi = lo + 1.0
+    if not hi > lo:  # constant: a step that float32 still resolves at lo's magnitude
+        hi = lo + max(1.0, abs(lo) * 2.0**-20)
     return lo, hi
 
 

@@ -208,7 +208,8 @@ def detect_stripe_direction(image: Any, *, max_planes: int = 8) -> str:
         :func:`stripe_direction_scores`. Stripes should be the dominant long straight structure;
         where they are faint, set the direction by hand.
     """
-    check_real_image(as_array_like(image))
+    image = as_array_like(image)
+    check_real_image(image)
     horizontal, vertical = stripe_direction_scores(image, max_planes=max_planes)
     return "horizontal" if horizontal >= vertical else "vertical"
 

@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from napari_restore.core.arrays import check_real_image
 from napari_restore.core.device import autocast, describe_device, resolve_device
 from napari_restore.core.progress import Progress
 from napari_restore.destripe.config import DestripeTrainConfig
@@ -40,7 +41,7 @@ from napari_restore.destripe.data import (
     normalise,
     random_degradation,
 )
-from napari_restore.engine.model_files import load_model_file
+from napari_restore.engine.model_files import load_model_file, load_weights
 from napari_restore.engine.trainer import Trainer
 from napari_restore.errors import RestoreInputError
 from napari_restore.models.rescbam_unet import ResCBAMUNet
@@ -79,11 +80,8 @@ def _prepare_sources(
         if not hasattr(image, "shape") or not hasattr(image, "dtype"):
             image = np.asarray(image)
         dtype = np.dtype(image.dtype)
-        if dtype.kind not in "buif" or len(image.shape) < 2:
-            raise RestoreInputError(
-                f"{name}: shape {tuple(image.shape)}, dtype {dtype}; give real-valued 2D images "
-                "or 3D stacks (Z, Y, X)."
-            )
+        # Real intensities only: a boolean mask would train on 0/1 "images", NaN spreads.
+        check_real_image(image, name=name)
         lo, hi = intensity_range(image)
         planes = normalise(np.asarray(image), lo, hi).reshape(-1, *image.shape[-2:])
         pad_y, pad_x = max(0, patch - planes.shape[1]), max(0, patch - planes.shape[2])
@@ -451,7 +449,7 @@ class DestripeTrainer(Trainer):
                 f"{config.architecture_kwargs()}. Do not change the network when resuming."
             )
         trainer = cls(data, config, names=names, val_images=val_images)
-        trainer.model.load_state_dict(state)
+        load_weights(trainer.model, state, path)
         trainer.step = int(meta.get("steps", 0))
         trainer.history = [dict(h) for h in meta.get("validation_history", [])]
         seq = np.random.SeedSequence([config.seed, trainer.step])

@@ -86,7 +86,12 @@ class TrainConfig:
         unknown = set(overrides) - names
         if unknown:
             raise RestoreInputError(f"Unknown training settings: {', '.join(sorted(unknown))}.")
-        return cls(**{**{k: v for k, v in data.items() if k in names}, **overrides})
+        try:
+            return cls(**{**{k: v for k, v in data.items() if k in names}, **overrides})
+        except (TypeError, ValueError) as err:  # e.g. a saved setting of the wrong type
+            if isinstance(err, RestoreInputError):
+                raise
+            raise RestoreInputError(f"Invalid training settings: {err}") from err
 
 
 class Trainer(abc.ABC):

@@ -13,7 +13,12 @@ from typing import NamedTuple
 
 import numpy as np
 
-from napari_restore.core.arrays import cast_clipped, check_real_image, resolve_output_dtype
+from napari_restore.core.arrays import (
+    as_array_like,
+    cast_clipped,
+    check_real_image,
+    resolve_output_dtype,
+)
 from napari_restore.errors import RestoreInputError
 
 
@@ -31,6 +36,41 @@ class NoiseResult(NamedTuple):
 
     image: np.ndarray
     expected: np.ndarray
+
+
+# Bounds of the camera model (checked before the image is read): beyond any real camera, and
+# within what the Poisson sampler can draw (it refuses means above ~1e19 electrons).
+NOISE_LIMITS: dict[str, tuple[float, float]] = {
+    "photons": (0.0, 1e6),  # mean photo-electrons per pixel (exclusive low)
+    "read_noise": (0.0, 1e6),  # electrons rms
+    "gain": (0.0, 1e6),  # ADU per electron (exclusive low)
+    "offset": (-1e9, 1e9),  # ADU
+}
+
+
+def _number(value: object) -> bool:
+    return isinstance(value, int | float | np.integer | np.floating) and not isinstance(
+        value, bool | np.bool_
+    )
+
+
+def check_noise_params(
+    photons: float, *, read_noise: float, gain: float, offset: float, seed: int | None
+) -> None:
+    """Raise :class:`RestoreInputError` for camera parameters outside :data:`NOISE_LIMITS`
+    (NaN included) or a seed that is not a whole number >= 0 (or None)."""
+    values = {"photons": photons, "read_noise": read_noise, "gain": gain, "offset": offset}
+    for name, value in values.items():
+        lo, hi = NOISE_LIMITS[name]
+        strict = name in ("photons", "gain")
+        ok = _number(value) and (lo < value if strict else lo <= value) and value <= hi
+        if not ok:
+            low = f"above {lo:g}" if strict else f"from {lo:g}"
+            raise RestoreInputError(f"{name}={value!r}: give a number {low} up to {hi:g}.")
+    if seed is not None and (
+        not isinstance(seed, int | np.integer) or isinstance(seed, bool) or seed < 0
+    ):
+        raise RestoreInputError(f"seed={seed!r}: give a whole number >= 0 or None.")
 
 
 def simulate_noise(
@@ -68,14 +108,10 @@ def simulate_noise(
     NoiseResult
         ``(image, expected)``: the noisy image and its noise-free expectation.
     """
-    arr = np.asarray(image)
+    check_noise_params(photons, read_noise=read_noise, gain=gain, offset=offset, seed=seed)
+    arr = as_array_like(image)
     check_real_image(arr)
-    if not (photons > 0 and np.isfinite(photons)):
-        raise RestoreInputError(
-            f"photons={photons!r}: give a positive mean photon count per pixel."
-        )
-    if read_noise < 0 or gain <= 0:
-        raise RestoreInputError("read_noise must be >= 0 and gain > 0.")
+    arr = np.asarray(arr)
     flux = np.clip(arr.astype(np.float64), 0, None)
     mean = flux.mean()
     if mean <= 0:

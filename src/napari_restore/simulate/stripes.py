@@ -37,6 +37,7 @@ from typing import Any, Literal, NamedTuple
 import numpy as np
 
 from napari_restore.core.arrays import (
+    MAX_ABS_VALUE,
     as_array_like,
     cast_clipped,
     check_real_image,
@@ -59,6 +60,17 @@ _TRUNCATE = 4.0
 _CHUNK_ELEMENTS = 4_000_000
 # Attenuation is kept below 1 so that log(1 - a) stays finite; 0.999 still looks black.
 _MAX_ATTENUATION = 0.999
+# Bounds of the parameters (checked before anything is drawn): far beyond what looks like
+# stripes, but they keep memory and time bounded (width=1e6 or period=1e-6 would need GBs).
+LIMITS: dict[str, tuple[float, float]] = {
+    "width": (0.0, 1000.0),  # px, sigma across a stripe (exclusive low)
+    "length": (0.0, 1e6),  # px, sigma along a stripe (exclusive low)
+    "amplitude": (0.0, 100.0),  # additive: fractions of the intensity range
+    "density": (0.0, 100.0),  # stripes per 100 px: at most one per row
+    "count": (0, 10_000),  # stripes per plane
+    "period": (1.0, 1e6),  # px between regular bands
+    "angle": (-80.0, 80.0),  # degrees from the x axis (exclusive)
+}
 
 
 @dataclass(frozen=True)
@@ -119,11 +131,24 @@ class StripeParams:
         _check_choice("mode", self.mode, STRIPE_MODES)
         _check_choice("polarity", self.polarity, POLARITIES)
         for name in ("width", "amplitude", "angle") + (("length",) if self.length else ()):
-            lo, hi = getattr(self, name)
+            pair = getattr(self, name)
+            if not (isinstance(pair, tuple | list) and len(pair) == 2 and all(map(_real, pair))):
+                raise RestoreInputError(f"{name}={pair!r}: give a (low, high) pair of numbers.")
+            lo, hi = pair
             if not (np.isfinite(lo) and np.isfinite(hi)) or lo > hi:
                 raise RestoreInputError(f"{name}={(lo, hi)!r}: give a finite (low, high) range.")
-        if self.width[0] <= 0 or (self.length is not None and self.length[0] <= 0):
-            raise RestoreInputError("width and length must be positive (they are in pixels).")
+            object.__setattr__(self, name, (float(lo), float(hi)))
+        w_max, l_max = LIMITS["width"][1], LIMITS["length"][1]
+        if self.width[0] <= 0 or self.width[1] > w_max:
+            raise RestoreInputError(
+                f"width={self.width!r}: stripe widths (sigma, px) must be positive and at most "
+                f"{w_max:g}."
+            )
+        if self.length is not None and (self.length[0] <= 0 or self.length[1] > l_max):
+            raise RestoreInputError(
+                f"length={self.length!r}: stripe lengths (sigma, px) must be positive and at most "
+                f"{l_max:g}."
+            )
         if self.amplitude[0] < 0:
             raise RestoreInputError("amplitude must be >= 0; use polarity for bright stripes.")
         if self.mode == "multiplicative" and self.amplitude[1] > 1:
@@ -131,12 +156,39 @@ class StripeParams:
                 f"amplitude={self.amplitude!r}: a multiplicative stripe attenuates by a fraction "
                 "between 0 and 1."
             )
-        if self.density < 0 or (self.count is not None and self.count < 0):
-            raise RestoreInputError("density and count must be >= 0.")
-        if self.period <= 0:
-            raise RestoreInputError("period must be > 0 pixels.")
-        if max(abs(self.angle[0]), abs(self.angle[1])) >= 80:
+        a_max = LIMITS["amplitude"][1]
+        if self.amplitude[1] > a_max:
+            raise RestoreInputError(
+                f"amplitude={self.amplitude!r}: additive stripes are at most {a_max:g} times "
+                "the image's intensity range."
+            )
+        d_max, c_max = LIMITS["density"][1], LIMITS["count"][1]
+        if not (_real(self.density) and 0 <= self.density <= d_max):  # NaN fails too
+            raise RestoreInputError(
+                f"density={self.density!r}: give 0 to {d_max:g} stripes per 100 pixels."
+            )
+        if self.count is not None:
+            if not (_real(self.count) and float(self.count).is_integer()):
+                raise RestoreInputError(f"count={self.count!r}: give a whole number of stripes.")
+            if not 0 <= self.count <= c_max:
+                raise RestoreInputError(
+                    f"count={self.count!r}: give 0 to {c_max} stripes per plane."
+                )
+            object.__setattr__(self, "count", int(self.count))
+        p_min, p_max = LIMITS["period"]
+        if not (_real(self.period) and p_min <= self.period <= p_max):
+            raise RestoreInputError(
+                f"period={self.period!r}: regular bands must be {p_min:g} to {p_max:g} pixels "
+                "apart."
+            )
+        if max(abs(self.angle[0]), abs(self.angle[1])) >= LIMITS["angle"][1]:
             raise RestoreInputError("angle must stay within +-80 degrees of the x axis.")
+        if self.seed is not None and not (
+            isinstance(self.seed, int | np.integer) and not isinstance(self.seed, bool)
+        ):
+            raise RestoreInputError(f"seed={self.seed!r}: give a whole number >= 0 or None.")
+        if self.seed is not None and self.seed < 0:
+            raise RestoreInputError(f"seed={self.seed!r}: give a whole number >= 0 or None.")
 
     def replace(self, **changes: Any) -> StripeParams:
         """Return a copy with some fields changed (validated again)."""
@@ -252,6 +304,13 @@ class StripeResult(NamedTuple):
     field: np.ndarray
 
 
+def _real(value: Any) -> bool:
+    """A real number (bool and strings are not)."""
+    return isinstance(value, int | float | np.integer | np.floating) and not isinstance(
+        value, bool | np.bool_
+    )
+
+
 def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
     if value not in choices:
         raise RestoreInputError(f"{name}={value!r} is not one of {', '.join(choices)}.")
@@ -281,10 +340,13 @@ def _regular_profile(rng: np.random.Generator, params: StripeParams, height: int
     sigma = _uniform(rng, params.width, centres.size)
     amp = signed_amplitudes(rng, params, centres.size)
     y = np.arange(height, dtype=np.float64)[:, None]
-    shape = np.exp(-0.5 * ((y - centres[None]) / sigma[None]) ** 2)
-    if params.mode == "multiplicative":
-        return np.log1p(-amp[None] * shape).sum(axis=1)
-    return (amp[None] * shape).sum(axis=1)
+    total = np.zeros(height)
+    step = max(1, _CHUNK_ELEMENTS // max(1, height))  # bands per (height, bands) block
+    for s in range(0, centres.size, step):
+        c, sg, a = centres[None, s : s + step], sigma[None, s : s + step], amp[None, s : s + step]
+        shape = np.exp(-0.5 * ((y - c) / sg) ** 2)
+        total += (np.log1p(-a * shape) if params.mode == "multiplicative" else a * shape).sum(1)
+    return total
 
 
 def _stripe_count(params: StripeParams, extent: float) -> int:
@@ -319,6 +381,9 @@ def _line_stripes(
     # Rows each stripe can reach from its centre line in one column (vertical half-extent).
     # Stripes are processed in chunks of similar reach, so narrow ones do not pay for wide ones.
     reach = np.ceil(_TRUNCATE * sigma / cos).astype(np.int64) + 1
+    # No centre line lies further than max_tan * width outside the image in any column, so
+    # rows beyond that reach are never inside: wide stripes cost no more than the image.
+    reach = np.minimum(reach, height + int(np.ceil(2 * max_tan * width)) + 2)
     order = np.argsort(reach, kind="stable")
     xs = np.arange(width, dtype=np.float64)
     for k in _chunks_by_reach(order, reach, width):
@@ -546,6 +611,7 @@ def simulate_stripes_progress(
     params = params or StripeParams()
     if overrides:
         params = params.replace(**overrides)
+    check_scalars(intensity_range=intensity_range, baseline=baseline)
     image = as_array_like(image)
     check_real_image(image)
     dtype = resolve_output_dtype(output_dtype, image.dtype)
@@ -561,6 +627,23 @@ def simulate_stripes_progress(
         field[index] = plane_field
         yield Progress(i + 1, total, stage="planes")
     return StripeResult(out, field)
+
+
+def check_scalars(*, intensity_range: Any = None, baseline: Any = 0.0) -> None:
+    """Refuse an ``intensity_range`` that is not a positive number up to ``MAX_ABS_VALUE``
+    and a ``baseline`` that is not a finite number of at most that magnitude."""
+    if intensity_range is not None and not (
+        _real(intensity_range) and 0 < intensity_range <= MAX_ABS_VALUE
+    ):
+        raise RestoreInputError(
+            f"intensity_range={intensity_range!r}: give a positive number up to "
+            f"{MAX_ABS_VALUE:g} (image units), or None for the image's robust range."
+        )
+    if not (_real(baseline) and abs(baseline) <= MAX_ABS_VALUE):
+        raise RestoreInputError(
+            f"baseline={baseline!r}: give a finite camera offset of magnitude up to "
+            f"{MAX_ABS_VALUE:g}."
+        )
 
 
 def _plane_rng(
