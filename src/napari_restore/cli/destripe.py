@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from napari_restore.cli._cluster import add_cluster_flags, run_on_cluster, wants_cluster
 from napari_restore.cli._common import (
     KeepStepsOnCtrlC,
     add_overwrite,
@@ -126,6 +127,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_overwrite(p)
     add_recursive(p)
     add_quiet(p)
+    add_cluster_flags(p)
     p.set_defaults(func=run_destripe)
 
     t = sub.add_parser(
@@ -241,6 +243,8 @@ def run_destripe(args: argparse.Namespace) -> int:
 
     if not input_folder(args.input).exists():
         raise RestoreInputError(f"File not found: {args.input}")
+    if wants_cluster(args):
+        return _run_destripe_cluster(args)
     check_output_paths([args.output], [args.input], overwrite=args.overwrite)
     PlaneWriter(args.output, (1, 1), "uint8")  # refuses an unsupported output suffix early
     device = resolve_device(args.device)
@@ -264,6 +268,36 @@ def run_destripe(args: argparse.Namespace) -> int:
     if not args.quiet:
         print(f"wrote {args.output} (device {describe_device(device)})")
     return 0
+
+
+def _run_destripe_cluster(args: argparse.Namespace) -> int:
+    """``destripe --workers/--scheduler``: block by block on a dask cluster, into OME-Zarr."""
+    from napari_restore.destripe.distributed import destripe_volume_progress
+
+    _set_threads(args)
+    options = InferenceOptions(
+        device=args.device,
+        tile=args.tile,
+        overlap=args.overlap,
+        batch_size=args.batch_size,
+        output_dtype=args.dtype,
+    )
+
+    def start(client: Any) -> Any:
+        return destripe_volume_progress(
+            args.input,
+            args.output,
+            args.model,
+            options,
+            client=client,
+            direction=args.direction,
+            block_shape=args.block_size,
+            resume=args.resume,
+            overwrite=args.overwrite,
+            pyramid=args.pyramid,
+        )
+
+    return run_on_cluster(args, start, "destripe")
 
 
 def _load_clean(paths: list[Path]) -> list[Any]:

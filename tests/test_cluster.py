@@ -1,0 +1,255 @@
+"""Blockwise destriping on a dask.distributed LocalCluster (2 worker processes): the same output
+as the single-process path, a killed worker, an interrupted and resumed run, OME-Zarr metadata."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+import dask
+import numpy as np
+import pytest
+import torch
+
+distributed = pytest.importorskip("distributed")
+ngff_zarr = pytest.importorskip("ngff_zarr")
+
+from napari_restore.cli import main  # noqa: E402
+from napari_restore.destripe.distributed import (  # noqa: E402
+    destripe_volume,
+    destripe_volume_progress,
+)
+from napari_restore.destripe.infer import destripe_file  # noqa: E402
+from napari_restore.engine.blockwise import BlockRecord, block_grid, block_shape_for  # noqa: E402
+from napari_restore.engine.model_files import save_model_file  # noqa: E402
+from napari_restore.engine.tiling import (  # noqa: E402
+    TileSettings,
+    region_tiling,
+    tile_predict,
+    tile_predict_region,
+)
+from napari_restore.errors import RestoreInputError  # noqa: E402
+from napari_restore.io import open_image, read_image  # noqa: E402
+from napari_restore.models.rescbam_unet import ResCBAMUNet  # noqa: E402
+
+SHAPE = (3, 150, 170)
+SCALE = {"z": 2.0, "y": 0.5, "x": 0.25}
+UNITS = {"z": "micrometer", "y": "micrometer", "x": "micrometer"}
+OPTS = {"device": "cpu", "tile": 64}
+
+
+@pytest.fixture(scope="module")
+def client():
+    cluster = distributed.LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+    )
+    c = distributed.Client(cluster)
+    try:
+        yield c
+    finally:
+        c.close()
+        cluster.close()
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    """A striped OME-Zarr volume (NGFF 0.4, calibrated), a tiny model and the single-process
+    result."""
+    root = tmp_path_factory.mktemp("cluster")
+    torch.manual_seed(0)
+    net = ResCBAMUNet(base_channels=4, depth=2)
+    model = root / "model"
+    save_model_file(
+        model, net.state_dict(), {"task": "destripe", "architecture": net.architecture()}
+    )
+    rng = np.random.default_rng(0)
+    y = np.linspace(0, 1, SHAPE[1])[:, None]
+    vol = 800 + 2000 * np.sin(9 * y) ** 2 + rng.normal(0, 50, SHAPE)
+    vol[:, ::7] *= 0.7  # stripes along x
+    vol = np.clip(vol, 0, 65535).astype(np.uint16)
+    image = ngff_zarr.to_ngff_image(vol, dims=["z", "y", "x"], scale=SCALE, axes_units=UNITS)
+    inp = root / "in.ome.zarr"
+    with dask.config.set(scheduler="threads"):  # not on the test cluster
+        ngff_zarr.to_ome_zarr(
+            str(inp), ngff_zarr.to_multiscales(image, scale_factors=[], chunks=(1, 64, 64)), "0.4"
+        )
+    ref = destripe_file(inp, root / "ref.tif", model, **OPTS)
+    return {"root": root, "input": inp, "model": model, "ref": read_image(ref), "volume": vol}
+
+
+def test_region_tiling_matches_the_whole_array():
+    """Blocks cut with the whole array's tile grid give exactly the whole-array result."""
+    torch.manual_seed(1)
+    conv = torch.nn.Conv2d(1, 1, 5, padding=2)
+    x = np.random.default_rng(1).random((2, 90, 130)).astype(np.float32)
+    settings = TileSettings((32, 32), (8, 8), 1, (4, 4))
+
+    def predict(t):
+        return conv(t)
+
+    from napari_restore.core.progress import run_to_end
+
+    whole = run_to_end(tile_predict(predict, x, settings), progress_bar=False)
+    for block in block_grid(x.shape[1:], (40, 50)):
+        region = region_tiling(x.shape[1:], settings, block)
+        part = x[(slice(None), *region.read)]
+        got = run_to_end(tile_predict_region(predict, part, region), progress_bar=False)
+        np.testing.assert_array_equal(got, whole[(slice(None), *block)])
+
+
+def test_block_grid_and_memory_sizing():
+    blocks = block_grid((5, 100, 70), (2, 64, 64))
+    assert len(blocks) == 3 * 2 * 2
+    covered = np.zeros((5, 100, 70), int)
+    for b in blocks:
+        covered[b] += 1
+    assert (covered == 1).all()
+    # Whole planes first, then more planes; a plane too big is split at chunk borders.
+    assert block_shape_for((100, 2048, 2048), (1, 512, 512), 40, 400e6) == (2, 2048, 2048)
+    assert block_shape_for((100, 2048, 2048), (1, 512, 512), 40, 50e6) == (1, 512, 2048)
+
+
+def test_two_workers_equal_the_single_process_path(client, data):
+    out = data["root"] / "two.ome.zarr"
+    run = destripe_volume(
+        data["input"],
+        out,
+        data["model"],
+        client=client,
+        block_shape=(2, 64, 64),
+        pyramid=1,
+        **OPTS,
+    )
+    assert run.computed == run.blocks == 2 * 3 * 3
+    assert len(run.workers) == 2  # both worker processes computed blocks
+    got = read_image(out)
+    assert got.dtype == np.uint16
+    assert np.abs(got.astype(np.int32) - data["ref"]).max() <= 1
+    # Valid OME-Zarr (ngff-zarr validates against the NGFF schema) with the input's calibration.
+    ms = ngff_zarr.from_ome_zarr(str(out), validate=True)
+    level0 = ms.images[0]
+    assert tuple(level0.dims) == ("z", "y", "x")
+    assert level0.scale == SCALE
+    assert level0.axes_units == UNITS
+    assert [im.data.shape for im in ms.images] == [SHAPE, (3, 75, 85)]
+    assert ms.images[1].scale == {"z": 2.0, "y": 1.0, "x": 0.5}
+    assert BlockRecord(out).is_complete
+
+
+def test_tiff_input_vertical_stripes_default_blocks(client, data):
+    import tifffile
+
+    tif = data["root"] / "in.tif"
+    tifffile.imwrite(tif, data["volume"].swapaxes(1, 2).copy(), photometric="minisblack")
+    ref = read_image(
+        destripe_file(tif, data["root"] / "ref_v.tif", data["model"], direction="vertical", **OPTS)
+    )
+    out = data["root"] / "vertical.ome.zarr"
+    destripe_volume(
+        tif,
+        out,
+        data["model"],
+        client=client,
+        direction="vertical",
+        block_shape=(1, 170, 64),
+        **OPTS,
+    )
+    assert np.abs(read_image(out).astype(np.int32) - ref).max() <= 1
+    level0 = ngff_zarr.from_ome_zarr(str(out), validate=True).images[0]
+    assert tuple(level0.dims) == ("z", "y", "x")  # uncalibrated input: unit scale
+    assert level0.scale == {"z": 1.0, "y": 1.0, "x": 1.0}
+
+
+def _kill_a_busy_worker(client) -> int:
+    """SIGKILL the process of a worker that is computing a block; returns its pid."""
+    for _ in range(200):
+        busy = [w for w, keys in client.processing().items() if keys]
+        if busy:
+            pid = client.run(os.getpid, workers=[busy[0]])[busy[0]]
+            os.kill(pid, signal.SIGKILL)
+            return pid
+        time.sleep(0.02)
+    raise AssertionError("no worker was busy")
+
+
+def test_a_killed_worker_does_not_change_the_output(client, data):
+    out = data["root"] / "killed.ome.zarr"
+    gen = destripe_volume_progress(
+        data["input"], out, data["model"], client=client, block_shape=(1, 64, 64), **OPTS
+    )
+    killed = None
+    try:
+        while True:
+            p = next(gen)
+            if killed is None and p.step >= 1:
+                killed = _kill_a_busy_worker(client)
+    except StopIteration as stop:
+        run = stop.value
+    assert killed is not None
+    assert run.computed == run.blocks == 3 * 3 * 3
+    assert np.abs(read_image(out).astype(np.int32) - data["ref"]).max() <= 1
+    client.wait_for_workers(2, timeout=120)  # the nanny restarts the killed worker
+
+
+def test_interrupted_run_resumes_without_recomputing(client, data):
+    out = data["root"] / "resumed.ome.zarr"
+    kwargs = {"client": client, "block_shape": (1, 64, 64), **OPTS}
+    gen = destripe_volume_progress(data["input"], out, data["model"], **kwargs)
+    for p in gen:
+        if p.step >= 4:
+            break
+    gen.close()  # what Ctrl-C or Cancel does: the pending blocks are cancelled
+    record = BlockRecord(out)
+    finished = record.finished()
+    for _ in range(100):  # blocks already running when cancelled still finish (and count)
+        time.sleep(0.5)
+        if record.finished() == finished:
+            break
+        finished = record.finished()
+    assert 4 <= len(finished) < 27
+    assert not record.is_complete
+    # Clearly incomplete: not an OME-Zarr image yet, and our reader refuses it.
+    with pytest.raises(RestoreInputError, match="--resume"):
+        open_image(out)
+    with pytest.raises(Exception):  # noqa: B017 - any refusal of ngff-zarr will do
+        ngff_zarr.from_ome_zarr(str(out))
+    # Starting again without --resume is refused; resuming with other settings too.
+    with pytest.raises(RestoreInputError, match="exists"):
+        destripe_volume(data["input"], out, data["model"], **kwargs)
+    with pytest.raises(RestoreInputError, match="other settings"):
+        destripe_volume(data["input"], out, data["model"], resume=True, **{**kwargs, "tile": 32})
+    stamps = {i: (record.done_dir / str(i)).stat().st_mtime_ns for i in finished}
+    run = destripe_volume(data["input"], out, data["model"], resume=True, **kwargs)
+    assert run.skipped == len(finished)
+    assert run.computed == 27 - len(finished)
+    assert {i: (record.done_dir / str(i)).stat().st_mtime_ns for i in finished} == stamps
+    assert np.abs(read_image(out).astype(np.int32) - data["ref"]).max() <= 1
+    assert ngff_zarr.from_ome_zarr(str(out), validate=True).images[0].scale == SCALE
+
+
+def test_cli_on_a_running_cluster(client, data, capsys):
+    out = data["root"] / "cli.ome.zarr"
+    address = client.scheduler.address
+    argv = [
+        "destripe",
+        str(data["input"]),
+        "-o",
+        str(out),
+        "--model",
+        str(data["model"]),
+        "--device",
+        "cpu",
+        "--tile",
+        "64",
+        "--scheduler",
+        address,
+        "--block-size",
+        "3,64,64",
+        "-q",
+    ]
+    assert main(argv) == 0
+    assert np.abs(read_image(out).astype(np.int32) - data["ref"]).max() <= 1
+    # --resume without a cluster is refused before any work.
+    assert main(["destripe", str(data["input"]), "-o", str(out) + "2", "--resume"]) == 2
+    assert "--workers or --scheduler" in capsys.readouterr().err
