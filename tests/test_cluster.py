@@ -42,7 +42,7 @@ OPTS = {"device": "cpu", "tile": 64}
 @pytest.fixture(scope="module")
 def client():
     cluster = distributed.LocalCluster(
-        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0"
     )
     c = distributed.Client(cluster)
     try:
@@ -253,3 +253,32 @@ def test_cli_on_a_running_cluster(client, data, capsys):
     # --resume without a cluster is refused before any work.
     assert main(["destripe", str(data["input"]), "-o", str(out) + "2", "--resume"]) == 2
     assert "--workers or --scheduler" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("intensity", ["mean", "none"])
+def test_denoise_blocks_equal_the_in_memory_run(client, data, intensity):
+    """Blocks in t, y and x with the whole stack's tile grid and statistics: the in-memory
+    result (the mean matched over the whole stack, in a second stage)."""
+    import tifffile
+
+    from napari_restore.denoise.distributed import denoise_volume
+    from napari_restore.denoise.infer import denoise
+    from napari_restore.models.srdtrans import SRDTrans
+
+    torch.manual_seed(0)
+    net = SRDTrans(patch_t=8, channels=(2, 4), embed_dim=16, heads=2).eval()
+    rng = np.random.default_rng(3)
+    stack = rng.poisson(20 + 10 * np.sin(np.arange(64) / 9), (16, 40, 64)).astype(np.uint16)
+    tif = data["root"] / f"noisy_{intensity}.tif"
+    tifffile.imwrite(tif, stack, photometric="minisblack")
+    opts = {"device": "cpu", "tile": 32, "intensity": intensity}
+    ref = denoise(stack, net, **opts)
+    out = data["root"] / f"denoised_{intensity}.ome.zarr"
+    run = denoise_volume(tif, out, net, client=client, block_shape=(8, 40, 32), **opts)
+    assert run.blocks == 2 * 1 * 2
+    got = read_image(out)
+    assert got.dtype == np.uint16
+    assert np.abs(got.astype(np.int32) - ref).max() <= (1 if intensity == "mean" else 0)
+    level0 = ngff_zarr.from_ome_zarr(str(out), validate=True).images[0]
+    assert tuple(level0.dims) == ("t", "y", "x")
+    assert not (out / ".napari-restore" / "raw").exists()  # the scratch array is gone

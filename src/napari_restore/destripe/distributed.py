@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import functools
 import os
-import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,17 +37,16 @@ from napari_restore.destripe.infer import (
     tile_settings_for,
 )
 from napari_restore.engine.blockwise import (
-    MEMORY_SHARE,
     BlockRecord,
     BlockRun,
     ModelBlob,
     block_grid,
-    block_shape_for,
     fingerprint,
+    plan_blocks,
+    prepare_output,
     resume_or_start,
     run_blocks,
     share_model,
-    worker_memory_limit,
     worker_model,
     worker_threads,
 )
@@ -144,31 +142,6 @@ def destripe_block(index: int, block: tuple[slice, ...], task: _BlockTask) -> di
     return {"index": index, "pid": os.getpid(), "threads": worker_threads()}
 
 
-def _prepare_output(
-    out: Path, inp: Path, *, resume: bool, overwrite: bool
-) -> dict[str, Any] | None:
-    """Refuse clashes; return the record of an unfinished run to resume (else None, after
-    removing an output that ``overwrite`` allows to replace)."""
-    from napari_restore.io import check_output_paths
-
-    name = out.name.lower()
-    if not name.endswith(".zarr"):
-        raise RestoreInputError(
-            f"{out}: a run on a cluster writes OME-Zarr; name the output DIR.ome.zarr."
-        )
-    record = BlockRecord(out)
-    old = record.read() if out.exists() else None
-    if resume and old is not None:
-        if old.get("complete"):
-            raise RestoreInputError(f"{out} is already complete; nothing to resume.")
-        check_output_paths([out], [inp], overwrite=True)
-        return old
-    check_output_paths([out], [inp], overwrite=overwrite)
-    if out.exists():  # overwrite: checked above that it is not the input
-        shutil.rmtree(out)
-    return None
-
-
 def destripe_volume_progress(
     inp: str | os.PathLike[str],
     out: str | os.PathLike[str],
@@ -228,7 +201,7 @@ def destripe_volume_progress(
 
     options = InferenceOptions.of(options, **option_fields)
     inp, out = Path(inp), Path(out)
-    old = _prepare_output(out, inp, resume=resume, overwrite=overwrite)
+    old = prepare_output(out, inp, resume=resume, overwrite=overwrite)
     image = open_image(inp)
     check_real_image(image)
     shape = tuple(int(s) for s in image.shape)
@@ -253,23 +226,15 @@ def destripe_volume_progress(
         overlap=options.overlap,
         batch_size=1,
     )
-    chunks = (1,) * (len(shape) - 2) + tuple(min(s, CHUNK_YX) for s in shape[-2:])
-    if old is not None:
-        blocks_shape = tuple(old["block_shape"])
-        chunks = tuple(old["chunks"])
-    elif block_shape is not None:
-        if len(block_shape) != len(shape) or min(block_shape) < 1:
-            raise RestoreInputError(f"block shape {tuple(block_shape)} does not fit {shape}.")
-        # Smaller blocks than a chunk get smaller chunks: each chunk keeps one writer.
-        chunks = tuple(min(c, int(b)) for c, b in zip(chunks, block_shape, strict=True))
-        blocks_shape = tuple(
-            max(c, int(b) // c * c) if b < s else s
-            for b, c, s in zip(block_shape, chunks, shape, strict=True)
-        )
-    else:
-        limit = worker_memory_limit(client)
-        budget = MAX_BLOCK_BYTES if limit is None else min(MAX_BLOCK_BYTES, MEMORY_SHARE * limit)
-        blocks_shape = block_shape_for(shape, chunks, BYTES_PER_VOXEL, budget)
+    chunks, blocks_shape = plan_blocks(
+        shape,
+        CHUNK_YX,
+        block_shape,
+        old,
+        client,
+        bytes_per_voxel=BYTES_PER_VOXEL,
+        max_block_bytes=MAX_BLOCK_BYTES,
+    )
     blocks = block_grid(shape, blocks_shape)
     description = {
         "task": "destripe",

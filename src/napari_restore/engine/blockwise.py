@@ -126,11 +126,11 @@ class BlockRecord:
         The output store (a directory).
     """
 
-    def __init__(self, store: str | os.PathLike[str]) -> None:
+    def __init__(self, store: str | os.PathLike[str], stage: str = "done") -> None:
         self.store = Path(store)
         self.dir = self.store / RECORD_DIR
         self.run_file = self.dir / "run.json"
-        self.done_dir = self.dir / "done"
+        self.done_dir = self.dir / stage
 
     def read(self) -> dict[str, Any] | None:
         """The run description, or None when the store has no record."""
@@ -141,7 +141,7 @@ class BlockRecord:
 
     def start(self, run: dict[str, Any]) -> None:
         """Write a new run description (not complete) and forget finished blocks."""
-        shutil.rmtree(self.done_dir, ignore_errors=True)
+        shutil.rmtree(self.dir, ignore_errors=True)
         self.done_dir.mkdir(parents=True, exist_ok=True)
         self._write({**run, "complete": False})
 
@@ -156,9 +156,21 @@ class BlockRecord:
             return set()
         return {int(p.name) for p in self.done_dir.iterdir() if p.name.isdigit()}
 
-    def mark(self, index: int) -> None:
-        """Record block ``index`` as finished (called by the worker after writing it)."""
-        (self.done_dir / str(int(index))).touch()
+    def mark(self, index: int, payload: dict[str, Any] | None = None) -> None:
+        """Record block ``index`` as finished (called by the worker after writing it), with
+        what the block measured (e.g. sums a later stage needs)."""
+        self.done_dir.mkdir(parents=True, exist_ok=True)
+        path = self.done_dir / str(int(index))
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(payload or {}), encoding="utf-8")
+        os.replace(tmp, path)
+
+    def payloads(self) -> dict[int, dict[str, Any]]:
+        """What every finished block recorded."""
+        return {
+            i: json.loads((self.done_dir / str(i)).read_text(encoding="utf-8") or "{}")
+            for i in self.finished()
+        }
 
     def complete(self) -> None:
         """Mark the whole output complete (only after every block and the metadata)."""
@@ -204,6 +216,67 @@ def resume_or_start(
         return done
     record.start(run)
     return set()
+
+
+def prepare_output(out: Path, inp: Path, *, resume: bool, overwrite: bool) -> dict[str, Any] | None:
+    """Before a blockwise run: refuse clashes; return the record of an unfinished run to
+    resume (else None, after removing an output that ``overwrite`` allows to replace)."""
+    from napari_restore.io import check_output_paths
+
+    name = out.name.lower()
+    if not name.endswith(".zarr"):
+        raise RestoreInputError(
+            f"{out}: a run on a cluster writes OME-Zarr; name the output DIR.ome.zarr."
+        )
+    record = BlockRecord(out)
+    old = record.read() if out.exists() else None
+    if resume and old is not None:
+        if old.get("complete"):
+            raise RestoreInputError(f"{out} is already complete; nothing to resume.")
+        check_output_paths([out], [inp], overwrite=True)
+        return old
+    check_output_paths([out], [inp], overwrite=overwrite)
+    if out.exists():  # overwrite: checked above that it is not the input
+        shutil.rmtree(out)
+    return None
+
+
+def plan_blocks(
+    shape: tuple[int, ...],
+    chunk_yx: int,
+    block_shape: Sequence[int] | None,
+    old: dict[str, Any] | None,
+    client: Any,
+    *,
+    bytes_per_voxel: float,
+    max_block_bytes: float,
+    lead_chunk: int = 1,
+) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """Output chunks and block shape of a run: a resumed run's own; the block size asked for
+    (chunks shrink to it where it is smaller); else from the workers' memory limit.
+
+    Returns
+    -------
+    (chunks, block_shape)
+    """
+    chunks = (min(shape[0], lead_chunk),) * (len(shape) - 2) + tuple(
+        min(s, chunk_yx) for s in shape[-2:]
+    )
+    if old is not None:
+        return tuple(old["chunks"]), tuple(old["block_shape"])
+    if block_shape is not None:
+        if len(block_shape) != len(shape) or min(block_shape) < 1:
+            raise RestoreInputError(f"block shape {tuple(block_shape)} does not fit {shape}.")
+        # Blocks smaller than a chunk get smaller chunks: each chunk keeps one writer.
+        chunks = tuple(min(c, int(b)) for c, b in zip(chunks, block_shape, strict=True))
+        blocks = tuple(
+            max(c, int(b) // c * c) if b < s else s
+            for b, c, s in zip(block_shape, chunks, shape, strict=True)
+        )
+        return chunks, blocks
+    limit = worker_memory_limit(client)
+    budget = max_block_bytes if limit is None else min(max_block_bytes, MEMORY_SHARE * limit)
+    return chunks, block_shape_for(shape, chunks, bytes_per_voxel, budget)
 
 
 # ----------------------------------------------------------------------------- the model
@@ -381,7 +454,7 @@ def _local_cluster(
 ) -> Any:
     import torch
 
-    address = ":0" if dashboard else None
+    address = ":0" if dashboard else None  # None: no dashboard
     gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
     if gpus and not workers:
         try:
@@ -492,6 +565,8 @@ __all__ = [
     "cluster_client",
     "dashboard_link",
     "fingerprint",
+    "plan_blocks",
+    "prepare_output",
     "resume_or_start",
     "run_blocks",
     "share_model",
