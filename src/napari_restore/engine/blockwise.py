@@ -362,7 +362,7 @@ def worker_model(digest: str, device: Any) -> tuple[Any, dict[str, Any]]:
 
     from napari_restore.core.device import resolve_device
 
-    dev = resolve_device(device)
+    dev = resolve_device(_worker_gpu(device))
     key = (digest, str(dev))
     if key not in _NETS:
         if digest not in _BLOBS:
@@ -371,6 +371,24 @@ def worker_model(digest: str, device: Any) -> tuple[Any, dict[str, Any]]:
         torch.set_num_threads(worker_threads())
         _NETS[key] = _BLOBS[digest].build(dev)
     return _NETS[key]
+
+
+def _worker_gpu(device: Any) -> Any:
+    """``auto``/``cuda`` on a node with several visible GPUs and plain dask workers (no
+    dask-cuda, which gives each worker its own ``CUDA_VISIBLE_DEVICES``): worker ``k`` of a
+    local cluster takes GPU ``k mod n``."""
+    import torch
+
+    if str(device) not in ("auto", "cuda") or not torch.cuda.is_available():
+        return device
+    n = torch.cuda.device_count()
+    try:
+        from distributed import get_worker
+
+        name = get_worker().name
+    except (ImportError, ValueError):
+        return device
+    return f"cuda:{name % n}" if n > 1 and isinstance(name, int) else device
 
 
 def worker_threads() -> int:
