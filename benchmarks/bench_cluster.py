@@ -137,7 +137,8 @@ def cluster_run(
     from napari_restore.destripe.distributed import destripe_volume
     from napari_restore.io import open_image
 
-    shutil.rmtree(out, ignore_errors=True)
+    if not kwargs.get("resume"):
+        shutil.rmtree(out, ignore_errors=True)
     shape = open_image(inp).shape
     before = load()
     t0 = time.perf_counter()
@@ -153,12 +154,14 @@ def cluster_run(
             client.close()
             cluster.close()
     wall = time.perf_counter() - t0
-    mp = float(np.prod(shape)) / 1e6
+    mp = float(np.prod(shape)) / 1e6 * run.computed / run.blocks
     return {
         "workers": workers,
         "shape": list(shape),
         "gb": float(np.prod(shape)) * 2 / 1e9,
         "blocks": run.blocks,
+        "blocks_computed": run.computed,
+        "blocks_skipped_resumed": run.skipped,
         "block_seconds": run.seconds,
         "mp_per_s_blocks": mp / run.seconds,
         "seconds_with_startup": wall,
@@ -202,7 +205,10 @@ def main() -> None:
             flush=True,
         )
         out = args.workdir / "big_out.ome.zarr"
-        save("big_2_workers_small_model", cluster_run(inp, out, model, 2, tile=1024))
+        # An interrupted big run (Ctrl-C, a killed benchmark) is resumed: each part is recorded.
+        resume = (out / ".napari-restore" / "run.json").exists()
+        key = "big_2_workers_small_model" + ("_resumed" if resume else "")
+        save(key, cluster_run(inp, out, model, 2, tile=1024, resume=resume))
         if not args.keep:
             shutil.rmtree(out, ignore_errors=True)
     if "scaling" in args.stages:

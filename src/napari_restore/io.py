@@ -214,8 +214,9 @@ class PlaneWriter:
 
     TIFF outputs are created as a memory-mapped, uncompressed (Big)TIFF of the final shape;
     ``.zarr`` outputs as a zarr array chunked by plane; ``.ome.zarr`` as a single-level OME-Zarr
-    image; ``.npy`` as a memory-mapped array. Nothing appears at ``path`` unless the ``with``
-    block finishes without an exception.
+    image (metadata through ngff-zarr: the axes, scale and units of ``metadata``); ``.npy`` as a
+    memory-mapped array. Nothing appears at ``path`` unless the ``with`` block finishes without
+    an exception.
 
     A path without a suffix (or an existing folder that is not a zarr store) is a folder of
     2D TIFF planes (:class:`~napari_restore.io_folders.FolderPlaneWriter`): planes appear one
@@ -234,6 +235,9 @@ class PlaneWriter:
     source : optional
         The opened input (from :func:`open_image`); a folder output takes its plane file
         names from a folder input.
+    metadata : ImageMetadata, optional
+        Axes and calibration of an OME-Zarr output (e.g. the input's, from
+        :func:`read_image_metadata`); default uncalibrated axes.
 
     Examples
     --------
@@ -249,8 +253,10 @@ class PlaneWriter:
         dtype: Any,
         *,
         source: Any = None,
+        metadata: ImageMetadata | None = None,
     ) -> None:
         self.path = Path(path)
+        self.metadata = metadata
         self.shape = tuple(int(s) for s in shape)
         self.dtype = np.dtype(dtype)
         name = self.path.name.lower()
@@ -293,8 +299,13 @@ class PlaneWriter:
                 )
             else:
                 self._array = _create_zarr(
-                    target, self.shape, self.dtype, ome=name.endswith(".ome.zarr")
+                    target,
+                    self.shape,
+                    self.dtype,
+                    ome=name.endswith(".ome.zarr"),
+                    metadata=self.metadata,
                 )
+            self._target = target
         except BaseException:
             self._ctx.__exit__(*sys.exc_info())
             raise
@@ -310,10 +321,19 @@ class PlaneWriter:
         if isinstance(self._array, np.memmap):
             self._array.flush()
         self._array = None  # release the memory map before the rename
+        if exc_type is None and self.path.name.lower().endswith(".ome.zarr"):
+            finish_ome_zarr(self._target)  # the multiscales metadata, now that it is complete
         return bool(self._ctx.__exit__(exc_type, exc, tb))
 
 
-def _create_zarr(target: Path, shape: tuple[int, ...], dtype: np.dtype, *, ome: bool) -> Any:
+def _create_zarr(
+    target: Path,
+    shape: tuple[int, ...],
+    dtype: np.dtype,
+    *,
+    ome: bool,
+    metadata: ImageMetadata | None = None,
+) -> Any:
     import zarr
 
     chunks = (1,) * (len(shape) - 2) + tuple(min(s, 1024) for s in shape[-2:])
@@ -321,28 +341,12 @@ def _create_zarr(target: Path, shape: tuple[int, ...], dtype: np.dtype, *, ome: 
         return zarr.open_array(
             str(target), mode="w", shape=shape, dtype=dtype, chunks=chunks, zarr_format=2
         )
-    group = zarr.open_group(str(target), mode="w", zarr_format=2)
-    axes_names = ("t", "c", "z", "y", "x")[-len(shape) :] if len(shape) <= 5 else None
-    if axes_names is None:
+    if len(shape) > 5:
         raise RestoreInputError("OME-Zarr images have at most 5 axes (t, c, z, y, x).")
-    axes = [
-        {"name": a, "type": "time" if a == "t" else "channel" if a == "c" else "space"}
-        for a in axes_names
-    ]
-    group.attrs["multiscales"] = [
-        {
-            "version": "0.4",
-            "name": target.name,
-            "axes": axes,
-            "datasets": [
-                {
-                    "path": "0",
-                    "coordinateTransformations": [{"type": "scale", "scale": [1.0] * len(shape)}],
-                }
-            ],
-        }
-    ]
-    return group.create_array("0", shape=shape, dtype=dtype, chunks=chunks)
+    meta = metadata if metadata is not None else ImageMetadata.default(len(shape))
+    if len(meta.dims) != len(shape):  # e.g. the input's axes for an output of another shape
+        meta = ImageMetadata.default(len(shape))
+    return zarr.open_array(create_ome_zarr(target, shape, dtype, chunks, meta), mode="r+")
 
 
 # ---------------------------------------------------------------------------- OME-Zarr metadata
@@ -438,6 +442,18 @@ def read_image_metadata(path: str | os.PathLike[str], ndim: int | None = None) -
     if ndim is None:
         ndim = len(open_image(p).shape)
     return ImageMetadata.default(ndim)
+
+
+def output_metadata(
+    inp: str | os.PathLike[str], out: str | os.PathLike[str], ndim: int, *, stack_axis: str = "z"
+) -> ImageMetadata | None:
+    """The input's axes and calibration for an OME-Zarr output (None for other outputs)."""
+    if not str(out).lower().endswith(".ome.zarr"):
+        return None
+    meta = read_image_metadata(inp, ndim)
+    if meta.version is None and ndim == 3:
+        return ImageMetadata.default(3, stack_axis=stack_axis)
+    return meta
 
 
 def create_ome_zarr(
@@ -632,6 +648,7 @@ __all__ = [
     "create_ome_zarr",
     "finish_ome_zarr",
     "open_image",
+    "output_metadata",
     "read_image",
     "read_image_metadata",
     "write_image",

@@ -178,6 +178,12 @@ class BlockRecord:
         self._write({**run, "complete": True})
 
     @property
+    def array_path(self) -> str | None:
+        """The full-resolution array of the output (to view it while it fills in)."""
+        run = self.read()
+        return None if run is None else run.get("array")
+
+    @property
     def is_complete(self) -> bool:
         run = self.read()
         return bool(run and run.get("complete"))
@@ -493,6 +499,28 @@ def _local_cluster(
     )
 
 
+def on_cluster(
+    start: Callable[[Any], ProgressGenerator[Any]],
+    *,
+    workers: int | None = None,
+    scheduler: str | None = None,
+    threads_per_worker: int = 1,
+) -> ProgressGenerator[Any]:
+    """Open a cluster (:func:`cluster_client`), run the generator ``start(client)`` on it and
+    close the cluster at the end, on an error, or when this generator is closed (Cancel)."""
+    with cluster_client(
+        workers=workers,
+        scheduler=scheduler or None,
+        threads_per_worker=threads_per_worker,
+        dashboard=False,
+    ) as client:
+        gen = start(client)
+        try:
+            return (yield from gen)
+        finally:
+            gen.close()
+
+
 def dashboard_link(client: Any) -> str | None:
     """The dashboard address of the client's cluster, if it has one."""
     try:
@@ -583,6 +611,7 @@ __all__ = [
     "cluster_client",
     "dashboard_link",
     "fingerprint",
+    "on_cluster",
     "plan_blocks",
     "prepare_output",
     "resume_or_start",
