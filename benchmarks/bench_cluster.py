@@ -130,13 +130,23 @@ def small_model(path: Path) -> Path:
 
 
 def cluster_run(
-    inp: Path, out: Path, model: Any, workers: int, tile: int | None, **kwargs: Any
+    inp: Path,
+    out: Path,
+    model: Any,
+    workers: int,
+    tile: int | None,
+    minutes: float | None = None,
+    **kwargs: Any,
 ) -> dict[str, Any]:
+    """One run on a fresh LocalCluster; ``minutes``: stop it then (as Cancel does: the store
+    stays incomplete and resumable) and report the part done."""
     from distributed import Client, LocalCluster
 
-    from napari_restore.destripe.distributed import destripe_volume
+    from napari_restore.destripe.distributed import destripe_volume_progress
+    from napari_restore.engine.blockwise import BlockRecord, BlockRun
     from napari_restore.io import open_image
 
+    skipped = kwargs.pop("_skipped", 0)  # blocks an earlier part of a resumed run did
     if not kwargs.get("resume"):
         shutil.rmtree(out, ignore_errors=True)
     shape = open_image(inp).shape
@@ -148,13 +158,35 @@ def cluster_run(
         )
         client = Client(cluster)
         t1 = time.perf_counter()
+        gen = destripe_volume_progress(
+            inp, out, model, client=client, device="cpu", tile=tile, **kwargs
+        )
+        deadline = time.perf_counter() + 60 * minutes if minutes else float("inf")
+        stopped = False
         try:
-            run = destripe_volume(inp, out, model, client=client, device="cpu", tile=tile, **kwargs)
+            while True:
+                next(gen)
+                if time.perf_counter() > deadline:
+                    stopped = True
+                    break
+        except StopIteration as stop:
+            run = stop.value
         finally:
+            if stopped:
+                gen.close()
+                done = BlockRecord(out).finished()
+                first = BlockRecord(out).read() or {}
+                run = BlockRun(
+                    blocks=int(first.get("blocks", 0)),
+                    computed=len(done) - skipped,
+                    skipped=skipped,
+                    seconds=time.perf_counter() - t1,
+                    workers={},
+                )
             client.close()
             cluster.close()
     wall = time.perf_counter() - t0
-    mp = float(np.prod(shape)) / 1e6 * run.computed / run.blocks
+    mp = float(np.prod(shape)) / 1e6 * run.computed / max(1, run.blocks)
     return {
         "workers": workers,
         "shape": list(shape),
@@ -167,6 +199,7 @@ def cluster_run(
         "seconds_with_startup": wall,
         "startup_seconds": t1 - t0,
         "blocks_per_worker": sorted(run.workers.values()),
+        "stopped_after_minutes": minutes if stopped else None,
         "peak_rss_gb_all_processes": mem.peak / 1e9,
         "processes_at_peak": mem.peak_processes,
         "load_before": before,
@@ -185,6 +218,12 @@ def main() -> None:
     parser.add_argument("--real-edge", type=int, default=1024)
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/cluster.json"))
     parser.add_argument("--keep", action="store_true", help="keep the outputs")
+    parser.add_argument(
+        "--big-minutes",
+        type=float,
+        default=None,
+        help="stop the big run after this long (resumable: the next run continues it)",
+    )
     args = parser.parse_args()
     args.workdir.mkdir(parents=True, exist_ok=True)
     results: dict[str, Any] = json.loads(args.out.read_text()) if args.out.exists() else {}
@@ -206,10 +245,25 @@ def main() -> None:
         )
         out = args.workdir / "big_out.ome.zarr"
         # An interrupted big run (Ctrl-C, a killed benchmark) is resumed: each part is recorded.
-        resume = (out / ".napari-restore" / "run.json").exists()
-        key = "big_2_workers_small_model" + ("_resumed" if resume else "")
-        save(key, cluster_run(inp, out, model, 2, tile=1024, resume=resume))
-        if not args.keep:
+        record = out / ".napari-restore" / "run.json"
+        resume = record.exists()
+        skipped = len(list((out / ".napari-restore" / "done").glob("[0-9]*"))) if resume else 0
+        key = "big_2_workers_small_model" + (f"_resumed_at_{skipped}" if resume else "")
+        save(
+            key,
+            cluster_run(
+                inp,
+                out,
+                model,
+                2,
+                tile=1024,
+                minutes=args.big_minutes,
+                resume=resume,
+                _skipped=skipped,
+            ),
+        )
+        finished = record.exists() and json.loads(record.read_text()).get("complete")
+        if not args.keep and finished:
             shutil.rmtree(out, ignore_errors=True)
     if "scaling" in args.stages:
         inp = make_volume(args.workdir / "scaling.ome.zarr", args.scaling_planes, args.edge, 1)
