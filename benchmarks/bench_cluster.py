@@ -298,7 +298,15 @@ def main() -> None:
         )
         save(
             "real_cluster_2_workers",
-            cluster_run(inp, args.workdir / "real_cluster.ome.zarr", None, 2, tile=None),
+            # One block per plane, so that both workers have work on this small volume.
+            cluster_run(
+                inp,
+                args.workdir / "real_cluster.ome.zarr",
+                None,
+                2,
+                tile=None,
+                block_shape=(1, args.real_edge, args.real_edge),
+            ),
         )
         from napari_restore.io import read_image
 
