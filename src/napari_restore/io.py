@@ -13,7 +13,8 @@ from __future__ import annotations
 import logging
 import os
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -253,6 +254,7 @@ def _check_zarr_size(arr: Any, folder: Path, p: Path) -> Any:
 def _open_zarr(p: Path) -> Any:
     import zarr
 
+    _refuse_unfinished_store(p)
     node = zarr.open(str(p), mode="r")
     if hasattr(node, "shape"):
         return _check_zarr_size(node, p, p)
@@ -297,8 +299,9 @@ class PlaneWriter:
 
     TIFF outputs are created as a memory-mapped, uncompressed (Big)TIFF of the final shape;
     ``.zarr`` outputs as a zarr array chunked by plane; ``.ome.zarr`` as a single-level OME-Zarr
-    image; ``.npy`` as a memory-mapped array. Nothing appears at ``path`` unless the ``with``
-    block finishes without an exception.
+    image (metadata through ngff-zarr: the axes, scale and units of ``metadata``); ``.npy`` as a
+    memory-mapped array. Nothing appears at ``path`` unless the ``with`` block finishes without
+    an exception.
 
     A path without a suffix (or an existing folder that is not a zarr store) is a folder of
     2D TIFF planes (:class:`~napari_restore.io_folders.FolderPlaneWriter`): planes appear one
@@ -317,6 +320,9 @@ class PlaneWriter:
     source : optional
         The opened input (from :func:`open_image`); a folder output takes its plane file
         names from a folder input.
+    metadata : ImageMetadata, optional
+        Axes and calibration of an OME-Zarr output (e.g. the input's, from
+        :func:`read_image_metadata`); default uncalibrated axes.
 
     Examples
     --------
@@ -332,8 +338,10 @@ class PlaneWriter:
         dtype: Any,
         *,
         source: Any = None,
+        metadata: ImageMetadata | None = None,
     ) -> None:
         self.path = Path(path)
+        self.metadata = metadata
         self.shape = tuple(int(s) for s in shape)
         self.dtype = np.dtype(dtype)
         name = self.path.name.lower()
@@ -376,8 +384,13 @@ class PlaneWriter:
                 )
             else:
                 self._array = _create_zarr(
-                    target, self.shape, self.dtype, ome=name.endswith(".ome.zarr")
+                    target,
+                    self.shape,
+                    self.dtype,
+                    ome=name.endswith(".ome.zarr"),
+                    metadata=self.metadata,
                 )
+            self._target = target
         except BaseException:
             self._ctx.__exit__(*sys.exc_info())
             raise
@@ -393,10 +406,19 @@ class PlaneWriter:
         if isinstance(self._array, np.memmap):
             self._array.flush()
         self._array = None  # release the memory map before the rename
+        if exc_type is None and self.path.name.lower().endswith(".ome.zarr"):
+            finish_ome_zarr(self._target)  # the multiscales metadata, now that it is complete
         return bool(self._ctx.__exit__(exc_type, exc, tb))
 
 
-def _create_zarr(target: Path, shape: tuple[int, ...], dtype: np.dtype, *, ome: bool) -> Any:
+def _create_zarr(
+    target: Path,
+    shape: tuple[int, ...],
+    dtype: np.dtype,
+    *,
+    ome: bool,
+    metadata: ImageMetadata | None = None,
+) -> Any:
     import zarr
 
     chunks = (1,) * (len(shape) - 2) + tuple(min(s, 1024) for s in shape[-2:])
@@ -404,28 +426,249 @@ def _create_zarr(target: Path, shape: tuple[int, ...], dtype: np.dtype, *, ome: 
         return zarr.open_array(
             str(target), mode="w", shape=shape, dtype=dtype, chunks=chunks, zarr_format=2
         )
-    group = zarr.open_group(str(target), mode="w", zarr_format=2)
-    axes_names = ("t", "c", "z", "y", "x")[-len(shape) :] if len(shape) <= 5 else None
-    if axes_names is None:
+    if len(shape) > 5:
         raise RestoreInputError("OME-Zarr images have at most 5 axes (t, c, z, y, x).")
-    axes = [
-        {"name": a, "type": "time" if a == "t" else "channel" if a == "c" else "space"}
-        for a in axes_names
-    ]
-    group.attrs["multiscales"] = [
+    meta = metadata if metadata is not None else ImageMetadata.default(len(shape))
+    if len(meta.dims) != len(shape):  # e.g. the input's axes for an output of another shape
+        meta = ImageMetadata.default(len(shape))
+    return zarr.open_array(create_ome_zarr(target, shape, dtype, chunks, meta), mode="r+")
+
+
+# ---------------------------------------------------------------------------- OME-Zarr metadata
+NGFF_AXES = ("t", "c", "z", "y", "x")
+_RECORD = (".napari-restore", "run.json")  # engine.blockwise.BlockRecord's file in a store
+
+
+def _refuse_unfinished_store(p: Path) -> None:
+    """An output store of a blockwise run that has not finished holds zeros where blocks are
+    missing: refuse it rather than read it as data."""
+    run_file = p.joinpath(*_RECORD)
+    if run_file.is_file():
+        import json
+
+        if not json.loads(run_file.read_text(encoding="utf-8")).get("complete"):
+            raise RestoreInputError(
+                f"{p} is the output of a run that has not finished (some blocks are missing). "
+                "Finish it with the same command and --resume, or start it again."
+            )
+
+
+@dataclass(frozen=True)
+class ImageMetadata:
+    """Axes and physical calibration of an image, as OME-Zarr describes them.
+
+    Attributes
+    ----------
+    dims : tuple of str
+        Axis names (``t``, ``c``, ``z``, ``y``, ``x``).
+    scale, translation : dict of str to float
+        Pixel size and origin per axis.
+    units : dict of str to str
+        Unit per axis (``micrometer``, ``second``; missing when unknown).
+    version : str or None
+        NGFF version of an OME-Zarr input (``"0.4"``, ``"0.5"``), else None.
+    name : str
+        Image name.
+    """
+
+    dims: tuple[str, ...]
+    scale: dict[str, float] = field(default_factory=dict)
+    translation: dict[str, float] = field(default_factory=dict)
+    units: dict[str, str] = field(default_factory=dict)
+    version: str | None = None
+    name: str = "image"
+
+    @classmethod
+    def default(cls, ndim: int, *, stack_axis: str = "z") -> ImageMetadata:
+        """Uncalibrated axes for an image of ``ndim`` axes: ``(y, x)``, ``(z, y, x)`` (or
+        ``(t, y, x)`` with ``stack_axis="t"``), ``(t, z, y, x)``, ``(t, c, z, y, x)``."""
+        if not 2 <= ndim <= 5:
+            raise RestoreInputError(f"OME-Zarr images have 2 to 5 axes, not {ndim}.")
+        dims = {2: ("y", "x"), 3: (stack_axis, "y", "x"), 4: ("t", "z", "y", "x")}.get(
+            ndim, NGFF_AXES
+        )
+        return cls(dims, {d: 1.0 for d in dims}, {d: 0.0 for d in dims})
+
+
+def read_image_metadata(path: str | os.PathLike[str], ndim: int | None = None) -> ImageMetadata:
+    """Axes, scale, translation and units of an image file (through ngff-zarr for OME-Zarr).
+
+    Parameters
+    ----------
+    path : path-like
+        OME-Zarr (NGFF 0.4 or 0.5) gives its own metadata; any other input (TIFF, plain zarr,
+        .npy) gets uncalibrated axes (:meth:`ImageMetadata.default`).
+    ndim : int, optional
+        Axes of the image (read from the file when not given).
+    """
+    p = Path(path)
+    if _is_zarr(p) and p.is_dir():
+        import zarr
+
+        node = zarr.open(str(p), mode="r")
+        attrs = {} if hasattr(node, "shape") else dict(node.attrs)
+        if "multiscales" in attrs or "multiscales" in attrs.get("ome", {}):
+            import ngff_zarr
+
+            ms = ngff_zarr.from_ome_zarr(str(p))
+            image = ms.images[0]
+            version = str(
+                attrs.get("ome", {}).get("version") or attrs["multiscales"][0].get("version", "0.4")
+            )
+            units = {k: str(v) for k, v in (image.axes_units or {}).items() if v}
+            return ImageMetadata(
+                tuple(image.dims),
+                {k: float(v) for k, v in image.scale.items()},
+                {k: float(v) for k, v in image.translation.items()},
+                units,
+                version,
+                str(image.name or "image"),
+            )
+    if ndim is None:
+        ndim = len(open_image(p).shape)
+    return ImageMetadata.default(ndim)
+
+
+def output_metadata(
+    inp: str | os.PathLike[str], out: str | os.PathLike[str], ndim: int, *, stack_axis: str = "z"
+) -> ImageMetadata | None:
+    """The input's axes and calibration for an OME-Zarr output (None for other outputs)."""
+    if not str(out).lower().endswith(".ome.zarr"):
+        return None
+    meta = read_image_metadata(inp, ndim)
+    if meta.version is None and ndim == 3:
+        return ImageMetadata.default(3, stack_axis=stack_axis)
+    return meta
+
+
+def create_ome_zarr(
+    path: str | os.PathLike[str],
+    shape: tuple[int, ...],
+    dtype: Any,
+    chunks: tuple[int, ...],
+    metadata: ImageMetadata,
+    *,
+    pyramid: int = 0,
+    version: str | None = None,
+) -> str:
+    """Create an empty OME-Zarr image (ngff-zarr writes the metadata and the arrays), to be
+    filled region by region.
+
+    The multiscales metadata is kept aside (under ``napari_restore.multiscales``) until
+    :func:`finish_ome_zarr`: until then the store is no OME-Zarr image, so no viewer mistakes
+    an unfinished output (zeros where blocks are missing) for a result.
+
+    Parameters
+    ----------
+    path : path-like
+        The store (a directory; must not exist).
+    shape, dtype, chunks
+        Full-resolution array.
+    metadata : ImageMetadata
+        Axes and calibration (usually the input's).
+    pyramid : int
+        Extra levels, each 2× smaller in y and x (written by :func:`finish_ome_zarr`).
+    version : str, optional
+        NGFF version; default the input's, else ``"0.4"`` (zarr format 2, read by every tool).
+
+    Returns
+    -------
+    str
+        Path of the full-resolution array inside the store.
+    """
+    import dask.array as da
+    import ngff_zarr
+
+    version = version or metadata.version or "0.4"
+    if len(metadata.dims) != len(shape):
+        raise RestoreInputError(f"axes {metadata.dims} do not fit shape {shape}.")
+    image = ngff_zarr.to_ngff_image(
+        da.zeros(shape, dtype=dtype, chunks=chunks),
+        dims=list(metadata.dims),
+        scale=dict(metadata.scale) or None,
+        translation=dict(metadata.translation) or None,
+        axes_units=dict(metadata.units) or None,
+        name=metadata.name,
+    )
+    factors = _pyramid_factors(metadata.dims, pyramid)
+    ms = ngff_zarr.to_multiscales(
+        image, scale_factors=factors, chunks=chunks, method=ngff_zarr.Methods.ITKWASM_BIN_SHRINK
+    )
+    ngff_zarr.to_ome_zarr(
+        str(path), ms, version=version, metadata_only=True, consolidate_metadata=False
+    )
+    group = _open_group(path)
+    attrs = dict(group.attrs)
+    owned = {k: attrs.pop(k) for k in ("ome", "multiscales", "omero") if k in attrs}
+    group.attrs.clear()
+    group.attrs.update(
         {
-            "version": "0.4",
-            "name": target.name,
-            "axes": axes,
-            "datasets": [
-                {
-                    "path": "0",
-                    "coordinateTransformations": [{"type": "scale", "scale": [1.0] * len(shape)}],
-                }
-            ],
+            **attrs,
+            "napari_restore": {
+                "complete": False,
+                "ome": owned,
+                "pyramid": pyramid,
+                "version": version,
+                "chunks": list(chunks),
+            },
         }
+    )
+    return str(Path(path) / ms.metadata.datasets[0].path)
+
+
+def _pyramid_factors(dims: Sequence[str], levels: int) -> list[dict[str, int]]:
+    """Scale factors of pyramid levels: 2, 4, ... in y and x, 1 along z."""
+    return [
+        {d: 2**k if d in ("y", "x") else 1 for d in dims if d in ("z", "y", "x")}
+        for k in range(1, levels + 1)
     ]
-    return group.create_array("0", shape=shape, dtype=dtype, chunks=chunks)
+
+
+def _open_group(path: str | os.PathLike[str]) -> Any:
+    import zarr
+
+    return zarr.open_group(str(path), mode="r+")
+
+
+def finish_ome_zarr(path: str | os.PathLike[str]) -> None:
+    """Make a store from :func:`create_ome_zarr` an OME-Zarr image, once its full-resolution
+    array is filled: write the pyramid levels (ngff-zarr, from the stored level; on the
+    current dask scheduler) and put the multiscales metadata in place."""
+    group = _open_group(path)
+    attrs = dict(group.attrs)
+    own = dict(attrs.pop("napari_restore", {}))
+    pending = own.pop("ome", {})
+    if own.get("pyramid"):
+        import ngff_zarr
+
+        group.attrs.clear()
+        group.attrs.update({**attrs, **pending})
+        level0 = ngff_zarr.from_ome_zarr(str(path)).images[0]
+        factors = _pyramid_factors(level0.dims, int(own["pyramid"]))
+        ms = ngff_zarr.to_multiscales(
+            level0,
+            scale_factors=factors,
+            chunks=tuple(own["chunks"]),
+            method=ngff_zarr.Methods.ITKWASM_BIN_SHRINK,
+        )
+        import dask
+
+        # ngff-zarr's writer tasks do not serialise to a distributed cluster: the pyramid is
+        # computed here, chunk by chunk, with threads (it reads level 0 once).
+        with dask.config.set(scheduler="threads"):
+            ngff_zarr.to_ome_zarr(
+                str(path),
+                ms,
+                version=own["version"],
+                start_level=1,
+                overwrite=False,
+                consolidate_metadata=False,
+            )
+        group = _open_group(path)
+        attrs = {k: v for k, v in dict(group.attrs).items() if k != "napari_restore"}
+        pending = {}
+    group.attrs.clear()
+    group.attrs.update({**attrs, **pending, "napari_restore": {"complete": True}})
 
 
 def check_output_paths(
@@ -484,9 +727,14 @@ def write_image(
 
 
 __all__ = [
+    "ImageMetadata",
     "PlaneWriter",
     "check_output",
+    "create_ome_zarr",
+    "finish_ome_zarr",
     "open_image",
+    "output_metadata",
     "read_image",
+    "read_image_metadata",
     "write_image",
 ]

@@ -45,6 +45,7 @@ from napari_restore._widgets._training import (
     device_chooser,
     row,
 )
+from napari_restore._widgets._volume import VolumePanel
 from napari_restore.core.progress import Progress
 from napari_restore.engine.options import InferenceOptions
 from napari_restore.errors import RestoreInputError
@@ -135,6 +136,7 @@ class DenoiseWidget(TrainingDock, Container):
         self.advice.native.setStyleSheet("color: #f0b400;")
         self.stop_button.text = "Stop / Cancel"
         self.runner = JobRunner(self.progress, self.status, self.stop_button)
+        self.volume = VolumePanel(napari_viewer, self, self._start_volume, "denoised")
         super().__init__(
             widgets=[
                 self.image,
@@ -156,6 +158,7 @@ class DenoiseWidget(TrainingDock, Container):
                 *files,
                 status,
                 self.advice,
+                self.volume,
             ]
         )
         self.curves = TrainingCurves(("total", "l1", "mse"), ())
@@ -166,6 +169,7 @@ class DenoiseWidget(TrainingDock, Container):
         self._life = DockLifetime(self.native)
         follow_active_layer(napari_viewer, self.image, self._life)
         self._life.track(self.runner)
+        self._life.track(self.volume.runner)
         self._life.connect(SESSION_MODELS.changed, self._session_models_changed)
         self.image.changed.connect(self._image_changed)
         self.stack_axis.changed.connect(self._update_stack_info)
@@ -417,6 +421,14 @@ class DenoiseWidget(TrainingDock, Container):
             self.advice.value = "\n".join(f"⚠ {a}" for a in output_warnings(data, out))
 
         self.runner.start(gen, on_done=done, label="denoising")
+
+    def _start_volume(self, inp: Path, out: Path, model: Any, client: Any, resume: bool) -> Any:
+        """The blockwise run of "Process whole volume to a file…" (a (T, Y, X) stack file)."""
+        from napari_restore.denoise.distributed import denoise_volume_progress
+
+        return denoise_volume_progress(
+            inp, out, model, self.options(), client=client, resume=resume
+        )
 
     def options(self) -> InferenceOptions:
         """The inference settings as set in the dock."""

@@ -34,6 +34,7 @@ from napari_restore._widgets._common import (
 )
 from napari_restore._widgets._session import SESSION_MODELS
 from napari_restore._widgets._training import device_chooser
+from napari_restore._widgets._volume import VolumePanel
 from napari_restore.core.progress import Progress, ProgressGenerator
 from napari_restore.engine.options import InferenceOptions
 from napari_restore.errors import RestoreInputError
@@ -157,6 +158,7 @@ class DestripeWidget(Container):
         self.last_measure: Any = None
         self.progress, self.status, self.cancel_button, status = status_row()
         self.runner = JobRunner(self.progress, self.status, self.cancel_button)
+        self.volume = VolumePanel(napari_viewer, self, self._start_volume, "destriped")
         super().__init__(
             widgets=[
                 self.image,
@@ -172,11 +174,13 @@ class DestripeWidget(Container):
                 self.run_button,
                 self.meter,
                 status,
+                self.volume,
             ]
         )
         self._life = DockLifetime(self.native)
         follow_active_layer(napari_viewer, self.image, self._life)
         self._life.track(self.runner)
+        self._life.track(self.volume.runner)
         self._life.connect(SESSION_MODELS.changed, self._session_models_changed)
         self.model.changed.connect(self._model_changed)
         self.model_file.changed.connect(self._model_changed)
@@ -251,6 +255,25 @@ class DestripeWidget(Container):
             with_stripe_meter(gen, data, self.direction.value),
             on_done=lambda res: self._add_result(layer, *res),
             label="destriping",
+        )
+
+    def _start_volume(self, inp: Path, out: Path, model: Any, client: Any, resume: bool) -> Any:
+        """The blockwise run of "Process whole volume to a file…" (same settings as Destripe)."""
+        from napari_restore.destripe.distributed import destripe_volume_progress
+
+        options = InferenceOptions(
+            device=self.device.value,
+            tile=self.tile.value or None,
+            output_dtype=self.output_dtype.value,
+        )
+        return destripe_volume_progress(
+            inp,
+            out,
+            model,
+            options,
+            client=client,
+            direction=self.direction.value,
+            resume=resume,
         )
 
     def _add_result(self, source: Image, data: Any, measure: Any = None) -> None:

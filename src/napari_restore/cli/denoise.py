@@ -26,6 +26,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from napari_restore.cli._cluster import add_cluster_flags, run_on_cluster, wants_cluster
 from napari_restore.cli._common import (
     KeepStepsOnCtrlC,
     add_overwrite,
@@ -109,6 +110,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_overwrite(p)
     add_recursive(p)
     add_quiet(p)
+    add_cluster_flags(p)
     p.set_defaults(func=run)
 
 
@@ -123,6 +125,8 @@ def run(args: argparse.Namespace) -> int:
     from napari_restore.engine.model_files import model_paths
     from napari_restore.io import check_output_paths, open_image
 
+    if wants_cluster(args):
+        return _run_cluster(args)
     check_output_paths([args.output], [args.input], overwrite=args.overwrite)
     training = args.model is None
     if args.save_model is not None and not training:
@@ -218,3 +222,32 @@ def _train(trainer: Any, args: argparse.Namespace) -> None:
             f"loss {loss:.4g} ({trainer.loss_units})"
         )
     _warn(training_warnings(trainer, summary))
+
+
+def _run_cluster(args: argparse.Namespace) -> int:
+    """``denoise --workers/--scheduler``: apply a saved model block by block on a dask
+    cluster, into OME-Zarr (training stays on one machine: train first, then apply)."""
+    from napari_restore.denoise.distributed import denoise_volume_progress
+
+    if args.model is None:
+        raise RestoreInputError(
+            "--workers/--scheduler apply a saved model: give --model (train one first with "
+            "--train-minutes ... --save-model FILE on a smaller part of the data)."
+        )
+    options = InferenceOptions(device=args.device, tile=args.tile, output_dtype=args.dtype)
+
+    def start(client: Any) -> Any:
+        return denoise_volume_progress(
+            args.input,
+            args.output,
+            args.model,
+            options,
+            client=client,
+            intensity=args.intensity,
+            block_shape=args.block_size,
+            resume=args.resume,
+            overwrite=args.overwrite,
+            pyramid=args.pyramid,
+        )
+
+    return run_on_cluster(args, start, "denoise")

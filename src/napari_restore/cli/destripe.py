@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import argparse
 import math
+import sys
 import time
 from pathlib import Path
 from typing import Any
 
+from napari_restore.cli._cluster import add_cluster_flags, run_on_cluster, wants_cluster
 from napari_restore.cli._common import (
     KeepStepsOnCtrlC,
     add_overwrite,
@@ -138,6 +140,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_overwrite(p)
     add_recursive(p)
     add_quiet(p)
+    add_cluster_flags(p)
     p.set_defaults(func=run_destripe)
 
     t = sub.add_parser(
@@ -253,6 +256,8 @@ def run_destripe(args: argparse.Namespace) -> int:
 
     if not input_folder(args.input).exists():
         raise RestoreInputError(f"File not found: {args.input}")
+    if wants_cluster(args):
+        return _run_destripe_cluster(args)
     check_output_paths([args.output], [args.input], overwrite=args.overwrite)
     PlaneWriter(args.output, (1, 1), "uint8")  # refuses an unsupported output suffix early
     device = resolve_device(args.device)
@@ -278,6 +283,42 @@ def run_destripe(args: argparse.Namespace) -> int:
     if not args.quiet:
         print(f"wrote {args.output} (device {describe_device(device)})")
     return 0
+
+
+def _run_destripe_cluster(args: argparse.Namespace) -> int:
+    """``destripe --workers/--scheduler``: block by block on a dask cluster, into OME-Zarr."""
+    from napari_restore.destripe.distributed import destripe_volume_progress
+
+    if not args.quiet:
+        print(
+            "note: on a cluster every plane goes through the network, without the stripe-"
+            "evidence check and the spectral clean-up (both need whole planes)",
+            file=sys.stderr,
+        )
+    _set_threads(args)
+    options = InferenceOptions(
+        device=args.device,
+        tile=args.tile,
+        overlap=args.overlap,
+        batch_size=args.batch_size,
+        output_dtype=args.dtype,
+    )
+
+    def start(client: Any) -> Any:
+        return destripe_volume_progress(
+            args.input,
+            args.output,
+            args.model,
+            options,
+            client=client,
+            direction=args.direction,
+            block_shape=args.block_size,
+            resume=args.resume,
+            overwrite=args.overwrite,
+            pyramid=args.pyramid,
+        )
+
+    return run_on_cluster(args, start, "destripe")
 
 
 def _load_clean(paths: list[Path]) -> list[Any]:

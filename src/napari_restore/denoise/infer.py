@@ -434,7 +434,7 @@ def denoise_file_progress(
     pathlib.Path
         The output path.
     """
-    from napari_restore.io import PlaneWriter, check_output_paths, open_image
+    from napari_restore.io import PlaneWriter, check_output_paths, open_image, output_metadata
 
     check_output_paths([output_path], [input_path], overwrite=overwrite)
     options = InferenceOptions.of(options, **option_fields)
@@ -465,7 +465,9 @@ def denoise_file_progress(
     starts = tile_starts(n_frames, chunk_t, seam)
     units = len(items) * len(starts)
     unit = 0
-    with PlaneWriter(output_path, shape, dtype, source=arr) as writer:
+    # OME-Zarr: the input's axes, scale and units.
+    meta = output_metadata(input_path, output_path, len(shape), stack_axis="t")
+    with PlaneWriter(output_path, shape, dtype, source=arr, metadata=meta) as writer:
         for index, net in zip(items, nets, strict=True):
             settings = inference_settings(net, (min(n_frames, chunk_t), *shape[-2:]), dev, options)
             view = as_stack(StackView(arr, index, axis), str(input_path))

@@ -498,14 +498,15 @@ def destripe_file_progress(
     pathlib.Path
         The output path.
     """
-    from napari_restore.io import PlaneWriter, check_output_paths, open_image
+    from napari_restore.io import PlaneWriter, check_output_paths, open_image, output_metadata
 
     options = InferenceOptions.of(options, **option_fields)
     inp, out = Path(inp), Path(out)
     check_output_paths([out], [inp], overwrite=overwrite)
     image = open_image(inp)
     job = _prepare(image, model, options, direction, only_striped=only_striped, cleanup=cleanup)
-    with PlaneWriter(out, tuple(image.shape), job.dtype, source=image) as writer:
+    meta = output_metadata(inp, out, len(image.shape))  # OME-Zarr: the input's axes, scale
+    with PlaneWriter(out, tuple(image.shape), job.dtype, source=image, metadata=meta) as writer:
         yield from _destripe_planes(image, job, writer.__setitem__, writer.pending())
     return out
 

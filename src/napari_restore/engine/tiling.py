@@ -156,12 +156,18 @@ def _pad_constant_edges(x: torch.Tensor, shape: Sequence[int]) -> torch.Tensor:
 
 
 def iter_tiles(
-    n_items: int, shape: Sequence[int], settings: TileSettings
+    n_items: int,
+    shape: Sequence[int],
+    settings: TileSettings,
+    grids: Sequence[Sequence[int]] | None = None,
 ) -> Iterator[tuple[int, tuple[slice, ...]]]:
-    """``(item, spatial slices)`` of every tile of every item, in batch order."""
-    grids = [
-        tile_starts(s, t, o) for s, t, o in zip(shape, settings.tile, settings.overlap, strict=True)
-    ]
+    """``(item, spatial slices)`` of every tile of every item, in batch order (``grids``: the
+    tile starts per axis, default :func:`tile_starts`)."""
+    if grids is None:
+        grids = [
+            tile_starts(s, t, o)
+            for s, t, o in zip(shape, settings.tile, settings.overlap, strict=True)
+        ]
     for item in range(n_items):
         for starts in np.ndindex(*[len(g) for g in grids]):
             yield (
@@ -256,6 +262,7 @@ def _tile_pass(
     spatial: tuple[int, ...],
     settings: TileSettings,
     device: torch.device,
+    grids: Sequence[Sequence[int]] | None = None,
 ) -> ProgressGenerator[np.ndarray]:
     padded_shape = tuple(max(s, t) for s, t in zip(spatial, settings.tile, strict=True))
     xp = _pad_to(x, padded_shape)
@@ -266,7 +273,7 @@ def _tile_pass(
     out = torch.zeros(xp.shape, dtype=torch.float32, device=acc_device)
     weight = torch.zeros(xp.shape, dtype=torch.float32, device=acc_device)
     window = blend_window(settings.tile, settings.overlap).to(device)
-    tiles = list(iter_tiles(n, padded_shape, settings))
+    tiles = list(iter_tiles(n, padded_shape, settings, grids))
     total = len(tiles)
     done = 0
     for b in range(0, total, settings.batch_size):
@@ -284,6 +291,97 @@ def _tile_pass(
     result = out / weight
     crop = (slice(None), *tuple(slice(0, s) for s in spatial))
     return result[crop].cpu().numpy()
+
+
+@dataclass(frozen=True)
+class RegionTiling:
+    """The tiles of a whole array's grid that a block of its output needs.
+
+    Attributes
+    ----------
+    read : tuple of slice
+        Spatial region to read: the union of the tiles that overlap the block.
+    crop : tuple of slice
+        The block, relative to ``read``.
+    grids : tuple of tuple of int
+        Tile starts per axis, relative to ``read``.
+    settings : TileSettings
+        The tile settings fitted to the *whole* array.
+    """
+
+    read: tuple[slice, ...]
+    crop: tuple[slice, ...]
+    grids: tuple[tuple[int, ...], ...]
+    settings: TileSettings
+
+
+def region_tiling(
+    shape: Sequence[int], settings: TileSettings, block: Sequence[slice]
+) -> RegionTiling:
+    """Tiles of the whole-array grid that overlap ``block`` (for blockwise runs).
+
+    Running :func:`tile_predict_region` on the returned region gives, inside the block, exactly
+    what :func:`tile_predict` gives for the whole array: the same tiles, blended in the same
+    order, so a volume cut into blocks is processed bit-identically to one piece.
+
+    Parameters
+    ----------
+    shape : sequence of int
+        Spatial shape of the whole array.
+    settings : TileSettings
+        Tile settings before fitting (fitted here to ``shape``, as :func:`tile_predict` does).
+    block : sequence of slice
+        The output block (spatial axes, steps of 1).
+    """
+    fitted = fit_settings(shape, settings)
+    read, crop, grids = [], [], []
+    for s, t, o, b in zip(shape, fitted.tile, fitted.overlap, block, strict=True):
+        b0, b1, _ = b.indices(s)
+        if s <= t:  # one (padded) tile covers the axis: read all of it
+            read.append(slice(0, s))
+            crop.append(slice(b0, b1))
+            grids.append((0,))
+            continue
+        starts = [g for g in tile_starts(s, t, o) if g < b1 and g + t > b0]
+        r0, r1 = starts[0], starts[-1] + t
+        read.append(slice(r0, r1))
+        crop.append(slice(b0 - r0, b1 - r0))
+        grids.append(tuple(g - r0 for g in starts))
+    return RegionTiling(tuple(read), tuple(crop), tuple(grids), fitted)
+
+
+def tile_predict_region(
+    predict: Predict,
+    data: np.ndarray | torch.Tensor,
+    region: RegionTiling,
+    *,
+    device: torch.device | str = "cpu",
+) -> ProgressGenerator[np.ndarray]:
+    """:func:`tile_predict` on the region of a whole array that :func:`region_tiling` chose.
+
+    Parameters
+    ----------
+    predict : callable
+        As for :func:`tile_predict`.
+    data : numpy.ndarray or torch.Tensor
+        ``(N, *spatial)``: the items cut to ``region.read``.
+    region : RegionTiling
+        From :func:`region_tiling`.
+    device : torch.device or str
+        Device to compute on.
+
+    Returns
+    -------
+    numpy.ndarray
+        float32 ``(N, *block)``: the output inside the block, as the whole-array run gives it
+        (no out-of-memory shrinking of tiles here: that would change the grid).
+    """
+    device = torch.device(device)
+    x = torch.as_tensor(np.asarray(data) if not torch.is_tensor(data) else data)
+    x = x.to(torch.float32)
+    spatial = tuple(x.shape[1:])
+    out = yield from _tile_pass(predict, x, spatial, region.settings, device, region.grids)
+    return out[(slice(None), *region.crop)]
 
 
 def auto_tile_size(
