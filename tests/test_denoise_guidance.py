@@ -3,13 +3,15 @@ that moves with time, previews by the clock, and the warnings about likely poor 
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
 
 from napari_restore.core.progress import run_to_end
 from napari_restore.denoise import config as denoise_config
-from napari_restore.denoise.config import CPU_DEFAULTS, DenoiseTrainConfig
+from napari_restore.denoise.config import CPU_DEFAULTS, CPU_FINETUNE_LR, DenoiseTrainConfig
 from napari_restore.denoise.infer import (
     contrast_fit,
     denoise,
@@ -96,6 +98,17 @@ def test_defaults_follow_the_device(monkeypatch) -> None:
         paper.learning_rate,
         paper.batch_size,
         "scratch",
+    )
+    # A trained start is fine-tuned on a CPU at a lower rate; from scratch the CPU default.
+    monkeypatch.setattr(denoise_config, "pretrained_model_path", lambda: Path("pre"))
+    assert DenoiseTrainConfig.for_device("cpu").learning_rate == CPU_FINETUNE_LR
+    assert DenoiseTrainConfig.for_device("cpu", init="m.safetensors").learning_rate == (
+        CPU_FINETUNE_LR
+    )
+    scratch = DenoiseTrainConfig.for_device("cpu", init="scratch")
+    assert scratch.learning_rate == CPU_DEFAULTS["learning_rate"]
+    assert DenoiseTrainConfig.for_device("cuda", init="pretrained").learning_rate == (
+        paper.learning_rate
     )
     monkeypatch.setattr(denoise_config, "pretrained_model_path", lambda: None)
     cpu = DenoiseTrainConfig.for_device("cpu", learning_rate=2e-3)
