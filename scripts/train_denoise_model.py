@@ -324,7 +324,7 @@ def supervised(args: argparse.Namespace) -> None:
             f"cosine to lr/10 over {args.minutes} min or {args.steps} steps",
             "noise": {"photons_per_px": PHOTONS, "read_noise_e": READ_NOISE, "gain": [1, 2.5]},
             "data": {
-                "source": f"{len(stacks)} noise-free flux maps: {args.n_synthetic} synthetic "
+                "source": f"{len(pairs.names)} noise-free flux maps: {args.n_synthetic} synthetic "
                 f"time-lapses (seeds {20_000 + args.seed}+) and real images/stacks under "
                 "BSD-3/MIT/Apache-2.0/CC-BY-4.0/CC0 licences",
                 "stacks": pairs.names,
