@@ -175,12 +175,21 @@ def _drain(gen):
             return
 
 
-def test_training_warnings_say_what_to_do(sim) -> None:
+def test_training_warnings_say_what_to_do(sim, tmp_path) -> None:
     trainer = DenoiseTrainer(sim.noisy, tiny_config())
     run_to_end(trainer.train(steps=3), progress_bar=False)
     warnings = training_warnings(trainer)
-    assert len(warnings) == 1 and "Only 3 training steps" in warnings[0]
-    assert "Train longer" in warnings[0]
+    assert len(warnings) == 1 and "Only 3 training steps from scratch" in warnings[0]
+    assert "blurred or flat" in warnings[0] and "Train longer" in warnings[0]
+    # From a trained start, few steps leave that network's output, not a flat one.
+    net = SRDTrans(patch_t=16, **TINY)
+    meta = {"task": "denoise", "architecture": net.architecture()}
+    start = save_model_file(tmp_path / "start", dict(net.state_dict()), meta)
+    tuned = DenoiseTrainer(sim.noisy, tiny_config(init=str(start), model_kwargs={}))
+    run_to_end(tuned.train(steps=2), progress_bar=False)
+    (warning,) = training_warnings(tuned)
+    assert "Only 2 training steps from the pretrained network" in warning
+    assert "not yet tuned" in warning and "flat" not in warning
     # A loss still falling steeply at the end (a real trainer, its history replaced).
     trainer.step = 1000
     trainer.history = [{"step": i, "total": 1.0 / (1 + 0.01 * i)} for i in range(1000)]
