@@ -1,22 +1,30 @@
 """Pretrain the SRDTrans network shipped in ``src/napari_restore/pretrained/denoise_default``.
 
-Training on a user's stack starts from this network; it is still SRDTrans's self-supervised
-training (spatial redundancy sampling, no clean targets), here run over many noisy stacks
-instead of one, so that the first minutes on a CPU are spent adapting rather than learning
-what fluorescence structures look like.
+Training on a user's stack starts from this network; that training is SRDTrans's
+self-supervised training on the user's noisy stack only. The pretraining decides where it
+starts, so that the few dozen steps of a few CPU minutes adapt a good denoiser rather than
+learn what fluorescence structures look like. Two phases, one network (see
+``docs/model-card-denoise.md``):
 
-Data (all noisy, the network never sees a clean image):
+1. **self-supervised** (the default mode): SRDTrans's own training (spatial redundancy
+   sampling, no clean targets) over many noisy stacks;
+2. **supervised** (``--supervised``, continuing from phase 1 with ``--init``): noisy -> clean
+   with the MSE on the noise-free flux maps of the same kinds of data, with fresh
+   Poisson-Gaussian noise at every draw (:class:`SupervisedPairs`), in the fine-tune's
+   sampled geometry and at full resolution. Much faster to learn than phase 1 per step.
+
+Data:
 
 - synthetic time-lapses from :mod:`napari_restore.simulate.timelapse` with varied structures
   (spot density, filaments or none, structure scale 1-2x), photon levels from
   ``PHOTONS`` (0.5-20 per pixel), read noise 0.5-3 e⁻ and camera gain 1 or 2.5 ADU/e⁻; seeds
-  from 10000 up (the held-out benchmark stacks use seeds below 1000, photon levels that are not
-  in ``PHOTONS``, and other structure mixes);
+  from 10000 up (phase 1) and 20000 up (phase 2); the held-out benchmark stacks use seeds below
+  1000, photon levels that are not in ``PHOTONS``, and other structure mixes;
 - real images and stacks from ``DATA_DIR`` and ``DATA_DIR/train`` whose licences allow shipping
   trained weights in a BSD-3 package (BSD-3, MIT, Apache-2.0, CC-BY-4.0, CC0; see the READMEs
-  there). Z-stacks are used as stacks as they are (their own noise) and with added
-  Poisson-Gaussian noise; 2D images become short drifting "time-lapses" (a crop window that
-  moves by a random walk) with added noise.
+  there). Z-stacks are used as they are (their own noise; phase 1 only) and as flux maps with
+  added Poisson-Gaussian noise; 2D images become short drifting "time-lapses" (a crop window
+  that moves by a random walk) with added noise.
 - Kept out: the stacks the benchmark is run on (``EXCLUDE``: the cancer-cell and Tribolium
   time-lapses and the Tribolium volume the bundled sample comes from), the GPL ClearMap stack,
   the unlicensed SPIM image and the striped PNGs.
@@ -25,13 +33,22 @@ Every stack keeps its own normalisation (its mean and standard deviation), exact
 user trains on one stack. The network has the CPU defaults' ``patch_t`` (32), which its
 temporal position embedding fixes for every later fine-tuning.
 
-Run from the repository root (one torch thread; checkpoints every few minutes, resumable)::
+Run from the repository root (one torch thread; checkpoints every few minutes, resumable with
+``--resume``)::
 
-    python scripts/train_denoise_model.py ../shared/data --out /tmp/pretrain/denoise_default \
-        --minutes 65 --steps 3000
+    # phase 1 (v1)
+    python scripts/train_denoise_model.py ../shared/data --out /tmp/pre/v1 \
+        --minutes 75 --steps 400 --checkpoint-minutes 4
+    python scripts/train_denoise_model.py ../shared/data --out /tmp/pre/v1 --export /tmp/pre/v1w
+    # phase 2 (v2, shipped)
+    python scripts/train_denoise_model.py ../shared/data --supervised --init /tmp/pre/v1w \
+        --out /tmp/pre/v2 --minutes 55 --steps 5000 --batch-size 2 --lr 5e-4 \
+        --n-synthetic 64 --checkpoint-minutes 4
+    python scripts/train_denoise_model.py ../shared/data --supervised --out /tmp/pre/v2 \
+        --export src/napari_restore/pretrained/denoise_default
 
-then copy the final file to ``src/napari_restore/pretrained/denoise_default`` (without the
-optimizer state: ``--export``).
+(``--export`` writes the checkpoint's weights without the optimizer state.) The exact
+commands of the shipped file are in its JSON (``training.phases``).
 """
 
 from __future__ import annotations
