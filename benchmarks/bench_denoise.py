@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import sys
 import time
@@ -188,7 +189,7 @@ def train_and_score(
 ) -> dict[str, Any]:
     """Train SRDTrans on the noisy stack; score after each of ``--eval-at`` minutes and at the
     end (against the truth, or by the real-data checks when ``clean`` is None)."""
-    marks = sorted({*(m for m in args.eval_at if m < args.minutes), args.minutes})
+    marks = sorted({*(m for m in args.eval_at if 0 <= m < args.minutes), args.minutes})
     trainer = DenoiseTrainer(noisy, make_config(args, device, args.minutes))
     res: dict[str, Any] = {
         "config": {
@@ -199,8 +200,10 @@ def train_and_score(
         "evals": [],
     }
     done = 0.0
+    summary: Any = None
     for mark in marks:
-        summary = run_to_end(trainer.train(minutes=mark - done), progress_bar=False)
+        if mark > done:  # mark 0: the starting network as it is, without training
+            summary = run_to_end(trainer.train(minutes=mark - done), progress_bar=False)
         done = mark
         sync(device)
         start = time.perf_counter()
@@ -213,11 +216,17 @@ def train_and_score(
             "ms_per_step": 1000.0 * trainer.seconds / max(1, trainer.step),
             "inference_s": seconds,
             "inference_voxels_per_s": noisy.size / seconds,
-            "warnings": training_warnings(trainer, summary),
+            "warnings": training_warnings(trainer, summary) if trainer.step else [],
+            # The machine may be shared: the load says how comparable the step counts are.
+            "load_average": [round(v, 2) for v in os.getloadavg()],
         }
         if clean is not None:
             row.update(score(out, clean))
-            print(f"  SRDTrans {mark:g} min, {trainer.step} steps: {fmt(row)}", flush=True)
+            print(
+                f"  SRDTrans {mark:g} min, {trainer.step} steps: {fmt(row)} "
+                f"(load {row['load_average'][0]:.1f})",
+                flush=True,
+            )
         else:
             a, b = np.polyfit(out.ravel().astype(np.float64), noisy.ravel().astype(np.float64), 1)
             row.update(
@@ -270,6 +279,14 @@ def main() -> dict[str, Any]:
     p.add_argument("--batch-size", type=int, default=None)
     p.add_argument("--lr", type=float, default=None, help="default: the device's")
     p.add_argument("--baselines", choices=("full", "quick", "none"), default="full")
+    p.add_argument(
+        "--baselines-from",
+        type=Path,
+        default=None,
+        metavar="JSON",
+        help="take the baselines of the same stacks from an earlier run's --json (they are "
+        "deterministic) instead of recomputing them",
+    )
     p.add_argument("--no-srdtrans", action="store_true", help="baselines only")
     p.add_argument("--step-patch", type=int, nargs=2, default=(32, 64), metavar=("T", "XY"))
     p.add_argument("--timing-steps", type=int, default=5)
@@ -320,7 +337,13 @@ def main() -> dict[str, Any]:
             print(f"{name}: {noisy.shape}", flush=True)
             entry: dict[str, Any] = {"noisy": score(noisy, clean)}
             print(f"  {'noisy':>28}: {fmt(entry['noisy'])}", flush=True)
-            if args.baselines != "none":
+            if args.baselines_from is not None:
+                earlier = json.loads(args.baselines_from.read_text())["stacks"][name]
+                if abs(earlier["noisy"]["psnr"] - entry["noisy"]["psnr"]) > 1e-6:
+                    raise SystemExit(f"{args.baselines_from} holds another stack {name!r}")
+                entry["baselines"] = earlier["baselines"]
+                entry["baselines_from"] = str(args.baselines_from)
+            elif args.baselines != "none":
                 entry["baselines"] = run_baselines(noisy, clean, args.baselines)
             if args.no_srdtrans:
                 res["stacks"][name] = entry

@@ -3,13 +3,15 @@ that moves with time, previews by the clock, and the warnings about likely poor 
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
 
 from napari_restore.core.progress import run_to_end
 from napari_restore.denoise import config as denoise_config
-from napari_restore.denoise.config import CPU_DEFAULTS, DenoiseTrainConfig
+from napari_restore.denoise.config import CPU_DEFAULTS, CPU_FINETUNE_LR, DenoiseTrainConfig
 from napari_restore.denoise.infer import (
     contrast_fit,
     denoise,
@@ -97,6 +99,17 @@ def test_defaults_follow_the_device(monkeypatch) -> None:
         paper.batch_size,
         "scratch",
     )
+    # A trained start is fine-tuned on a CPU at a lower rate; from scratch the CPU default.
+    monkeypatch.setattr(denoise_config, "pretrained_model_path", lambda: Path("pre"))
+    assert DenoiseTrainConfig.for_device("cpu").learning_rate == CPU_FINETUNE_LR
+    assert DenoiseTrainConfig.for_device("cpu", init="m.safetensors").learning_rate == (
+        CPU_FINETUNE_LR
+    )
+    scratch = DenoiseTrainConfig.for_device("cpu", init="scratch")
+    assert scratch.learning_rate == CPU_DEFAULTS["learning_rate"]
+    assert DenoiseTrainConfig.for_device("cuda", init="pretrained").learning_rate == (
+        paper.learning_rate
+    )
     monkeypatch.setattr(denoise_config, "pretrained_model_path", lambda: None)
     cpu = DenoiseTrainConfig.for_device("cpu", learning_rate=2e-3)
     assert cpu.patch_t == CPU_DEFAULTS["patch_t"] and cpu.patch_xy == CPU_DEFAULTS["patch_xy"]
@@ -162,12 +175,21 @@ def _drain(gen):
             return
 
 
-def test_training_warnings_say_what_to_do(sim) -> None:
+def test_training_warnings_say_what_to_do(sim, tmp_path) -> None:
     trainer = DenoiseTrainer(sim.noisy, tiny_config())
     run_to_end(trainer.train(steps=3), progress_bar=False)
     warnings = training_warnings(trainer)
-    assert len(warnings) == 1 and "Only 3 training steps" in warnings[0]
-    assert "Train longer" in warnings[0]
+    assert len(warnings) == 1 and "Only 3 training steps from scratch" in warnings[0]
+    assert "blurred or flat" in warnings[0] and "Train longer" in warnings[0]
+    # From a trained start, few steps leave that network's output, not a flat one.
+    net = SRDTrans(patch_t=16, **TINY)
+    meta = {"task": "denoise", "architecture": net.architecture()}
+    start = save_model_file(tmp_path / "start", dict(net.state_dict()), meta)
+    tuned = DenoiseTrainer(sim.noisy, tiny_config(init=str(start), model_kwargs={}))
+    run_to_end(tuned.train(steps=2), progress_bar=False)
+    (warning,) = training_warnings(tuned)
+    assert "Only 2 training steps from the pretrained network" in warning
+    assert "not yet tuned" in warning and "flat" not in warning
     # A loss still falling steeply at the end (a real trainer, its history replaced).
     trainer.step = 1000
     trainer.history = [{"step": i, "total": 1.0 / (1 + 0.01 * i)} for i in range(1000)]

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from napari_restore._widgets._session import SESSION_MODELS
-from napari_restore._widgets.denoise import SCRATCH
+from napari_restore._widgets.denoise import PRETRAINED, SCRATCH
 from napari_restore.simulate.timelapse import simulate_timelapse
 
 PLUGIN = "napari-restore"
@@ -161,3 +161,20 @@ def test_cpu_defaults_and_advice_after_a_short_training(viewer, qtbot, stack, mo
     assert "Train longer" in widget.advice.value
     widget.new_button.clicked.emit()
     assert widget.advice.value == ""
+
+
+def test_the_learning_rate_follows_the_start(viewer):
+    from napari_restore.denoise.config import (
+        CPU_DEFAULTS,
+        CPU_FINETUNE_LR,
+        pretrained_model_path,
+    )
+
+    if pretrained_model_path() is None:
+        pytest.skip("this installation ships no pretrained denoising network")
+    widget = open_dock(viewer)  # on the CPU, from scratch
+    assert widget.learning_rate.value == pytest.approx(CPU_DEFAULTS["learning_rate"])
+    widget.start.value = PRETRAINED  # fine-tuning a trained network: a lower rate on a CPU
+    assert widget.learning_rate.value == pytest.approx(CPU_FINETUNE_LR)
+    widget.start.value = SCRATCH
+    assert widget.learning_rate.value == pytest.approx(CPU_DEFAULTS["learning_rate"])

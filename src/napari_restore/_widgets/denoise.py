@@ -229,11 +229,20 @@ class DenoiseWidget(TrainingDock, Container):
         self._start_changed()
 
     def _start_changed(self, *_: Any) -> None:
-        """The pretrained network fixes the patch frames (its temporal position embedding)."""
-        from napari_restore.denoise.config import pretrained_model_path
+        """The pretrained network fixes the patch frames (its temporal position embedding);
+        the learning rate is the device's default for the start chosen (lower when a trained
+        network is fine-tuned on a CPU)."""
+        from napari_restore.denoise.config import DenoiseTrainConfig, pretrained_model_path
         from napari_restore.engine.model_files import read_model_metadata
 
         pretrained = self.start.value == PRETRAINED
+        try:
+            d = DenoiseTrainConfig.for_device(
+                self.device.value, init="pretrained" if pretrained else "scratch"
+            )
+            self.learning_rate.value = d.learning_rate
+        except (RestoreInputError, ValueError):
+            pass
         if pretrained:
             path = pretrained_model_path()
             if path is not None:

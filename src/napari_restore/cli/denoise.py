@@ -78,8 +78,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "processed one by one, and training trains a model for each; default %(default)s",
     )
     g = p.add_argument_group(
-        "training (defaults: the paper's on a GPU, 32 frames x 64 px patches at lr 5e-4 "
-        "from the pretrained network on a CPU)"
+        "training (defaults: the paper's on a GPU, 32 frames x 64 px patches from the "
+        "pretrained network at lr 5e-5 on a CPU, lr 5e-4 with --from-scratch)"
     )
     g.add_argument("--patch-t", type=int, default=None, help="frames per patch (multiple of 16)")
     g.add_argument("--patch-xy", type=int, default=None, help="lateral patch size (even)")

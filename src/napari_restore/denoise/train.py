@@ -502,15 +502,23 @@ def training_warnings(
     out = []
     pretrained = trainer.config.init != "scratch"
     need = MIN_STEPS_PRETRAINED if pretrained else MIN_STEPS_SCRATCH
-    if trainer.step < need:
-        start = "from the pretrained network" if pretrained else "from scratch"
+    if trainer.step < need and pretrained:
+        # The pretrained start denoises well as it is (docs/denoise.md: the held-out stacks
+        # applied without training); too few steps leave it unadapted, not flat.
+        out.append(
+            f"Only {trainer.step} training steps from the pretrained network (about {need} "
+            "or more adapt it to this stack): the output is mostly the pretrained network's, "
+            "not yet tuned to your data's noise. Train longer (a larger time budget, or Train "
+            "again to continue)."
+        )
+    elif trainer.step < need:
         hint = ""
-        if not pretrained and _config.pretrained_model_path() is not None:
+        if _config.pretrained_model_path() is not None:
             hint = ", or start from the pretrained network"
         out.append(
-            f"Only {trainer.step} training steps {start} (about {need} or more are needed "
-            f"for a usable result): the output is likely blurred or flat. Train longer (a "
-            f"larger time budget, or Train again to continue){hint}."
+            f"Only {trainer.step} training steps from scratch (about {need} or more are "
+            f"needed for a usable result): the output is likely blurred or flat. Train longer "
+            f"(a larger time budget, or Train again to continue){hint}."
         )
     totals = [h["total"] for h in trainer.history]
     if len(totals) >= 20:
