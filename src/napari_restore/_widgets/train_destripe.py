@@ -31,8 +31,9 @@ from napari_restore._widgets._common import (
     layer_data,
     status_row,
 )
+from napari_restore._widgets._plot import ImagePreview
+from napari_restore._widgets._session import session_snapshot
 from napari_restore._widgets._training import (
-    ImagePreview,
     TrainingCurves,
     TrainingDock,
     device_chooser,
@@ -62,7 +63,7 @@ class TrainDestripeWidget(TrainingDock, Container):
     TASK = "destripe"
 
     def __init__(self, napari_viewer: napari.Viewer) -> None:
-        from napari_restore.destripe.train import DestripeTrainConfig
+        from napari_restore.destripe.config import DestripeTrainConfig
 
         defaults = DestripeTrainConfig()
         self._viewer = napari_viewer
@@ -173,7 +174,7 @@ class TrainDestripeWidget(TrainingDock, Container):
 
     def config(self) -> DestripeTrainConfig:
         """The training settings as set in the dock."""
-        from napari_restore.destripe.train import DestripeTrainConfig
+        from napari_restore.destripe.config import DestripeTrainConfig
 
         modes = tuple(
             m
@@ -207,8 +208,6 @@ class TrainDestripeWidget(TrainingDock, Container):
     # -- training -----------------------------------------------------------------------------
     def train(self, *_: Any) -> None:
         """Train (a new model, or continue the current one) in a worker."""
-        from napari_restore.destripe.train import DestripeTrainer
-
         if self.runner.running:
             return
         try:
@@ -229,24 +228,43 @@ class TrainDestripeWidget(TrainingDock, Container):
             nonlocal trainer
             if trainer is None:
                 yield Progress(0, config.steps, stage="train", message="preparing data")
+                # Imported in the worker: torch may still be loading in the background.
+                from napari_restore.destripe.train import DestripeTrainer
+
                 trainer = DestripeTrainer(images, config, names=names)
             else:
                 trainer.config = trainer.config.replace(
                     steps=config.steps, learning_rate=config.learning_rate
                 )
-            return (yield from trainer.train())
+            summary = yield from trainer.train()
+            return summary, session_snapshot(trainer)
+
+        def done(result: Any) -> None:
+            summary, snapshot = result
+            self.trainer = trainer
+            self._publish(snapshot)
+            self._trained(summary)
 
         def finished() -> None:
-            # GUI thread: take the trainer back (also after Stop or an error).
+            # GUI thread: take the trainer back (also after an error).
             self.trainer = trainer
-            self._publish()
+            self.curves.redraw()
+
+        def stop() -> bool:
+            # Stop ends the training after the current step: the worker then copies the
+            # network for the apply docks (never the GUI thread).
+            if trainer is None:
+                return False
+            trainer.stop()
+            return True
 
         self.curves.new_run()
         self.runner.start(
             job(),
-            on_done=self._trained,
+            on_done=done,
             on_progress=self._progress,
             on_finish=finished,
+            on_stop=stop,
             label="training",
         )
 
@@ -276,7 +294,8 @@ class TrainDestripeWidget(TrainingDock, Container):
         ms = summary.get("ms_per_step", float("nan"))
         psnr = summary["metrics"].get("val_psnr")
         before = summary["metrics"].get("val_input_psnr")
-        self.status.value = f"trained {summary['steps']} steps ({ms:.0f} ms/step)" + (
+        done = "stopped after" if summary.get("stopped_by") == "stop" else "trained"
+        self.status.value = f"{done} {summary['steps']} steps ({ms:.0f} ms/step)" + (
             f", {_psnr_text(psnr, before)}" if psnr is not None else ""
         )
 

@@ -1,0 +1,364 @@
+"""GUI responsiveness: the largest event-loop gap while each dock works, and on first opening.
+
+A 10 ms QTimer ("the probe") runs on napari's GUI thread and records the time between its
+firings; a gap of G ms means the viewer could not repaint or react to the mouse for G ms. The
+bar (issue 12): largest gap <= 100 ms while any dock's long job runs, <= 300 ms when a dock is
+opened for the first time in a session (each first opening runs in a fresh process, so it
+pays the imports a user's first click pays).
+
+Usage (from the repository root; needs a display, e.g. ``xvfb-run -a``; re-runs itself under
+``xvfb-run`` when there is no display)::
+
+    python benchmarks/bench_gui_responsiveness.py [--seconds 60] [--only JOB ...] [--out DIR]
+
+Writes ``responsiveness.json`` (every gap statistic, with the load average before and after
+each measurement) and prints a table. The machine may be shared: the load average is part of
+every number; run again when the machine is quieter if it was high.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+PLUGIN = "napari-restore"
+DOCKS = {
+    "simulator": "Stripe Simulator",
+    "metrics": "Metrics",
+    "destripe": "Destripe",
+    "train_destripe": "Train Destripe Model",
+    "denoise": "Denoise (SRDTrans)",
+}
+JOB_BAR_MS = 100.0
+OPEN_BAR_MS = 300.0
+OUT = Path(__file__).resolve().parent / "results" / "gui_responsiveness"
+
+
+def load_average() -> list[float]:
+    return [round(x, 2) for x in os.getloadavg()]
+
+
+class GapProbe:
+    """A 10 ms timer on the GUI thread recording the gaps between its firings."""
+
+    def __init__(self, interval_ms: int = 10) -> None:
+        from qtpy.QtCore import Qt, QTimer
+
+        self.interval_ms = interval_ms
+        self.timer = QTimer()
+        self.timer.setTimerType(Qt.TimerType.PreciseTimer)
+        self.timer.setInterval(interval_ms)
+        self.timer.timeout.connect(self._tick)
+        self.gaps: list[float] = []
+        self._last = 0.0
+        self._started = 0.0
+
+    def _tick(self) -> None:
+        now = time.perf_counter()
+        self.gaps.append(1000.0 * (now - self._last))
+        self._last = now
+
+    def start(self) -> None:
+        self.gaps = []
+        self._started = self._last = time.perf_counter()
+        self.timer.start()
+
+    def stop(self) -> dict[str, Any]:
+        self.timer.stop()
+        self._tick()  # a stall still going on at the end counts too
+        gaps = sorted(self.gaps)
+        n = len(gaps)
+        return {
+            "seconds": round(time.perf_counter() - self._started, 2),
+            "ticks": n,
+            "max_gap_ms": round(gaps[-1], 1) if n else None,
+            "p99_gap_ms": round(gaps[min(n - 1, int(0.99 * n))], 1) if n else None,
+            "gaps_over_100ms": sum(g > 100 for g in gaps),
+            "gaps_over_50ms": sum(g > 50 for g in gaps),
+            "largest_gaps_ms": [round(g, 1) for g in gaps[-5:][::-1]],
+        }
+
+
+def run_loop_until(condition: Callable[[], bool], timeout: float) -> None:
+    """Run the Qt event loop (a real one, not processEvents) until ``condition()`` holds."""
+    from qtpy.QtCore import QEventLoop, QTimer
+
+    loop = QEventLoop()
+    deadline = time.monotonic() + timeout
+    check = QTimer()
+    check.setInterval(50)
+
+    def poll() -> None:
+        if condition() or time.monotonic() > deadline:
+            loop.quit()
+
+    check.timeout.connect(poll)
+    check.start()
+    loop.exec_()
+    check.stop()
+    if not condition():
+        raise TimeoutError("the job did not finish in time")
+
+
+def measure(name: str, action: Callable[[], None], done: Callable[[], bool], timeout: float):
+    """Start ``action`` from the event loop with the probe running; wait for ``done``."""
+    from qtpy.QtCore import QTimer
+
+    probe = GapProbe()
+    before = load_average()
+    probe.start()
+    QTimer.singleShot(0, action)
+    run_loop_until(done, timeout)
+    # A little more loop time: results are added to layers and drawn after "done".
+    settle = time.monotonic() + 1.0
+    run_loop_until(lambda: time.monotonic() > settle, 5)
+    result = probe.stop()
+    result.update(job=name, load_before=before, load_after=load_average())
+    bar = OPEN_BAR_MS if name.startswith("open ") else JOB_BAR_MS
+    result["bar_ms"] = bar
+    result["passes"] = result["max_gap_ms"] is not None and result["max_gap_ms"] <= bar
+    print(
+        f"{name:<34} max gap {result['max_gap_ms']:7.1f} ms  (>100 ms: "
+        f"{result['gaps_over_100ms']:3d}, {result['seconds']:6.1f} s, load {before[0]:.2f}"
+        f"->{result['load_after'][0]:.2f})  {'ok' if result['passes'] else 'OVER ' + str(bar)}",
+        flush=True,
+    )
+    return result
+
+
+def new_viewer() -> Any:
+    import napari
+
+    viewer = napari.Viewer(show=True)
+    viewer.window.resize(1600, 1000)
+    # Let the window appear and napari finish its own start-up work before measuring.
+    until = time.monotonic() + 2.0
+    run_loop_until(lambda: time.monotonic() > until, 10)
+    return viewer
+
+
+def first_open(dock: str) -> dict[str, Any]:
+    """In this (fresh) process: open ``dock`` with a sample loaded, with the probe running."""
+    viewer = new_viewer()
+    viewer.open_sample(PLUGIN, "stripe_pair")
+    until = time.monotonic() + 1.0
+    run_loop_until(lambda: time.monotonic() > until, 10)
+    box: dict[str, Any] = {}
+
+    def open_it() -> None:
+        _, box["widget"] = viewer.window.add_plugin_dock_widget(PLUGIN, DOCKS[dock])
+
+    result = measure(f"open {DOCKS[dock]}", open_it, lambda: "widget" in box, 60)
+    native = box["widget"].native
+    result["dock_size_hint"] = [native.sizeHint().width(), native.sizeHint().height()]
+    result["dock_minimum_size_hint"] = [
+        native.minimumSizeHint().width(),
+        native.minimumSizeHint().height(),
+    ]
+    viewer.close()
+    return result
+
+
+def jobs(seconds: float, only: set[str]) -> list[dict[str, Any]]:
+    """Each dock's long jobs in one viewer (docks opened beforehand, outside the probe)."""
+    viewer = new_viewer()
+    results: list[dict[str, Any]] = []
+
+    def wanted(name: str) -> bool:
+        return not only or name in only
+
+    def dock(key: str) -> Any:
+        _, widget = viewer.window.add_plugin_dock_widget(PLUGIN, DOCKS[key])
+        return widget
+
+    gt, striped = viewer.open_sample(PLUGIN, "stripe_pair")  # 3D Tribolium stack, 2 layers
+
+    if wanted("simulator_preview"):
+        [maize] = viewer.open_sample(PLUGIN, "maize")
+        sim = dock("simulator")
+        sim.image.value = maize
+        run_loop_until(lambda: sim._preview_job is None, 60)
+
+        def edit() -> None:
+            # Edits as a user makes them: each restarts the debounced preview.
+            sim.seed.value += 1
+            sim.kind.value = "tilted" if sim.kind.value != "tilted" else "gaussian"
+
+        state = {"n": 0}
+
+        def several_edits() -> None:
+            from qtpy.QtCore import QTimer
+
+            for i in range(5):
+                QTimer.singleShot(400 * i, edit)
+            QTimer.singleShot(2100, lambda: state.update(n=1))
+
+        results.append(
+            measure(
+                "Stripe Simulator preview (5 edits)",
+                several_edits,
+                lambda: state["n"] == 1 and sim._preview_job is None,
+                60,
+            )
+        )
+        viewer.layers.remove(maize)
+
+    if wanted("metrics_reference") or wanted("metrics_no_reference"):
+        metrics = dock("metrics")
+        metrics.compute_button.changed.disconnect()  # only the measured clicks compute
+        if wanted("metrics_reference"):
+            metrics.ground_truth.value = gt
+            metrics.images.value = [striped]
+            run_loop_until(lambda: not metrics.runner.running and not metrics._timer.isActive(), 60)
+            metrics.results = []
+            results.append(
+                measure(
+                    "Metrics (ground truth, 41 planes)",
+                    metrics.compute,
+                    lambda: bool(metrics.results) and not metrics.runner.running,
+                    300,
+                )
+            )
+        if wanted("metrics_no_reference"):
+            metrics.ground_truth.value = None
+            metrics.images.value = [striped, gt]
+            run_loop_until(lambda: not metrics.runner.running and not metrics._timer.isActive(), 60)
+            metrics.results = []
+            results.append(
+                measure(
+                    "Metrics (no reference, 2 layers)",
+                    metrics.compute,
+                    lambda: bool(metrics.results) and not metrics.runner.running,
+                    300,
+                )
+            )
+        viewer.window.remove_dock_widget(metrics.native)
+
+    if wanted("destripe_apply"):
+        d = dock("destripe")
+        d.image.value = striped
+        n = len(viewer.layers)
+        results.append(
+            measure(
+                "Destripe apply (41-plane stack)",
+                d.run,
+                lambda: len(viewer.layers) > n and not d.runner.running,
+                1800,
+            )
+        )
+
+    if wanted("train_destripe"):
+        t = dock("train_destripe")
+        viewer.layers.selection.active = gt
+        t.images.value = [gt]
+        t.steps.value = 100_000  # stopped by the clock below, as a user clicks Stop
+
+        def train_then_stop() -> None:
+            from qtpy.QtCore import QTimer
+
+            t.train()
+            QTimer.singleShot(int(seconds * 1000), t.runner.stop)
+
+        results.append(
+            measure(
+                f"Train Destripe ({seconds:.0f} s, then Stop)",
+                train_then_stop,
+                lambda: t.trainer is not None and not t.runner.running,
+                seconds + 600,
+            )
+        )
+        results[-1]["steps"] = t.trainer.step
+
+    if wanted("denoise_train") or wanted("denoise_apply"):
+        dn = dock("denoise")
+        noisy = viewer.add_image(gt.data[:24, :256, :256].astype("float32"), name="noisy")
+        import numpy as np
+
+        rng = np.random.default_rng(0)
+        noisy.data = rng.poisson(np.maximum(noisy.data, 0) / 50.0).astype("float32")
+        dn.image.value = noisy
+        dn.minutes.value = seconds / 60.0
+        results.append(
+            measure(
+                f"Denoise training ({seconds:.0f} s budget)",
+                lambda: dn.train(apply=False),
+                lambda: dn.trainer is not None and not dn.runner.running,
+                seconds + 600,
+            )
+        )
+        results[-1]["steps"] = dn.trainer.step
+        if wanted("denoise_apply"):
+            n = len(viewer.layers)
+            results.append(
+                measure(
+                    "Denoise apply (24x256x256)",
+                    dn.apply,
+                    lambda: len(viewer.layers) > n and not dn.runner.running,
+                    1800,
+                )
+            )
+    viewer.close()
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seconds", type=float, default=60.0, help="training time per job")
+    parser.add_argument("--only", nargs="*", default=[], help="jobs or 'open' to run")
+    parser.add_argument("--out", type=Path, default=OUT, help="folder for responsiveness.json")
+    parser.add_argument("--first-open", help=argparse.SUPPRESS)  # child process mode
+    args = parser.parse_args()
+
+    if not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY"):
+        xvfb = shutil.which("xvfb-run")
+        if xvfb is None:
+            sys.exit("No display: install Xvfb (apt install xvfb) or run under a display.")
+        os.execv(xvfb, [xvfb, "-a", "-s", "-screen 0 1920x1200x24", sys.executable, *sys.argv])
+
+    if args.first_open:
+        print(json.dumps(first_open(args.first_open)))
+        return
+
+    import torch
+
+    torch.set_num_threads(min(2, os.cpu_count() or 1))
+    only = set(args.only)
+    opens: list[dict[str, Any]] = []
+    if not only or "open" in only:
+        for key in DOCKS:
+            proc = subprocess.run(
+                [sys.executable, __file__, "--first-open", key],
+                capture_output=True,
+                text=True,
+                check=True,
+            )
+            line = proc.stdout.strip().splitlines()[-1]
+            opens.append(json.loads(line))
+            print(proc.stdout.strip().splitlines()[0], flush=True)
+    job_results = jobs(args.seconds, only - {"open"}) if only != {"open"} else []
+    report = {
+        "when_utc": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime()),
+        "machine": f"{platform.node()} {platform.processor() or platform.machine()}, "
+        f"{os.cpu_count()} CPUs",
+        "torch_threads": torch.get_num_threads(),
+        "bars_ms": {"job": JOB_BAR_MS, "first_open": OPEN_BAR_MS},
+        "first_open": opens,
+        "jobs": job_results,
+    }
+    args.out.mkdir(parents=True, exist_ok=True)
+    path = args.out / "responsiveness.json"
+    path.write_text(json.dumps(report, indent=1) + "\n")
+    print("wrote", path)
+
+
+if __name__ == "__main__":
+    main()
