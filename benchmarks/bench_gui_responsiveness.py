@@ -13,7 +13,9 @@ Usage (from the repository root; needs a display, e.g. ``xvfb-run -a``; re-runs 
 
 Writes ``responsiveness.json`` (every gap statistic, with the load average before and after
 each measurement) and prints a table. The machine may be shared: the load average is part of
-every number; run again when the machine is quieter if it was high.
+every number; run again when the machine is quieter if it was high. Beside each gap the GUI
+thread's own CPU time in it is recorded (``time.thread_time``): on a loaded machine a gap is
+mostly waiting for a CPU, and that CPU time is what the plugin's code costs.
 """
 
 from __future__ import annotations
@@ -58,24 +60,25 @@ class GapProbe:
         self.timer.setTimerType(Qt.TimerType.PreciseTimer)
         self.timer.setInterval(interval_ms)
         self.timer.timeout.connect(self._tick)
-        self.gaps: list[float] = []
-        self._last = 0.0
-        self._started = 0.0
+        self.gaps: list[tuple[float, float]] = []  # (wall ms, GUI-thread CPU ms)
+        self._last = self._last_cpu = self._started = 0.0
 
     def _tick(self) -> None:
-        now = time.perf_counter()
-        self.gaps.append(1000.0 * (now - self._last))
-        self._last = now
+        now, cpu = time.perf_counter(), time.thread_time()
+        self.gaps.append((1000.0 * (now - self._last), 1000.0 * (cpu - self._last_cpu)))
+        self._last, self._last_cpu = now, cpu
 
     def start(self) -> None:
         self.gaps = []
         self._started = self._last = time.perf_counter()
+        self._last_cpu = time.thread_time()
         self.timer.start()
 
     def stop(self) -> dict[str, Any]:
         self.timer.stop()
         self._tick()  # a stall still going on at the end counts too
-        gaps = sorted(self.gaps)
+        pairs = sorted(self.gaps)
+        gaps = [g for g, _ in pairs]
         n = len(gaps)
         return {
             "seconds": round(time.perf_counter() - self._started, 2),
@@ -84,7 +87,10 @@ class GapProbe:
             "p99_gap_ms": round(gaps[min(n - 1, int(0.99 * n))], 1) if n else None,
             "gaps_over_100ms": sum(g > 100 for g in gaps),
             "gaps_over_50ms": sum(g > 50 for g in gaps),
-            "largest_gaps_ms": [round(g, 1) for g in gaps[-5:][::-1]],
+            # The GUI thread's own CPU time in each gap: its work, without the time it waited
+            # for a CPU on a loaded machine.
+            "largest_gaps_ms": [[round(g, 1), round(c, 1)] for g, c in pairs[-5:][::-1]],
+            "max_gap_gui_cpu_ms": round(max(c for _, c in pairs), 1) if n else None,
         }
 
 
@@ -127,7 +133,8 @@ def measure(name: str, action: Callable[[], None], done: Callable[[], bool], tim
     result["bar_ms"] = bar
     result["passes"] = result["max_gap_ms"] is not None and result["max_gap_ms"] <= bar
     print(
-        f"{name:<34} max gap {result['max_gap_ms']:7.1f} ms  (>100 ms: "
+        f"{name:<34} max gap {result['max_gap_ms']:7.1f} ms (GUI CPU in a gap <= "
+        f"{result['max_gap_gui_cpu_ms']:6.1f} ms; >100 ms: "
         f"{result['gaps_over_100ms']:3d}, {result['seconds']:6.1f} s, load {before[0]:.2f}"
         f"->{result['load_after'][0]:.2f})  {'ok' if result['passes'] else 'OVER ' + str(bar)}",
         flush=True,
@@ -157,7 +164,12 @@ def first_open(dock: str) -> dict[str, Any]:
     def open_it() -> None:
         _, box["widget"] = viewer.window.add_plugin_dock_widget(PLUGIN, DOCKS[dock])
 
-    result = measure(f"open {DOCKS[dock]}", open_it, lambda: "widget" in box, 60)
+    from napari_restore._widgets import _warmup
+
+    # Until the dock's background imports (torch, matplotlib) are done: they count too.
+    result = measure(
+        f"open {DOCKS[dock]}", open_it, lambda: "widget" in box and not _warmup.busy(), 120
+    )
     native = box["widget"].native
     result["dock_size_hint"] = [native.sizeHint().width(), native.sizeHint().height()]
     result["dock_minimum_size_hint"] = [
@@ -186,7 +198,7 @@ def jobs(seconds: float, only: set[str]) -> list[dict[str, Any]]:
         [maize] = viewer.open_sample(PLUGIN, "maize")
         sim = dock("simulator")
         sim.image.value = maize
-        run_loop_until(lambda: sim._preview_job is None, 60)
+        run_loop_until(lambda: sim._preview_job is None, 300)
 
         def edit() -> None:
             # Edits as a user makes them: each restarts the debounced preview.
@@ -218,7 +230,9 @@ def jobs(seconds: float, only: set[str]) -> list[dict[str, Any]]:
         if wanted("metrics_reference"):
             metrics.ground_truth.value = gt
             metrics.images.value = [striped]
-            run_loop_until(lambda: not metrics.runner.running and not metrics._timer.isActive(), 60)
+            run_loop_until(
+                lambda: not metrics.runner.running and not metrics._timer.isActive(), 300
+            )
             metrics.results = []
             results.append(
                 measure(
@@ -231,7 +245,9 @@ def jobs(seconds: float, only: set[str]) -> list[dict[str, Any]]:
         if wanted("metrics_no_reference"):
             metrics.ground_truth.value = None
             metrics.images.value = [striped, gt]
-            run_loop_until(lambda: not metrics.runner.running and not metrics._timer.isActive(), 60)
+            run_loop_until(
+                lambda: not metrics.runner.running and not metrics._timer.isActive(), 300
+            )
             metrics.results = []
             results.append(
                 measure(

@@ -122,14 +122,18 @@ class TrainingDock:
             SESSION_MODELS.publish(self.TASK, self._session_name(), model, metadata, copy=False)
 
     def _model_file_widgets(self) -> list[Any]:
-        """The "save as" / "Save model" / "load" / "Load model (resume)" widgets, connected."""
+        """Two rows: "save as" file + Save model, "load model" file + Load model (resume)."""
         self.save_path = FileEdit(label="save as", mode="w", filter="*.safetensors")
         self.save_button = PushButton(text="Save model")
         self.load_path = FileEdit(label="load", mode="r", filter="*.safetensors")
-        self.load_button = PushButton(text="Load model (resume)")
+        self.load_button = PushButton(text="Load model", tooltip="Load the file to resume training")
         self.save_button.changed.connect(self._save_clicked)
         self.load_button.changed.connect(self._load_clicked)
-        return [self.save_path, self.save_button, self.load_path, self.load_button]
+        # Each file with its button on one line: the docks stay short.
+        return [
+            row(self.save_path, self.save_button, label="save as"),
+            row(self.load_path, self.load_button, label="load model"),
+        ]
 
     def _save_clicked(self, *_: Any) -> None:
         path = self.save_path.value
@@ -181,13 +185,18 @@ class TrainingCurves:
     """
 
     def __init__(
-        self, loss_keys: tuple[str, ...], metric_keys: tuple[str, ...], min_interval: float = 1.0
+        self,
+        loss_keys: tuple[str, ...],
+        metric_keys: tuple[str, ...],
+        min_interval: float = 1.0,
+        height: float | None = None,
     ) -> None:
         self.loss_keys = loss_keys
         self.metric_keys = metric_keys
         # Without clean data (self-supervised denoising) there is no validation axis.
         titles = ["training loss", "validation"] if metric_keys else ["training loss"]
-        self.plot = LinePlot(titles, "step", height=1.4 * len(titles) + 0.8)  # + the legend
+        # Height in inches: the axes and the legend below them.
+        self.plot = LinePlot(titles, "step", height=height or 1.4 * len(titles) + 0.8)
         self.min_interval = min_interval
         #: (monotonic time, step) of this run's recent reports, for the time estimate.
         self._times: deque[tuple[float, int]] = deque(maxlen=50)

@@ -41,6 +41,7 @@ _thread: threading.Thread | None = None
 _waiting: list[tuple[frozenset[str], Callable[[], None]]] = []
 _notifier: Any = None
 _lock = threading.Lock()
+_pending = 0  # modules queued and not imported yet
 
 
 def _make_notifier() -> Any:
@@ -64,6 +65,9 @@ def _load() -> None:
                     sys.modules[name].available_devices()
             except Exception:  # reported; the job that needs it reports it again
                 traceback.print_exc()
+        global _pending
+        with _lock:
+            _pending -= 1
         with contextlib.suppress(RuntimeError):  # the application is closing
             _notifier.imported.emit()
 
@@ -78,16 +82,22 @@ def preload(modules: Iterable[str]) -> None:
 
     Call from the GUI thread.
     """
-    global _thread, _notifier
+    global _thread, _notifier, _pending
     with _lock:
         if _notifier is None:
             _notifier = _make_notifier()
         for name in modules:
             if name not in sys.modules:
+                _pending += 1
                 _queue.put(name)
         if _thread is None:
             _thread = threading.Thread(target=_load, name="napari-restore-imports", daemon=True)
             _thread.start()
+
+
+def busy() -> bool:
+    """Whether the background thread still has modules to import."""
+    return _pending > 0
 
 
 def when_ready(modules: Iterable[str], callback: Callable[[], None]) -> None:

@@ -57,6 +57,15 @@ def _psnr_text(psnr: float, before: float | None) -> str:
     return text
 
 
+def vgg_advice() -> str:
+    """What to do in this dock when the perceptual loss's VGG-19 weights are missing."""
+    return (
+        "A perceptual weight λ > 0 needs the ImageNet VGG-19 weights (548 MB), not found here. "
+        "Choose the file under 'VGG-19 weights', tick 'download VGG-19 if missing', or set λ "
+        "to 0 (MAE loss alone) in the training settings."
+    )
+
+
 class TrainDestripeWidget(TrainingDock, Container):
     """Dock that trains a destriping network on clean image layers."""
 
@@ -131,30 +140,38 @@ class TrainDestripeWidget(TrainingDock, Container):
         self.progress, self.status, self.stop_button, status = status_row()
         self.stop_button.text = "Stop (keeps the weights)"
         self.runner = JobRunner(self.progress, self.status, self.stop_button)
-        super().__init__(
+        # The settings most people leave alone fold away, so the dock fits a 1000-px screen
+        # with its plots.
+        advanced = Container(
             widgets=[
-                self.images,
                 mix,
                 modes,
                 self.clean_fraction,
                 self.perceptual_weight,
                 self.vgg_weights,
                 self.download_vgg,
-                self.steps,
                 self.learning_rate,
                 self.patch_size,
                 self.batch_size,
                 self.base_channels,
                 self.depth,
                 self.seed,
-                device_row,
-                buttons,
-                *files,
-                status,
             ]
         )
-        self.curves = TrainingCurves(("total", "mae", "perceptual"), ("val_psnr", "val_input_psnr"))
-        self.preview = ImagePreview(("input", "output", "target"))
+        advanced.margins = (0, 0, 0, 0)
+        self.advanced = advanced
+        super().__init__(
+            widgets=[self.images, self.steps, device_row, buttons, *files, status],
+        )
+        from superqt import QCollapsible
+
+        self.advanced_section = QCollapsible("Training settings (stripes, loss, network)")
+        self.advanced_section.addWidget(advanced.native)
+        self.native.layout().insertWidget(2, self.advanced_section)
+        self.curves = TrainingCurves(
+            ("total", "mae", "perceptual"), ("val_psnr", "val_input_psnr"), height=3.2
+        )
+        self.preview = ImagePreview(("input", "output", "target"), height=1.5)
         self.native.layout().addWidget(self.curves.plot)
         self.native.layout().addWidget(self.preview)
 
@@ -217,6 +234,12 @@ class TrainDestripeWidget(TrainingDock, Container):
             self.status.value = error_text(err)
             return
         trainer = self.trainer
+        if trainer is None and config.perceptual_weight > 0 and config.vgg_weights is None:
+            from napari_restore.models.vgg import hub_checkpoint_path
+
+            if not config.download_vgg and not hub_checkpoint_path().is_file():
+                self.status.value = vgg_advice()
+                return
         if trainer is not None and trainer.step >= config.steps:
             self.status.value = (
                 f"Already trained {trainer.step} steps: raise 'steps' to continue, or click "
@@ -231,7 +254,14 @@ class TrainDestripeWidget(TrainingDock, Container):
                 # Imported in the worker: torch may still be loading in the background.
                 from napari_restore.destripe.train import DestripeTrainer
 
-                trainer = DestripeTrainer(images, config, names=names)
+                try:
+                    trainer = DestripeTrainer(images, config, names=names)
+                except RestoreInputError as err:
+                    # The engine's advice names the command line's flags too: the dock's own.
+                    reason, advice, _ = str(err).partition("The perceptual loss needs")
+                    if advice:
+                        raise RestoreInputError(f"{reason}{vgg_advice()}") from err
+                    raise
             else:
                 trainer.config = trainer.config.replace(
                     steps=config.steps, learning_rate=config.learning_rate
