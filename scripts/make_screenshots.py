@@ -39,6 +39,12 @@ def wait(condition: Callable[[], bool], timeout: float = 120.0) -> None:
 
 
 def save(viewer: napari.Viewer, name: str) -> None:
+    from napari_restore._widgets._plot import ThreadedFigure
+
+    # The docks' figures are drawn in a background thread: let them finish and be shown.
+    for figure in viewer.window._qt_window.findChildren(ThreadedFigure):
+        figure.wait()
+    wait(lambda: True)
     OUT.mkdir(parents=True, exist_ok=True)
     shot = viewer.screenshot(canvas_only=False, flash=False)
     imsave(OUT / f"{name}.png", shot, check_contrast=False)
@@ -139,11 +145,6 @@ def denoise_dock(viewer: napari.Viewer, data, name: str, shot: str, frame: int) 
     side_by_side(viewer, shot)
 
 
-def denoise_real(viewer: napari.Viewer) -> None:
-    data = read_image(DATA / "lsfm_tribolium_timelapse_calibzapw.tif")
-    denoise_dock(viewer, data, "tribolium time-lapse", "denoise_real_tribolium", 50)
-
-
 def denoise_cancer(viewer: napari.Viewer) -> None:
     [layer] = viewer.open_sample(PLUGIN, "cancer_cells")
     data = layer.data
@@ -176,7 +177,6 @@ SCENES: dict[str, Callable[[napari.Viewer], None]] = {
     "destripe_spim": destripe_spim,
     "destripe_smartspim": destripe_smartspim,
     "train_destripe": train_destripe,
-    "denoise": denoise_real,
     "denoise_cancer": denoise_cancer,
 }
 
