@@ -61,15 +61,17 @@ class GapProbe:
         self.timer.setInterval(interval_ms)
         self.timer.timeout.connect(self._tick)
         self.gaps: list[tuple[float, float]] = []  # (wall ms, GUI-thread CPU ms)
+        self.spans: list[tuple[float, float, float]] = []  # (wall ms, start, end)
         self._last = self._last_cpu = self._started = 0.0
 
     def _tick(self) -> None:
         now, cpu = time.perf_counter(), time.thread_time()
         self.gaps.append((1000.0 * (now - self._last), 1000.0 * (cpu - self._last_cpu)))
+        self.spans.append((1000.0 * (now - self._last), self._last, now))
         self._last, self._last_cpu = now, cpu
 
     def start(self) -> None:
-        self.gaps = []
+        self.gaps, self.spans = [], []
         self._started = self._last = time.perf_counter()
         self._last_cpu = time.thread_time()
         self.timer.start()
@@ -92,6 +94,44 @@ class GapProbe:
             "largest_gaps_ms": [[round(g, 1), round(c, 1)] for g, c in pairs[-5:][::-1]],
             "max_gap_gui_cpu_ms": round(max(c for _, c in pairs), 1) if n else None,
         }
+
+
+class StackSampler:
+    """With ``--profile``: samples the GUI thread's Python stack every 5 ms (from another
+    thread), to say what the GUI thread was doing in the largest gaps."""
+
+    def __init__(self) -> None:
+        import threading
+
+        self.samples: list[tuple[float, list[str]]] = []
+        self._main = threading.get_ident()
+        self._stop = threading.Event()
+        threading.Thread(target=self._run, daemon=True).start()
+
+    def _run(self) -> None:
+        import traceback
+
+        while not self._stop.wait(0.005):
+            frame = sys._current_frames().get(self._main)
+            if frame is not None:
+                stack = traceback.extract_stack(frame)
+                names = [f"{Path(f.filename).name}:{f.lineno} {f.name}" for f in stack]
+                self.samples.append((time.perf_counter(), names))
+
+    def report(self, spans: list[tuple[float, float, float]], top: int = 3) -> list[str]:
+        from collections import Counter
+
+        lines = []
+        for gap, start, end in sorted(spans, reverse=True)[:top]:
+            inside = [names for t, names in self.samples if start <= t <= end]
+            counts = Counter(name for names in inside for name in set(names))
+            common = [f"{n}x {name}" for name, n in counts.most_common(60) if n > 1][-12:]
+            lines.append(f"gap {gap:.0f} ms, {len(inside)} samples: " + " | ".join(common))
+        self.samples.clear()
+        return lines
+
+
+SAMPLER: StackSampler | None = None
 
 
 def run_loop_until(condition: Callable[[], bool], timeout: float) -> None:
@@ -123,11 +163,24 @@ def measure(name: str, action: Callable[[], None], done: Callable[[], bool], tim
     before = load_average()
     probe.start()
     QTimer.singleShot(0, action)
-    run_loop_until(done, timeout)
+    try:
+        run_loop_until(done, timeout)
+    except TimeoutError:
+        probe.stop()
+        import napari
+
+        docks = napari.current_viewer().window._dock_widgets
+        states = {
+            k: getattr(getattr(d.widget(), "status", None), "value", "") for k, d in docks.items()
+        }
+        raise TimeoutError(f"{name}: did not finish in {timeout} s; {states}") from None
     # A little more loop time: results are added to layers and drawn after "done".
     settle = time.monotonic() + 1.0
     run_loop_until(lambda: time.monotonic() > settle, 5)
     result = probe.stop()
+    if SAMPLER is not None:
+        result["gui_thread_in_largest_gaps"] = SAMPLER.report(probe.spans)
+        print("\n".join(result["gui_thread_in_largest_gaps"]))
     result.update(job=name, load_before=before, load_after=load_average())
     bar = OPEN_BAR_MS if name.startswith("open ") else JOB_BAR_MS
     result["bar_ms"] = bar
@@ -222,6 +275,7 @@ def jobs(seconds: float, only: set[str]) -> list[dict[str, Any]]:
                 60,
             )
         )
+        viewer.window.remove_dock_widget(sim.native)
         viewer.layers.remove(maize)
 
     if wanted("metrics_reference") or wanted("metrics_no_reference"):
@@ -229,39 +283,40 @@ def jobs(seconds: float, only: set[str]) -> list[dict[str, Any]]:
         metrics.compute_button.changed.disconnect()  # only the measured clicks compute
         if wanted("metrics_reference"):
             metrics.ground_truth.value = gt
-            metrics.images.value = [striped]
+            viewer.layers.selection.active = striped  # as a user picks it: the dock follows
             run_loop_until(
                 lambda: not metrics.runner.running and not metrics._timer.isActive(), 300
             )
-            metrics.results = []
+            metrics.results = before = []  # the job puts a new list here
             results.append(
                 measure(
                     "Metrics (ground truth, 41 planes)",
                     metrics.compute,
-                    lambda: bool(metrics.results) and not metrics.runner.running,
-                    300,
+                    lambda: metrics.results is not before and not metrics.runner.running,
+                    int(os.environ.get("BENCH_TIMEOUT", 600)),
                 )
             )
         if wanted("metrics_no_reference"):
             metrics.ground_truth.value = None
-            metrics.images.value = [striped, gt]
+            viewer.layers.selection.active = striped  # the dock follows the selection
+            viewer.layers.selection.add(gt)
             run_loop_until(
                 lambda: not metrics.runner.running and not metrics._timer.isActive(), 300
             )
-            metrics.results = []
+            metrics.results = before = []
             results.append(
                 measure(
                     "Metrics (no reference, 2 layers)",
                     metrics.compute,
-                    lambda: bool(metrics.results) and not metrics.runner.running,
-                    300,
+                    lambda: metrics.results is not before and not metrics.runner.running,
+                    600,
                 )
             )
         viewer.window.remove_dock_widget(metrics.native)
 
     if wanted("destripe_apply"):
+        viewer.layers.selection.active = striped
         d = dock("destripe")
-        d.image.value = striped
         n = len(viewer.layers)
         results.append(
             measure(
@@ -331,8 +386,14 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=60.0, help="training time per job")
     parser.add_argument("--only", nargs="*", default=[], help="jobs or 'open' to run")
     parser.add_argument("--out", type=Path, default=OUT, help="folder for responsiveness.json")
+    parser.add_argument(
+        "--profile", action="store_true", help="sample the GUI thread's stack in the gaps"
+    )
     parser.add_argument("--first-open", help=argparse.SUPPRESS)  # child process mode
     args = parser.parse_args()
+    global SAMPLER
+    if args.profile:
+        SAMPLER = StackSampler()
 
     if not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY"):
         xvfb = shutil.which("xvfb-run")
