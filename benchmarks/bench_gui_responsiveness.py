@@ -114,7 +114,9 @@ class StackSampler:
         while not self._stop.wait(0.005):
             frame = sys._current_frames().get(self._main)
             if frame is not None:
-                stack = traceback.extract_stack(frame)
+                stack = traceback.StackSummary.extract(
+                    traceback.walk_stack(frame), lookup_lines=False
+                )[::-1]
                 names = [f"{Path(f.filename).name}:{f.lineno} {f.name}" for f in stack]
                 self.samples.append((time.perf_counter(), names))
 
@@ -392,7 +394,7 @@ def main() -> None:
     parser.add_argument("--first-open", help=argparse.SUPPRESS)  # child process mode
     args = parser.parse_args()
     global SAMPLER
-    if args.profile:
+    if args.profile and args.first_open:
         SAMPLER = StackSampler()
 
     if not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY"):
@@ -413,7 +415,8 @@ def main() -> None:
     if not only or "open" in only:
         for key in DOCKS:
             proc = subprocess.run(
-                [sys.executable, __file__, "--first-open", key],
+                [sys.executable, __file__, "--first-open", key]
+                + (["--profile"] if args.profile else []),
                 capture_output=True,
                 text=True,
                 check=True,
@@ -421,6 +424,8 @@ def main() -> None:
             line = proc.stdout.strip().splitlines()[-1]
             opens.append(json.loads(line))
             print(proc.stdout.strip().splitlines()[0], flush=True)
+    if args.profile:
+        SAMPLER = StackSampler()
     job_results = jobs(args.seconds, only - {"open"}) if only != {"open"} else []
     report = {
         "when_utc": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime()),
