@@ -235,10 +235,10 @@ def first_open(dock: str) -> dict[str, Any]:
     return result
 
 
-def jobs(seconds: float, only: set[str]) -> list[dict[str, Any]]:
-    """Each dock's long jobs in one viewer (docks opened beforehand, outside the probe)."""
+def jobs(seconds: float, only: set[str], results: list[dict[str, Any]]) -> None:
+    """Each dock's long jobs in one viewer (docks opened beforehand, outside the probe);
+    the measurements are appended to ``results`` as they come."""
     viewer = new_viewer()
-    results: list[dict[str, Any]] = []
 
     def wanted(name: str) -> bool:
         return not only or name in only
@@ -248,37 +248,6 @@ def jobs(seconds: float, only: set[str]) -> list[dict[str, Any]]:
         return widget
 
     gt, striped = viewer.open_sample(PLUGIN, "stripe_pair")  # 3D Tribolium stack, 2 layers
-
-    if wanted("simulator_preview"):
-        [maize] = viewer.open_sample(PLUGIN, "maize")
-        sim = dock("simulator")
-        sim.image.value = maize
-        run_loop_until(lambda: sim._preview_job is None, 300)
-
-        def edit() -> None:
-            # Edits as a user makes them: each restarts the debounced preview.
-            sim.seed.value += 1
-            sim.kind.value = "tilted" if sim.kind.value != "tilted" else "gaussian"
-
-        state = {"n": 0}
-
-        def several_edits() -> None:
-            from qtpy.QtCore import QTimer
-
-            for i in range(5):
-                QTimer.singleShot(400 * i, edit)
-            QTimer.singleShot(2100, lambda: state.update(n=1))
-
-        results.append(
-            measure(
-                "Stripe Simulator preview (5 edits)",
-                several_edits,
-                lambda: state["n"] == 1 and sim._preview_job is None,
-                60,
-            )
-        )
-        viewer.window.remove_dock_widget(sim.native)
-        viewer.layers.remove(maize)
 
     if wanted("metrics_reference") or wanted("metrics_no_reference"):
         metrics = dock("metrics")
@@ -379,8 +348,37 @@ def jobs(seconds: float, only: set[str]) -> list[dict[str, Any]]:
                     1800,
                 )
             )
+    if wanted("simulator_preview"):
+        [maize] = viewer.open_sample(PLUGIN, "maize")
+        sim = dock("simulator")
+        sim.image.value = maize
+        run_loop_until(lambda: sim._preview_job is None, 300)
+
+        def edit() -> None:
+            # Edits as a user makes them: each restarts the debounced preview.
+            sim.seed.value += 1
+            sim.kind.value = "tilted" if sim.kind.value != "tilted" else "gaussian"
+
+        state = {"n": 0}
+
+        def several_edits() -> None:
+            from qtpy.QtCore import QTimer
+
+            for i in range(5):
+                QTimer.singleShot(400 * i, edit)
+            QTimer.singleShot(2100, lambda: state.update(n=1))
+
+        results.append(
+            measure(
+                "Stripe Simulator preview (5 edits)",
+                several_edits,
+                lambda: state["n"] == 1 and sim._preview_job is None,
+                60,
+            )
+        )
+        viewer.layers.remove(maize)
+
     viewer.close()
-    return results
 
 
 def main() -> None:
@@ -426,7 +424,14 @@ def main() -> None:
             print(proc.stdout.strip().splitlines()[0], flush=True)
     if args.profile:
         SAMPLER = StackSampler()
-    job_results = jobs(args.seconds, only - {"open"}) if only != {"open"} else []
+    job_results: list[dict[str, Any]] = []
+    error = ""
+    try:
+        if only != {"open"}:
+            jobs(args.seconds, only - {"open"}, job_results)
+    except TimeoutError as err:  # keep what was measured
+        error = str(err)
+        print(error, flush=True)
     report = {
         "when_utc": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime()),
         "machine": f"{platform.node()} {platform.processor() or platform.machine()}, "
@@ -435,6 +440,7 @@ def main() -> None:
         "bars_ms": {"job": JOB_BAR_MS, "first_open": OPEN_BAR_MS},
         "first_open": opens,
         "jobs": job_results,
+        "error": error,
     }
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / "responsiveness.json"
