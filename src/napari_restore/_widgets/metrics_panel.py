@@ -400,9 +400,8 @@ class MetricsPanel(Container):
             self.status.value = f"no ground truth: compared with the striped input '{source.name}'"
 
     def _fit_columns(self) -> None:
-        """Numbers and headers sized to their contents (never squeezed); the layer name gets
-        the rest, at least its own width or 140 px, whichever is less (the table scrolls
-        sideways when the dock is narrower than that)."""
+        """Numbers and headers sized to their contents (never squeezed), the layer name to its
+        own (at most 240 px, elided in the middle beyond), and the table as wide as that."""
         from qtpy.QtCore import Qt
         from qtpy.QtWidgets import QHeaderView
 
@@ -420,9 +419,11 @@ class MetricsPanel(Container):
             if item is not None:
                 item.setToolTip(item.text())
         numbers = sum(header.sectionSize(col) for col in range(1, table.columnCount()))
-        wanted = max(table.sizeHintForColumn(0), header.sectionSizeHint(0)) + 8
-        room = table.viewport().width() - numbers
-        header.resizeSection(0, min(wanted, max(room, 140)))
+        name = min(max(table.sizeHintForColumn(0), header.sectionSizeHint(0)) + 8, 240)
+        header.resizeSection(0, name)
+        # The dock widens to show every column (up to 600 px; beyond, the table scrolls).
+        frame = 2 * table.frameWidth() + table.verticalScrollBar().sizeHint().width()
+        table.setMinimumWidth(min(numbers + name + frame, 600))
 
     def csv_rows(self) -> list[dict[str, Any]]:
         """Rows for CSV export (whole image and per plane), with current layer names."""
