@@ -48,7 +48,7 @@ def save(viewer: napari.Viewer, name: str) -> None:
     OUT.mkdir(parents=True, exist_ok=True)
     shot = viewer.screenshot(canvas_only=False, flash=False)
     imsave(OUT / f"{name}.png", shot, check_contrast=False)
-    print("saved", OUT / f"{name}.png", shot.shape)
+    print("saved", OUT / f"{name}.png", shot.shape, flush=True)
 
 
 def simulator(viewer: napari.Viewer) -> None:
@@ -111,6 +111,7 @@ def destripe_smartspim(viewer: napari.Viewer) -> None:
 
 
 def train_destripe(viewer: napari.Viewer) -> None:
+    """The dock while it trains (curves, a validation, the preview), then Stop."""
     [layer] = viewer.open_sample(PLUGIN, "maize")
     _, w = viewer.window.add_plugin_dock_widget(PLUGIN, "Train Destripe Model")
     w.images.value = [layer]
@@ -118,8 +119,14 @@ def train_destripe(viewer: napari.Viewer) -> None:
     w.patch_size.value = 64
     w.batch_size.value = 4
     w.train_button.clicked.emit()
-    wait(lambda: w.trainer is not None and w.trainer.step >= 60 and not w.runner.running, 900)
+    try:
+        wait(lambda: len(w.curves.losses.get("total", ([], []))[0]) >= 4 and w.curves.metrics, 900)
+    finally:
+        print("train destripe:", w.status.value, flush=True)
+    w.curves.redraw()
     save(viewer, "train_destripe_dock")
+    w.stop_button.clicked.emit()
+    wait(lambda: not w.runner.running, 300)
 
 
 def denoise_dock(viewer: napari.Viewer, data, name: str, shot: str, frame: int) -> None:
