@@ -65,7 +65,7 @@ def test_two_layers_without_ground_truth_get_the_stripe_meter(viewer, qtbot, tmp
     for col in range(1, table.columnCount()):
         needed = max(header.sectionSizeHint(col), table.sizeHintForColumn(col))
         assert header.sectionSize(col) >= needed
-    assert header.sectionSize(0) >= min(240, table.sizeHintForColumn(0))
+    assert header.sectionSize(0) >= min(170, table.sizeHintForColumn(0))
     columns = sum(header.sectionSize(c) for c in range(6))
     qtbot.waitUntil(lambda: table.viewport().width() >= columns - 2)  # after the relayout
     assert not widget.noref_plot.isVisibleTo(widget.native)  # 2D: no per-plane plot

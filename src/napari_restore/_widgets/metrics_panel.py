@@ -401,7 +401,7 @@ class MetricsPanel(Container):
 
     def _fit_columns(self) -> None:
         """Numbers and headers sized to their contents (never squeezed), the layer name to its
-        own (at most 240 px, elided in the middle beyond), and the table as wide as that."""
+        own (at most 170 px, elided in the middle beyond), and the table as wide as that."""
         from qtpy.QtCore import Qt
         from qtpy.QtWidgets import QHeaderView
 
@@ -419,7 +419,7 @@ class MetricsPanel(Container):
             if item is not None:
                 item.setToolTip(item.text())
         numbers = sum(header.sectionSize(col) for col in range(1, table.columnCount()))
-        name = min(max(table.sizeHintForColumn(0), header.sectionSizeHint(0)) + 8, 240)
+        name = min(max(table.sizeHintForColumn(0), header.sectionSizeHint(0)) + 8, 170)
         header.resizeSection(0, name)
         # The dock widens to show every column (up to 600 px; beyond, the table scrolls).
         frame = 2 * table.frameWidth() + table.verticalScrollBar().sizeHint().width()
