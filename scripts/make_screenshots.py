@@ -39,10 +39,16 @@ def wait(condition: Callable[[], bool], timeout: float = 120.0) -> None:
 
 
 def save(viewer: napari.Viewer, name: str) -> None:
+    from napari_restore._widgets._plot import ThreadedFigure
+
+    # The docks' figures are drawn in a background thread: let them finish and be shown.
+    for figure in viewer.window._qt_window.findChildren(ThreadedFigure):
+        figure.wait()
+    wait(lambda: True)
     OUT.mkdir(parents=True, exist_ok=True)
     shot = viewer.screenshot(canvas_only=False, flash=False)
     imsave(OUT / f"{name}.png", shot, check_contrast=False)
-    print("saved", OUT / f"{name}.png", shot.shape)
+    print("saved", OUT / f"{name}.png", shot.shape, flush=True)
 
 
 def simulator(viewer: napari.Viewer) -> None:
@@ -105,6 +111,7 @@ def destripe_smartspim(viewer: napari.Viewer) -> None:
 
 
 def train_destripe(viewer: napari.Viewer) -> None:
+    """The dock while it trains (curves, a validation, the preview), then Stop."""
     [layer] = viewer.open_sample(PLUGIN, "maize")
     _, w = viewer.window.add_plugin_dock_widget(PLUGIN, "Train Destripe Model")
     w.images.value = [layer]
@@ -112,8 +119,14 @@ def train_destripe(viewer: napari.Viewer) -> None:
     w.patch_size.value = 64
     w.batch_size.value = 4
     w.train_button.clicked.emit()
-    wait(lambda: w.trainer is not None and w.trainer.step >= 60 and not w.runner.running, 900)
+    try:
+        wait(lambda: len(w.curves.losses.get("total", ([], []))[0]) >= 4 and w.curves.metrics, 900)
+    finally:
+        print("train destripe:", w.status.value, flush=True)
+    w.curves.redraw()
     save(viewer, "train_destripe_dock")
+    w.stop_button.clicked.emit()
+    wait(lambda: not w.runner.running, 300)
 
 
 def denoise_dock(viewer: napari.Viewer, data, name: str, shot: str, frame: int) -> None:
@@ -137,11 +150,6 @@ def denoise_dock(viewer: napari.Viewer, data, name: str, shot: str, frame: int) 
         f"input = {a:.3f} * output + {b:.1f}; frame-to-frame noise {noise[0]:.1f} -> {noise[1]:.1f}"
     )
     side_by_side(viewer, shot)
-
-
-def denoise_real(viewer: napari.Viewer) -> None:
-    data = read_image(DATA / "lsfm_tribolium_timelapse_calibzapw.tif")
-    denoise_dock(viewer, data, "tribolium time-lapse", "denoise_real_tribolium", 50)
 
 
 def denoise_cancer(viewer: napari.Viewer) -> None:
@@ -176,7 +184,6 @@ SCENES: dict[str, Callable[[napari.Viewer], None]] = {
     "destripe_spim": destripe_spim,
     "destripe_smartspim": destripe_smartspim,
     "train_destripe": train_destripe,
-    "denoise": denoise_real,
     "denoise_cancer": denoise_cancer,
 }
 

@@ -41,6 +41,7 @@ def tiny_config(**changes) -> DestripeTrainConfig:
         val_patches=4,
         val_every=3,
         preview_every=2,
+        val_seconds=0,  # by steps only: the reports do not depend on the machine's speed
         device="cpu",
         seed=0,
     )
@@ -313,3 +314,16 @@ def test_cuda_bf16_training_and_inference(images):
         gpu = trainer.model(x.cuda()).cpu()
         cpu = trainer.model.cpu()(x)
     assert torch.allclose(gpu, cpu, atol=1e-3)
+
+
+def test_slow_steps_are_validated_by_time_with_the_same_losses(images):
+    """val_seconds: a validation (and a preview) once that much time has passed, between the
+    every-N-steps ones; the losses are those of a run validated by steps only."""
+    slow = {"steps": 4, "val_every": 100, "preview_every": 100}
+    by_steps = DestripeTrainer(images, tiny_config(**slow))
+    by_time = DestripeTrainer(images, tiny_config(**slow, val_seconds=1e-9))
+    plain = list(by_steps.train())
+    timed = list(by_time.train())
+    assert [bool(p.metrics) for p in plain] == [False, False, False, True]  # at the end only
+    assert all(p.metrics and p.preview is not None for p in timed)
+    assert [p.losses for p in timed] == [p.losses for p in plain]

@@ -212,12 +212,23 @@ def test_perceptual_weight_without_vgg_weights_says_how_to_fix(
     viewer.add_image(clean, name="clean")
     widget = open_training(viewer)
     widget.images.value = [viewer.layers["clean"]]
+    widget.advanced_section.expand(animate=False)  # λ is among the folded settings
     widget.perceptual_weight.value = 0.1
     assert widget.vgg_weights.native.isVisibleTo(widget.native)
     widget.train_button.clicked.emit()
     wait_idle(qtbot, widget)
     assert "VGG-19" in widget.status.value and "perceptual weight" in widget.status.value
+    assert "--" not in widget.status.value, "dock advice, no command-line flags"
     assert widget.trainer is None
+
+
+def test_training_dock_fits_a_1000_px_screen(viewer):
+    widget = open_training(viewer)
+    native = widget.native
+    # The dock's own wish and its least: both leave room for the viewer's title and menus.
+    assert native.sizeHint().height() <= 900
+    assert native.minimumSizeHint().height() <= 900
+    assert not widget.advanced_section.isExpanded()
 
 
 def test_training_needs_images(viewer):

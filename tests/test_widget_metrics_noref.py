@@ -58,6 +58,16 @@ def test_two_layers_without_ground_truth_get_the_stripe_meter(viewer, qtbot, tmp
     assert widget.verdict.native.isVisibleTo(widget.native)
     assert f"restored: {expected.verdict}" in widget.verdict.value
     assert "striped input 'raw'" in widget.status.value
+
+    # Six columns: no header or number is squeezed, names get their width, the table shows all.
+    table = widget.table.native
+    header = table.horizontalHeader()
+    for col in range(1, table.columnCount()):
+        needed = max(header.sectionSizeHint(col), table.sizeHintForColumn(col))
+        assert header.sectionSize(col) >= needed
+    assert header.sectionSize(0) >= min(170, table.sizeHintForColumn(0))
+    columns = sum(header.sectionSize(c) for c in range(6))
+    qtbot.waitUntil(lambda: table.viewport().width() >= columns - 2)  # after the relayout
     assert not widget.noref_plot.isVisibleTo(widget.native)  # 2D: no per-plane plot
 
     out = tmp_path / "meter.csv"

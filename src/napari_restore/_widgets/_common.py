@@ -273,6 +273,7 @@ class JobRunner:
         self.status = status
         self.stop_button = stop_button
         self.worker: GeneratorWorker | None = None
+        self._on_stop: Callable[[], bool] | None = None
         self._detached = False
         self.stop_button.enabled = False
         self.stop_button.changed.connect(self.stop)
@@ -288,9 +289,15 @@ class JobRunner:
         on_done: Callable[[Any], None],
         on_progress: Callable[[Progress], None] | None = None,
         on_finish: Callable[[], None] | None = None,
+        on_stop: Callable[[], bool] | None = None,
         label: str = "working",
     ) -> GeneratorWorker:
-        """Start ``gen`` in a thread worker (the caller checks :attr:`running` first)."""
+        """Start ``gen`` in a thread worker (the caller checks :attr:`running` first).
+
+        ``on_stop``, if given, is tried first when the user clicks Stop: it returns True when it
+        asked the job to end by itself (e.g. a trainer that then returns its summary), False to
+        have the job cancelled at its next progress report.
+        """
         from napari.qt.threading import create_worker
 
         def job() -> Generator[Progress, None, Any]:
@@ -345,6 +352,7 @@ class JobRunner:
             },
         )
         self.worker = worker
+        self._on_stop = on_stop
         self.progress.value = 0
         self.progress.visible = True
         self.stop_button.visible = True
@@ -357,7 +365,8 @@ class JobRunner:
         """Ask the running job to stop at its next progress report."""
         if self.worker is not None:
             self.status.value = "stopping…"
-            self.worker.quit()
+            if self._on_stop is None or not self._on_stop():
+                self.worker.quit()
 
     def detach(self) -> None:
         """The dock is gone: stop the job and deliver nothing more to its widgets."""

@@ -21,9 +21,15 @@ class SessionModels:
     def __init__(self) -> None:
         self._models: dict[str, dict[str, tuple[Any, dict[str, Any]]]] = {}
 
-    def publish(self, task: str, name: str, model: Any, metadata: dict[str, Any]) -> str:
-        """Store a CPU copy of ``model`` under ``name`` (replacing an older one of that name)."""
-        snapshot = copy.deepcopy(model).to("cpu").eval()
+    def publish(
+        self, task: str, name: str, model: Any, metadata: dict[str, Any], *, copy: bool = True
+    ) -> str:
+        """Store a CPU copy of ``model`` under ``name`` (replacing an older one of that name).
+
+        ``copy=False`` stores ``model`` itself: a copy made already (:func:`session_snapshot`,
+        in a worker thread, as copying a network takes a while).
+        """
+        snapshot = _cpu_copy(model) if copy else model
         self._models.setdefault(task, {})[name] = (snapshot, dict(metadata))
         self.changed.emit(task)
         return name
@@ -35,6 +41,18 @@ class SessionModels:
     def get(self, task: str, name: str) -> tuple[Any, dict[str, Any]]:
         """The ``(network, metadata)`` published under ``name``."""
         return self._models[task][name]
+
+
+def _cpu_copy(model: Any) -> Any:
+    return copy.deepcopy(model).to("cpu").eval()
+
+
+def session_snapshot(trainer: Any) -> tuple[Any, dict[str, Any]] | None:
+    """``(network copy, metadata)`` of a trainer for :meth:`SessionModels.publish` with
+    ``copy=False`` (None before its first step). Made in the training worker."""
+    if trainer is None or trainer.step == 0:
+        return None
+    return _cpu_copy(trainer.model), trainer.metadata()
 
 
 #: The models of this napari session.

@@ -9,41 +9,53 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from magicgui.widgets import ComboBox, Container, FileEdit, Label, PushButton
-from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
-from matplotlib.figure import Figure
 
+from napari_restore._widgets import _warmup
 from napari_restore._widgets._common import error_text
-from napari_restore._widgets._plot import _BG, _FG, LinePlot
+from napari_restore._widgets._plot import LinePlot
 from napari_restore.core.progress import Progress
 from napari_restore.errors import RestoreInputError
 
 
 def device_chooser() -> tuple[ComboBox, Label, Container]:
-    """A device menu (auto, cpu, cuda:N, mps) and a line saying what "auto" resolves to."""
-    from napari_restore.core.device import available_devices, describe_device, resolve_device
+    """A device menu (auto, cpu, cuda:N, mps) and a line saying what "auto" resolves to.
 
+    The menu starts with "auto" and "cpu"; the GPUs are listed once torch is imported in the
+    background (:mod:`._warmup`), so that opening a dock does not wait for torch.
+    """
     combo = ComboBox(
         label="device",
-        choices=available_devices(),
+        choices=["auto", "cpu"],
         value="auto",
         tooltip="Where the network runs; auto picks a GPU when there is one, else the CPU.",
     )
-    using = Label(value="", label="")
+    using = Label(value="(looking for GPUs…)", label="")
 
     def update(*_: Any) -> None:
+        if not _warmup.imported(["napari_restore.core.device"]):
+            return
+        from napari_restore.core.device import describe_device, resolve_device
+
         try:
             using.value = f"uses {describe_device(resolve_device(combo.value))}"
         except ValueError as err:
             using.value = str(err)
 
+    def devices_known() -> None:
+        from napari_restore.core.device import available_devices
+
+        value = combo.value
+        combo.choices = available_devices()
+        if value in combo.choices:
+            combo.value = value
+        update()
+
     combo.changed.connect(update)
-    update()
+    _warmup.when_ready(_warmup.TORCH_MODULES, devices_known)
     # The row carries the label: the dock shows "device" beside the menu.
     row = Container(widgets=[combo, using], labels=False, label="device")
     row.margins = (0, 0, 0, 0)
@@ -100,26 +112,28 @@ class TrainingDock:
         # The file widget is a save dialog, which asks before replacing a file.
         return self.trainer.save(path, overwrite=True)
 
-    def _publish(self) -> None:
-        """Offer the network (a snapshot) to the apply docks once the worker is done."""
+    def _publish(self, snapshot: tuple[Any, dict[str, Any]] | None) -> None:
+        """Offer the network (a snapshot from :func:`session_snapshot`) to the apply docks."""
         from napari_restore._widgets._session import SESSION_MODELS
 
         self.curves.redraw()
-        if self.trainer is not None and self.trainer.step > 0 and self._life.alive:
-            trainer = self.trainer
-            SESSION_MODELS.publish(
-                self.TASK, self._session_name(), trainer.model, trainer.metadata()
-            )
+        if snapshot is not None and self._life.alive:
+            model, metadata = snapshot
+            SESSION_MODELS.publish(self.TASK, self._session_name(), model, metadata, copy=False)
 
     def _model_file_widgets(self) -> list[Any]:
-        """The "save as" / "Save model" / "load" / "Load model (resume)" widgets, connected."""
+        """Two rows: "save as" file + Save model, "load model" file + Load model (resume)."""
         self.save_path = FileEdit(label="save as", mode="w", filter="*.safetensors")
         self.save_button = PushButton(text="Save model")
         self.load_path = FileEdit(label="load", mode="r", filter="*.safetensors")
-        self.load_button = PushButton(text="Load model (resume)")
+        self.load_button = PushButton(text="Load model", tooltip="Load the file to resume training")
         self.save_button.changed.connect(self._save_clicked)
         self.load_button.changed.connect(self._load_clicked)
-        return [self.save_path, self.save_button, self.load_path, self.load_button]
+        # Each file with its button on one line: the docks stay short.
+        return [
+            row(self.save_path, self.save_button, label="save as"),
+            row(self.load_path, self.load_button, label="load model"),
+        ]
 
     def _save_clicked(self, *_: Any) -> None:
         path = self.save_path.value
@@ -140,42 +154,6 @@ class TrainingDock:
             self.load(path)
         except (RestoreInputError, ValueError, OSError) as err:
             self.status.value = f"Error: {error_text(err)}"
-
-
-class ImagePreview(FigureCanvasQTAgg):
-    """Small side-by-side greyscale panels (e.g. input / output / target) with one contrast."""
-
-    def __init__(self, titles: tuple[str, ...], height: float = 1.9) -> None:
-        fig = Figure(figsize=(4, height), facecolor=_BG, layout="constrained")
-        super().__init__(fig)
-        self.titles = titles
-        self.axes = fig.subplots(1, len(titles), squeeze=False)[0]
-        self.setMinimumHeight(int(height * 70))
-        self._images: dict[str, Any] = {}
-        for ax, title in zip(self.axes, titles, strict=True):
-            ax.set_axis_off()
-            ax.set_title(title, color=_FG, fontsize=8)
-
-    def show_images(self, images: Mapping[str, np.ndarray]) -> None:
-        """Show the arrays whose keys match the titles (contrast from the first one)."""
-        first = next((np.asarray(images[t]) for t in self.titles if t in images), None)
-        if first is None:
-            return
-        lo, hi = np.percentile(first, [0.5, 99.5])
-        hi = hi if hi > lo else lo + 1
-        for ax, title in zip(self.axes, self.titles, strict=True):
-            if title not in images:
-                continue
-            img = np.asarray(images[title], dtype=np.float32)
-            if title in self._images and self._images[title].get_array().shape == img.shape:
-                self._images[title].set_data(img)
-                self._images[title].set_clim(lo, hi)
-            else:
-                ax.clear()
-                ax.set_axis_off()
-                ax.set_title(title, color=_FG, fontsize=8)
-                self._images[title] = ax.imshow(img, cmap="gray", vmin=lo, vmax=hi)
-        self.draw_idle()
 
 
 #: Legend words for the loss and metric keys the trainers report.
@@ -207,13 +185,18 @@ class TrainingCurves:
     """
 
     def __init__(
-        self, loss_keys: tuple[str, ...], metric_keys: tuple[str, ...], min_interval: float = 0.5
+        self,
+        loss_keys: tuple[str, ...],
+        metric_keys: tuple[str, ...],
+        min_interval: float = 1.0,
+        height: float | None = None,
     ) -> None:
         self.loss_keys = loss_keys
         self.metric_keys = metric_keys
         # Without clean data (self-supervised denoising) there is no validation axis.
         titles = ["training loss", "validation"] if metric_keys else ["training loss"]
-        self.plot = LinePlot(titles, "step", height=1.5 * len(titles))
+        # Height in inches: the axes and the legend below them.
+        self.plot = LinePlot(titles, "step", height=height or 1.4 * len(titles) + 0.8)
         self.min_interval = min_interval
         #: (monotonic time, step) of this run's recent reports, for the time estimate.
         self._times: deque[tuple[float, int]] = deque(maxlen=50)

@@ -25,6 +25,7 @@ from magicgui.widgets import (
     SpinBox,
 )
 
+from napari_restore._widgets import _warmup
 from napari_restore._widgets._common import (
     DockLifetime,
     JobRunner,
@@ -37,9 +38,9 @@ from napari_restore._widgets._common import (
     selected_layer_data,
     status_row,
 )
-from napari_restore._widgets._session import SESSION_MODELS
+from napari_restore._widgets._plot import ImagePreview
+from napari_restore._widgets._session import SESSION_MODELS, session_snapshot
 from napari_restore._widgets._training import (
-    ImagePreview,
     TrainingCurves,
     TrainingDock,
     device_chooser,
@@ -80,8 +81,10 @@ class DenoiseWidget(TrainingDock, Container):
     def __init__(self, napari_viewer: napari.Viewer) -> None:
         from napari_restore.denoise.config import DenoiseTrainConfig, pretrained_model_path
 
-        defaults = DenoiseTrainConfig.for_device("auto")
-        self._device_kind = _device_kind("auto")
+        # CPU settings first: which device "auto" means is known once torch is imported in the
+        # background (_engine_ready), so that opening the dock does not wait for torch.
+        defaults = DenoiseTrainConfig.for_device("cpu")
+        self._device_kind = "cpu"
         self._viewer = napari_viewer
         self.trainer: DenoiseTrainer | None = None
         self._trainer_layer: Image | None = None
@@ -182,6 +185,12 @@ class DenoiseWidget(TrainingDock, Container):
         self.start.changed.connect(self._start_changed)
         self._image_changed()
         self._start_changed()
+        _warmup.when_ready(_warmup.TORCH_MODULES, self._engine_ready)
+
+    def _engine_ready(self) -> None:
+        """Torch is imported: the settings of the device "auto" picks, the pretrained frames."""
+        self._device_changed()
+        self._start_changed()
 
     # -- choices ------------------------------------------------------------------------------
     def _axis_choices(self, *_: Any) -> list[tuple[str, int]]:
@@ -211,8 +220,10 @@ class DenoiseWidget(TrainingDock, Container):
     def _device_changed(self, *_: Any) -> None:
         """Put the default training settings of a new kind of device (CPU / GPU) in the
         fields; switching between devices of the same kind keeps what was set."""
-        from napari_restore.denoise.train import DenoiseTrainConfig
+        from napari_restore.denoise.config import DenoiseTrainConfig
 
+        if not _warmup.imported(_warmup.TORCH_MODULES):
+            return  # done once torch is in (_engine_ready)
         try:
             d = DenoiseTrainConfig.for_device(self.device.value)
             kind = _device_kind(self.device.value)
@@ -231,23 +242,26 @@ class DenoiseWidget(TrainingDock, Container):
     def _start_changed(self, *_: Any) -> None:
         """The pretrained network fixes the patch frames (its temporal position embedding);
         the learning rate is the device's default for the start chosen (lower when a trained
-        network is fine-tuned on a CPU)."""
-        from napari_restore.denoise.config import DenoiseTrainConfig, pretrained_model_path
-        from napari_restore.engine.model_files import read_model_metadata
+        network is fine-tuned on a CPU). Both wait until torch is in (``_warmup``)."""
+        from napari_restore.denoise.config import pretrained_model_path
 
         pretrained = self.start.value == PRETRAINED
-        try:
-            d = DenoiseTrainConfig.for_device(
-                self.device.value, init="pretrained" if pretrained else "scratch"
-            )
-            self.learning_rate.value = d.learning_rate
-        except (RestoreInputError, ValueError):
-            pass
-        if pretrained:
-            path = pretrained_model_path()
-            if path is not None:
-                kwargs = read_model_metadata(path)["architecture"]["kwargs"]
-                self.patch_t.value = int(kwargs["patch_t"])
+        if _warmup.imported(_warmup.TORCH_MODULES):  # else: once torch is in
+            from napari_restore.denoise.config import DenoiseTrainConfig
+            from napari_restore.engine.model_files import read_model_metadata
+
+            try:
+                d = DenoiseTrainConfig.for_device(
+                    self.device.value, init="pretrained" if pretrained else "scratch"
+                )
+                self.learning_rate.value = d.learning_rate
+            except (RestoreInputError, ValueError):
+                pass
+            if pretrained:
+                path = pretrained_model_path()
+                if path is not None:
+                    kwargs = read_model_metadata(path)["architecture"]["kwargs"]
+                    self.patch_t.value = int(kwargs["patch_t"])
         self.patch_t.enabled = not pretrained
 
     def _update_visibility(self, *_: Any) -> None:
@@ -282,7 +296,7 @@ class DenoiseWidget(TrainingDock, Container):
 
     def config(self) -> DenoiseTrainConfig:
         """The training settings as set in the dock."""
-        from napari_restore.denoise.train import DenoiseTrainConfig
+        from napari_restore.denoise.config import DenoiseTrainConfig
 
         return DenoiseTrainConfig.for_device(
             self.device.value,
@@ -304,10 +318,6 @@ class DenoiseWidget(TrainingDock, Container):
 
     def train(self, apply: bool = False) -> None:
         """Train (new or continued) in a worker; with ``apply``, denoise the layer afterwards."""
-        from napari_restore.denoise.infer import output_warnings
-        from napari_restore.denoise.train import DenoiseTrainer, training_warnings
-        from napari_restore.denoise.workflows import train_then_apply
-
         if self.runner.running:
             return
         try:
@@ -327,6 +337,11 @@ class DenoiseWidget(TrainingDock, Container):
 
         def job() -> Any:
             nonlocal trainer
+            # Imported in the worker: torch may still be loading in the background.
+            from napari_restore.denoise.infer import output_warnings
+            from napari_restore.denoise.train import DenoiseTrainer, training_warnings
+            from napari_restore.denoise.workflows import train_then_apply
+
             if trainer is None:
                 yield Progress(0, 0, stage="train", message="preparing data")
                 trainer = DenoiseTrainer(stack, config, source=layer.name)
@@ -334,14 +349,17 @@ class DenoiseWidget(TrainingDock, Container):
                 trainer.config = config
             if not apply:
                 summary = yield from trainer.train(minutes=config.minutes)
-                return summary, training_warnings(trainer, summary)
+                return summary, training_warnings(trainer, summary), session_snapshot(trainer)
             out = yield from train_then_apply(
                 trainer, data, options, stack_axis=stack_axis, minutes=config.minutes
             )
-            return out, training_warnings(trainer) + output_warnings(data, out)
+            advice = training_warnings(trainer) + output_warnings(data, out)
+            return out, advice, session_snapshot(trainer)
 
         def done(result: Any) -> None:
-            value, advice = result
+            value, advice, snapshot = result
+            self.trainer, self._trainer_layer = trainer, layer
+            self._publish(snapshot)
             if apply:
                 self._add_result(layer, value)
             else:
@@ -349,10 +367,18 @@ class DenoiseWidget(TrainingDock, Container):
             self.advice.value = "\n".join(f"⚠ {a}" for a in advice)
 
         def finished() -> None:
-            # GUI thread: take the trainer back (also after Stop or an error).
+            # GUI thread: take the trainer back (also after Cancel or an error).
             if trainer is not None:
                 self.trainer, self._trainer_layer = trainer, layer
-            self._publish()
+            self.curves.redraw()
+
+        def stop() -> bool:
+            # Stop ends a training after the current step (the worker then copies the network
+            # for the other docks); Train & apply is cancelled as a whole.
+            if trainer is None or apply:
+                return False
+            trainer.stop()
+            return True
 
         self.curves.new_run()
         self.runner.start(
@@ -360,6 +386,7 @@ class DenoiseWidget(TrainingDock, Container):
             on_done=done,
             on_progress=self._progress,
             on_finish=finished,
+            on_stop=stop,
             label="training" + (" and denoising" if apply else ""),
         )
 
@@ -411,25 +438,28 @@ class DenoiseWidget(TrainingDock, Container):
 
     def apply(self, *_: Any) -> None:
         """Denoise the chosen layer in a worker; the result becomes a new layer."""
-        from napari_restore.denoise.infer import denoise_progress, output_warnings
-
         job = layer_and_model(self, what="Denoising")
         if job is None:
             return
         layer, data, model = job
-        gen = denoise_progress(
-            data,
-            model,
-            self.options(),
-            stack_axis=int(self.stack_axis.value) if data.ndim > 3 else 0,
-        )
+        options = self.options()
+        stack_axis = int(self.stack_axis.value) if data.ndim > 3 else 0
+
+        def work() -> Any:
+            # Imported in the worker: torch may still be loading in the background.
+            from napari_restore.denoise.infer import denoise_progress, output_warnings
+
+            out = yield from denoise_progress(data, model, options, stack_axis=stack_axis)
+            return out, output_warnings(data, out)  # the checks read the output: here too
+
         self.advice.value = ""
 
-        def done(out: Any) -> None:
+        def done(result: Any) -> None:
+            out, advice = result
             self._add_result(layer, out)
-            self.advice.value = "\n".join(f"⚠ {a}" for a in output_warnings(data, out))
+            self.advice.value = "\n".join(f"⚠ {a}" for a in advice)
 
-        self.runner.start(gen, on_done=done, label="denoising")
+        self.runner.start(work(), on_done=done, label="denoising")
 
     def _start_volume(self, inp: Path, out: Path, model: Any, client: Any, resume: bool) -> Any:
         """The blockwise run of "Process whole volume to a file…" (a (T, Y, X) stack file)."""

@@ -22,6 +22,7 @@ from magicgui.widgets import (
     SpinBox,
 )
 
+from napari_restore._widgets import _warmup
 from napari_restore._widgets._common import (
     DockLifetime,
     JobRunner,
@@ -119,18 +120,7 @@ class DestripeWidget(Container):
         )
         self.device, self.device_info, device_row = device_chooser()
         self.output_dtype = ComboBox(label="output dtype", choices=["input", "float32"])
-        from napari_restore.destripe.infer import DEFAULT_TILE
-
-        self.tile = SpinBox(
-            label="tile (0 = auto)",
-            value=0,
-            min=0,
-            max=8192,
-            step=64,
-            tooltip="Tile edge in pixels; tiles overlap and are blended. Auto: "
-            f"{DEFAULT_TILE} px on every device (the network's attention pools over a tile, so "
-            "the tile size changes the result; a GPU runs more tiles at once instead).",
-        )
+        self.tile = SpinBox(label="tile (0 = auto)", value=0, min=0, max=8192, step=64)
         self.only_striped = CheckBox(
             text="leave planes without stripes unchanged",
             value=True,
@@ -185,6 +175,19 @@ class DestripeWidget(Container):
         self.model.changed.connect(self._model_changed)
         self.model_file.changed.connect(self._model_changed)
         self.run_button.changed.connect(self.run)
+        # The model's description and the default tile need torch: shown once it is imported
+        # in the background, so that opening the dock does not wait for it.
+        self.model_info.value = "…"
+        _warmup.when_ready(_warmup.TORCH_MODULES, self._engine_ready)
+
+    def _engine_ready(self) -> None:
+        from napari_restore.destripe.infer import DEFAULT_TILE
+
+        self.tile.tooltip = (
+            f"Tile edge in pixels; tiles overlap and are blended. Auto: {DEFAULT_TILE} px on "
+            "every device (the network's attention pools over a tile, so the tile size changes "
+            "the result; a GPU runs more tiles at once instead)."
+        )
         self._model_changed()
 
     # -- model choice -------------------------------------------------------------------------
@@ -198,6 +201,8 @@ class DestripeWidget(Container):
     def _model_changed(self, *_: Any) -> None:
         choice = self.model.value
         self.model_file.visible = choice == FROM_FILE
+        if not _warmup.imported(_warmup.TORCH_MODULES):
+            return  # described once torch is in (_engine_ready)
         try:
             self.model_info.value = describe_model(self._metadata(choice))
         except (RestoreInputError, KeyError, OSError) as err:
@@ -231,8 +236,6 @@ class DestripeWidget(Container):
     # -- run ----------------------------------------------------------------------------------
     def run(self, *_: Any) -> None:
         """Destripe the chosen layer in a worker; the result becomes a new layer."""
-        from napari_restore.destripe.infer import destripe_progress
-
         job = layer_and_model(self, what="Destripe")
         if job is None:
             return
@@ -242,17 +245,26 @@ class DestripeWidget(Container):
             tile=self.tile.value or None,
             output_dtype=self.output_dtype.value,
         )
-        gen = destripe_progress(
-            data,
-            model,
-            options,
-            direction=self.direction.value,
-            only_striped=self.only_striped.value,
-            cleanup=self.cleanup.value,
-        )
+        direction = self.direction.value
+        only_striped, cleanup = self.only_striped.value, self.cleanup.value
+
+        def work() -> ProgressGenerator[tuple[Any, Any]]:
+            # Imported in the worker: torch may still be loading in the background.
+            from napari_restore.destripe.infer import destripe_progress
+
+            gen = destripe_progress(
+                data,
+                model,
+                options,
+                direction=direction,
+                only_striped=only_striped,
+                cleanup=cleanup,
+            )
+            return (yield from with_stripe_meter(gen, data, direction))
+
         self.meter.value = ""
         self.runner.start(
-            with_stripe_meter(gen, data, self.direction.value),
+            work(),
             on_done=lambda res: self._add_result(layer, *res),
             label="destriping",
         )

@@ -32,6 +32,7 @@ from magicgui.widgets import (
     Table,
 )
 
+from napari_restore._widgets import _warmup
 from napari_restore._widgets._common import (
     DockLifetime,
     JobRunner,
@@ -44,17 +45,13 @@ from napari_restore._widgets._common import (
 from napari_restore._widgets._plot import LinePlot
 from napari_restore.core.progress import Progress, each_or_error
 from napari_restore.errors import RestoreInputError
-from napari_restore.metrics import Metrics, compare_progress, metrics_rows, write_metrics_csv
-from napari_restore.stripe_meter import (
-    StripeMeasure,
-    measure_stripes_steps,
-    stripe_rows,
-    write_stripe_csv,
-)
 
 if TYPE_CHECKING:
     import napari
     from napari.layers import Image
+
+    from napari_restore.metrics import Metrics
+    from napari_restore.stripe_meter import StripeMeasure
 
 COLUMNS = ["layer", "MAE", "PSNR dB", "SSIM", "range"]
 NOREF_COLUMNS = ["layer", "stripes −%", "structure %", "median %", "mean %", "dir."]
@@ -71,6 +68,8 @@ def stripe_comparison_progress(
 
     Yields a :class:`Progress` per plane measured; returns per layer its result or the error.
     """
+    from napari_restore.stripe_meter import measure_stripes_steps
+
     per = int(np.prod(source.shape[:-2])) if len(source.shape) > 2 else 1
     parts = [measure_stripes_steps(source, data) for data in others]
     return (yield from each_or_error(parts, units=per, step_of=lambda report: report[0]))
@@ -151,6 +150,8 @@ class MetricsPanel(Container):
         self.noref_plot.setVisible(False)
         self.native.layout().addWidget(self.noref_plot)
 
+        # scipy, scikit-image and matplotlib load in the background while the user picks layers.
+        _warmup.preload(_warmup.PLOT_MODULES)
         self._life = DockLifetime(self.native)
         follow_active_layer(napari_viewer, self.images, self._life)
         self._life.track(self.runner)
@@ -249,7 +250,12 @@ class MetricsPanel(Container):
             except RestoreInputError as err:
                 refused.append(err)
         data_range = None if self.auto_range.value else float(self.data_range.value)
-        gen = compare_progress(arrays, gt_data, data_range=data_range)
+
+        def gen() -> Generator[Progress, None, list[Metrics | RestoreInputError]]:
+            # Imported in the worker (scipy and scikit-image take a while the first time).
+            from napari_restore.metrics import compare_progress
+
+            return (yield from compare_progress(arrays, gt_data, data_range=data_range))
 
         def done(results: list[Metrics | RestoreInputError]) -> None:
             computed = iter(results)
@@ -260,7 +266,7 @@ class MetricsPanel(Container):
             self._results_gt, self._results_input = gt, None
             self._render()
 
-        self.runner.start(gen, on_done=done, on_finish=self._after_job, label="measuring")
+        self.runner.start(gen(), on_done=done, on_finish=self._after_job, label="measuring")
 
     @staticmethod
     def striped_input(layers: list[Image]) -> Image:
@@ -323,7 +329,7 @@ class MetricsPanel(Container):
         psnr_lines: dict[str, Any] = {}
         ssim_lines: dict[str, Any] = {}
         for layer, r in self.results:
-            if isinstance(r, Metrics):
+            if not isinstance(r, RestoreInputError):
                 source = "GT" if r.data_range_source == "ground truth" else "user"
                 rows.append(
                     [
@@ -357,7 +363,7 @@ class MetricsPanel(Container):
         removed: dict[str, Any] = {}
         changed: dict[str, Any] = {}
         for layer, r in self.results:
-            if isinstance(r, StripeMeasure):
+            if not isinstance(r, RestoreInputError):
                 angle = "" if math.isnan(r.angle) else f" {r.angle:+.1f}°"
                 short = {"horizontal": "horiz.", "vertical": "vert."}[r.direction]
                 rows.append(
@@ -395,14 +401,17 @@ class MetricsPanel(Container):
             self.status.value = f"no ground truth: compared with the striped input '{source.name}'"
 
     def _fit_columns(self) -> None:
-        """Numbers sized to their contents; the layer name takes (or gives up) the rest."""
+        """Numbers and headers sized to their contents (never squeezed), the layer name to its
+        own (at most 170 px, elided in the middle beyond), and the table as wide as that."""
         from qtpy.QtCore import Qt
         from qtpy.QtWidgets import QHeaderView
 
         table = self.table.native
         header = table.horizontalHeader()
+        header.setStretchLastSection(False)
         header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
-        header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        header.setSectionResizeMode(0, QHeaderView.ResizeMode.Interactive)
+        table.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAsNeeded)
         # Long layer names lose their middle, not the end that tells them apart; the full
         # name is the cell's tooltip.
         table.setTextElideMode(Qt.TextElideMode.ElideMiddle)
@@ -410,27 +419,39 @@ class MetricsPanel(Container):
             item = table.item(row, 0)
             if item is not None:
                 item.setToolTip(item.text())
+        numbers = sum(header.sectionSize(col) for col in range(1, table.columnCount()))
+        name = min(max(table.sizeHintForColumn(0), header.sectionSizeHint(0)) + 8, 170)
+        header.resizeSection(0, name)
+        # The dock widens to show every column (up to 600 px; beyond, the table scrolls).
+        frame = 2 * table.frameWidth() + table.verticalScrollBar().sizeHint().width()
+        table.setMinimumWidth(min(numbers + name + frame, 600))
 
     def csv_rows(self) -> list[dict[str, Any]]:
         """Rows for CSV export (whole image and per plane), with current layer names."""
+        from napari_restore.metrics import metrics_rows
+        from napari_restore.stripe_meter import stripe_rows
+
         if self._results_input is not None:
             source = self._results_input.name
             return [
                 row
                 for layer, r in self.results
-                if isinstance(r, StripeMeasure)
+                if not isinstance(r, RestoreInputError)
                 for row in stripe_rows(source, layer.name, r)
             ]
         gt_name = self._results_gt.name if self._results_gt is not None else ""
         rows: list[dict[str, Any]] = []
         for layer, r in self.results:
-            if isinstance(r, Metrics):
+            if not isinstance(r, RestoreInputError):
                 rows += metrics_rows(layer.name, gt_name, r)
         return rows
 
     def export_csv(self, path: Any, *, overwrite: bool = False) -> None:
         """Write the current results to ``path`` (CSV, written atomically); an existing file
         is replaced only with ``overwrite=True``."""
+        from napari_restore.metrics import write_metrics_csv
+        from napari_restore.stripe_meter import write_stripe_csv
+
         rows = self.csv_rows()
         if not rows:
             raise RestoreInputError("There are no results to export yet; click Compute first.")

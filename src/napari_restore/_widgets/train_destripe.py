@@ -31,8 +31,9 @@ from napari_restore._widgets._common import (
     layer_data,
     status_row,
 )
+from napari_restore._widgets._plot import ImagePreview
+from napari_restore._widgets._session import session_snapshot
 from napari_restore._widgets._training import (
-    ImagePreview,
     TrainingCurves,
     TrainingDock,
     device_chooser,
@@ -56,13 +57,22 @@ def _psnr_text(psnr: float, before: float | None) -> str:
     return text
 
 
+def vgg_advice() -> str:
+    """What to do in this dock when the perceptual loss's VGG-19 weights are missing."""
+    return (
+        "A perceptual weight λ > 0 needs the ImageNet VGG-19 weights (548 MB), not found here. "
+        "Choose the file under 'VGG-19 weights', tick 'download VGG-19 if missing', or set λ "
+        "to 0 (MAE loss alone) in the training settings."
+    )
+
+
 class TrainDestripeWidget(TrainingDock, Container):
     """Dock that trains a destriping network on clean image layers."""
 
     TASK = "destripe"
 
     def __init__(self, napari_viewer: napari.Viewer) -> None:
-        from napari_restore.destripe.train import DestripeTrainConfig
+        from napari_restore.destripe.config import DestripeTrainConfig
 
         defaults = DestripeTrainConfig()
         self._viewer = napari_viewer
@@ -130,30 +140,38 @@ class TrainDestripeWidget(TrainingDock, Container):
         self.progress, self.status, self.stop_button, status = status_row()
         self.stop_button.text = "Stop (keeps the weights)"
         self.runner = JobRunner(self.progress, self.status, self.stop_button)
-        super().__init__(
+        # The settings most people leave alone fold away, so the dock fits a 1000-px screen
+        # with its plots.
+        advanced = Container(
             widgets=[
-                self.images,
                 mix,
                 modes,
                 self.clean_fraction,
                 self.perceptual_weight,
                 self.vgg_weights,
                 self.download_vgg,
-                self.steps,
                 self.learning_rate,
                 self.patch_size,
                 self.batch_size,
                 self.base_channels,
                 self.depth,
                 self.seed,
-                device_row,
-                buttons,
-                *files,
-                status,
             ]
         )
-        self.curves = TrainingCurves(("total", "mae", "perceptual"), ("val_psnr", "val_input_psnr"))
-        self.preview = ImagePreview(("input", "output", "target"))
+        advanced.margins = (0, 0, 0, 0)
+        self.advanced = advanced
+        super().__init__(
+            widgets=[self.images, self.steps, device_row, buttons, *files, status],
+        )
+        from superqt import QCollapsible
+
+        self.advanced_section = QCollapsible("Training settings (stripes, loss, network)")
+        self.advanced_section.addWidget(advanced.native)
+        self.native.layout().insertWidget(2, self.advanced_section)
+        self.curves = TrainingCurves(
+            ("total", "mae", "perceptual"), ("val_psnr", "val_input_psnr"), height=3.2
+        )
+        self.preview = ImagePreview(("input", "output", "target"), height=1.5)
         self.native.layout().addWidget(self.curves.plot)
         self.native.layout().addWidget(self.preview)
 
@@ -173,7 +191,7 @@ class TrainDestripeWidget(TrainingDock, Container):
 
     def config(self) -> DestripeTrainConfig:
         """The training settings as set in the dock."""
-        from napari_restore.destripe.train import DestripeTrainConfig
+        from napari_restore.destripe.config import DestripeTrainConfig
 
         modes = tuple(
             m
@@ -207,8 +225,6 @@ class TrainDestripeWidget(TrainingDock, Container):
     # -- training -----------------------------------------------------------------------------
     def train(self, *_: Any) -> None:
         """Train (a new model, or continue the current one) in a worker."""
-        from napari_restore.destripe.train import DestripeTrainer
-
         if self.runner.running:
             return
         try:
@@ -218,6 +234,12 @@ class TrainDestripeWidget(TrainingDock, Container):
             self.status.value = error_text(err)
             return
         trainer = self.trainer
+        if trainer is None and config.perceptual_weight > 0 and config.vgg_weights is None:
+            from napari_restore.models.vgg import hub_checkpoint_path
+
+            if not config.download_vgg and not hub_checkpoint_path().is_file():
+                self.status.value = vgg_advice()
+                return
         if trainer is not None and trainer.step >= config.steps:
             self.status.value = (
                 f"Already trained {trainer.step} steps: raise 'steps' to continue, or click "
@@ -229,24 +251,50 @@ class TrainDestripeWidget(TrainingDock, Container):
             nonlocal trainer
             if trainer is None:
                 yield Progress(0, config.steps, stage="train", message="preparing data")
-                trainer = DestripeTrainer(images, config, names=names)
+                # Imported in the worker: torch may still be loading in the background.
+                from napari_restore.destripe.train import DestripeTrainer
+
+                try:
+                    trainer = DestripeTrainer(images, config, names=names)
+                except RestoreInputError as err:
+                    # The engine's advice names the command line's flags too: the dock's own.
+                    reason, advice, _ = str(err).partition("The perceptual loss needs")
+                    if advice:
+                        raise RestoreInputError(f"{reason}{vgg_advice()}") from err
+                    raise
             else:
                 trainer.config = trainer.config.replace(
                     steps=config.steps, learning_rate=config.learning_rate
                 )
-            return (yield from trainer.train())
+            summary = yield from trainer.train()
+            return summary, session_snapshot(trainer)
+
+        def done(result: Any) -> None:
+            summary, snapshot = result
+            self.trainer = trainer
+            self._publish(snapshot)
+            self._trained(summary)
 
         def finished() -> None:
-            # GUI thread: take the trainer back (also after Stop or an error).
+            # GUI thread: take the trainer back (also after an error).
             self.trainer = trainer
-            self._publish()
+            self.curves.redraw()
+
+        def stop() -> bool:
+            # Stop ends the training after the current step: the worker then copies the
+            # network for the apply docks (never the GUI thread).
+            if trainer is None:
+                return False
+            trainer.stop()
+            return True
 
         self.curves.new_run()
         self.runner.start(
             job(),
-            on_done=self._trained,
+            on_done=done,
             on_progress=self._progress,
             on_finish=finished,
+            on_stop=stop,
             label="training",
         )
 
@@ -276,7 +324,8 @@ class TrainDestripeWidget(TrainingDock, Container):
         ms = summary.get("ms_per_step", float("nan"))
         psnr = summary["metrics"].get("val_psnr")
         before = summary["metrics"].get("val_input_psnr")
-        self.status.value = f"trained {summary['steps']} steps ({ms:.0f} ms/step)" + (
+        done = "stopped after" if summary.get("stopped_by") == "stop" else "trained"
+        self.status.value = f"{done} {summary['steps']} steps ({ms:.0f} ms/step)" + (
             f", {_psnr_text(psnr, before)}" if psnr is not None else ""
         )
 

@@ -56,6 +56,10 @@ class DestripeTrainConfig(TrainConfig):
         Validate every this many steps (and at the end of each :meth:`~DestripeTrainer.train`).
     preview_every : int
         Attach a preview (input, output, target of validation patch 0) every this many steps.
+    val_seconds : float
+        Also validate (with a preview) once this many seconds have passed since the last
+        validation, so slow steps (a CPU) still show progress every half minute or so; 0 =
+        by steps only. Validation changes no weight, so the losses stay the same.
     device : str
         ``"auto"``, ``"cpu"``, ``"cuda:N"`` or ``"mps"``.
     amp : bool
@@ -90,6 +94,7 @@ class DestripeTrainConfig(TrainConfig):
     val_patches: int = 16
     val_every: int = 100
     preview_every: int = 50
+    val_seconds: float = 30.0
     device: str = "auto"
     amp: bool = True
     lr_schedule: str = "constant"
@@ -125,6 +130,8 @@ class DestripeTrainConfig(TrainConfig):
                 f"patch_size={self.patch_size} is too small: use at least "
                 f"{max(16, 2**self.depth)} pixels (and a multiple of {2**self.depth})."
             )
+        if not (math.isfinite(self.val_seconds) and self.val_seconds >= 0):
+            raise RestoreInputError(f"val_seconds={self.val_seconds!r} must be >= 0.")
         if not (math.isfinite(self.learning_rate) and self.learning_rate > 0):
             raise RestoreInputError(f"learning_rate={self.learning_rate!r} must be > 0.")
         if not (math.isfinite(self.perceptual_weight) and self.perceptual_weight >= 0):

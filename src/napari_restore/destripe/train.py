@@ -313,24 +313,32 @@ class DestripeTrainer(Trainer):
     def _limits(
         self, steps: int | None, minutes: float | None
     ) -> tuple[int | None, float | None, str]:
+        self._validated_at = time.monotonic()  # validation by time counts from this call
         # Default: up to config.steps steps in all.
         target = self.step + int(steps) if steps is not None else max(self.step, self.config.steps)
         return target, minutes, "steps"
 
     def _step(self, stop_at: int | None) -> Progress:
-        """One step; validation every ``val_every`` steps and at the end of the call, a
-        preview every ``preview_every`` steps (the reports of :meth:`train`: ``losses`` =
+        """One step; validation every ``val_every`` steps, every ``val_seconds`` and at the end
+        of the call, a preview every ``preview_every`` steps and with a validation by time
+        (the reports of :meth:`train`: ``losses`` =
         ``{"total", "mae", "perceptual"}``, ``metrics`` = ``{"val_psnr", "val_ssim",
         "val_input_psnr", "val_input_ssim"}`` on validation steps, ``preview`` = ``{"input",
         "output", "target"}`` of validation patch 0)."""
         cfg = self.config
         record = self._train_step()
         metrics: dict[str, float] = {}
-        if self._val_x is not None and (self.step % cfg.val_every == 0 or self.step == stop_at):
+        due = bool(cfg.val_seconds) and time.monotonic() - self._validated_at >= cfg.val_seconds
+        if self._val_x is not None and (
+            self.step % cfg.val_every == 0 or self.step == stop_at or due
+        ):
             metrics = self.evaluate()
             record.update(metrics)
+            self._validated_at = time.monotonic()
         preview = None
-        if cfg.preview_every and (self.step % cfg.preview_every == 0 or self.step == stop_at):
+        if cfg.preview_every and (
+            self.step % cfg.preview_every == 0 or self.step == stop_at or (due and metrics)
+        ):
             preview = self.preview()
         self.history.append(record)
         return Progress(
