@@ -92,8 +92,8 @@ UNET_CASES = [
     (_set("format_version", "1"), r"'format_version' must be an integer"),
 ]
 SRD_CASES = [
-    (_set("architecture", "kwargs", "patch_t", 1.6e9), r"patch_t' must be an integer from 16"),
-    (_set("architecture", "kwargs", "patch_t", 1_600_000_000), r"patch_t' .*16 to 1024"),
+    (_set("architecture", "kwargs", "patch_t", 1.6e9), r"patch_t' must be an integer from 2 "),
+    (_set("architecture", "kwargs", "patch_t", 1_600_000_000), r"patch_t' .*2 to 1024"),
     (_set("architecture", "kwargs", "patch_t", 40), r"patch_t'=40 must be a multiple of 16"),
     (_set("architecture", "kwargs", "channels", []), r"channels' must be a list of 1 to 6"),
     (_set("architecture", "kwargs", "channels", [2, "x"]), r"channels\[1\]' must be an int"),

@@ -55,7 +55,7 @@ ARCHITECTURE_LIMITS: dict[str, dict[str, tuple[str, float, float]]] = {
         "residual_learning": ("bool", 0, 1),
     },
     "SRDTrans": {
-        "patch_t": ("int", 16, 1024),
+        "patch_t": ("int", 2, 1024),
         "channels": ("ints", 1, 512),
         "embed_dim": ("int", 1, 1024),
         "heads": ("int", 1, 64),
