@@ -78,3 +78,12 @@ def one_torch_thread():
 @pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(1234)
+
+
+def interruptible() -> None:
+    """``preexec_fn`` for CLI subprocesses that a test interrupts with SIGINT: a shell that
+    starts a job in the background (``cmd &``, ``nohup``) makes it ignore SIGINT, and Python
+    then never raises KeyboardInterrupt; the child gets the default disposition back."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)

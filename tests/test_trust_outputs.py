@@ -17,6 +17,7 @@ import pytest
 import tifffile
 import torch
 
+from conftest import interruptible
 from napari_restore.cli import main
 from napari_restore.denoise.infer import denoise_file
 from napari_restore.destripe.infer import destripe_file
@@ -177,7 +178,13 @@ def test_ctrl_c_during_train_destripe_saves_the_steps_done(stack, tmp_path):
     cmd = [sys.executable, "-c", code, "train-destripe", str(path), "-o", str(model)]
     cmd += ["--perceptual-weight", "0", "--steps", "100000", "--device", "cpu", *TINY_UNET]
     cmd += ["--val-every", "1000000", "--threads", "1"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=False)
+    proc = subprocess.Popen(
+        cmd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=False,
+        preexec_fn=interruptible,
+    )
     seen = bytearray()
     stepped = threading.Event()
 
@@ -220,7 +227,7 @@ def test_ctrl_c_before_any_step_writes_nothing(stack, tmp_path):
     cmd = [sys.executable, "-c", code, "train-destripe", str(path), "-o", str(tmp_path / "m")]
     cmd += ["--perceptual-weight", "0", "--steps", "5", "--device", "cpu", "-q", *TINY_UNET]
     t0 = time.monotonic()
-    res = subprocess.run(cmd, capture_output=True, text=True, timeout=240)
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=240, preexec_fn=interruptible)
     assert res.returncode == 130, res.stderr
     assert "interrupted" in res.stderr
     assert not list(tmp_path.glob("m*")), time.monotonic() - t0

@@ -15,6 +15,8 @@ import numpy as np
 import pytest
 import tifffile
 
+from conftest import interruptible
+
 SRC = str(Path(__file__).resolve().parents[1] / "src")
 
 
@@ -36,6 +38,7 @@ def _start(args, cwd):
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=interruptible,
     )
 
 
