@@ -65,7 +65,6 @@ plane takes about 2 s on one CPU core.
 
 from __future__ import annotations
 
-import csv
 import math
 import os
 from collections.abc import Generator, Sequence
@@ -79,7 +78,7 @@ from scipy import fft as sfft
 from scipy import ndimage
 
 from napari_restore.core.arrays import finite_float64
-from napari_restore.core.files import atomic_path, check_outputs
+from napari_restore.core.files import write_csv_rows
 from napari_restore.errors import RestoreInputError
 
 StripeDirection = Literal["auto", "horizontal", "vertical"]
@@ -576,38 +575,44 @@ def find_stripe_wedge(
     geo = _geometry(*x.shape)
     sx = periodic_spectrum(x)
     px = sx.real**2 + sx.imag**2
-    log_px = _log_power(px)
+    return _best_wedge(px, _log_power(px), geo, direction, max_angle, peak_mad, peak_ratio)
+
+
+def _best_wedge(
+    px: np.ndarray,
+    log_px: np.ndarray,
+    geo: _Geometry,
+    direction: StripeDirection,
+    max_angle: float,
+    peak_mad: float = PEAK_MAD,
+    peak_ratio: float = PEAK_RATIO,
+) -> StripeWedge:
+    """The stripe wedge of a power spectrum: per family, the wedge, its neighbours and stripe
+    rings; a family with stripe lines beats one without, and among equals the larger stripe
+    energy wins (not the sharper peak: stripes at many angles spread their energy over several
+    peaks)."""
     families = ("horizontal", "vertical") if direction == "auto" else (direction,)
-    best: tuple[Any, ...] | None = None
+    best: StripeWedge | None = None
     for family in families:
         wedge, found = _find_wedge(px, log_px, geo, family, max_angle, peak_mad, peak_ratio)
         wmask = _wedge_mask(geo, wedge)
         neighbours = _neighbour_mask(geo, wedge)
         excess, base, size = _ring_excess(px, log_px, geo, wmask, neighbours)
         rings = _stripe_rings(excess, base, size)
-        cand = (
-            found,
-            float(excess[rings].sum()),
-            wedge,
-            wmask,
-            neighbours,
-            rings,
-            float((size * base)[rings].sum()),
+        cand = StripeWedge(
+            found=found,
+            direction=wedge.direction,
+            angles=wedge.angles if found else (),
+            mask=wmask,
+            neighbours=neighbours,
+            rings=rings,
+            excess=float(excess[rings].sum()),
+            expected=float((size * base)[rings].sum()),
         )
-        if best is None or cand[:2] > best[:2]:
+        if best is None or (cand.found, cand.excess) > (best.found, best.excess):
             best = cand
     assert best is not None
-    found, e, wedge, wmask, neighbours, rings, expected = best
-    return StripeWedge(
-        found=found,
-        direction=wedge.direction,
-        angles=wedge.angles if found else (),
-        mask=wmask,
-        neighbours=neighbours,
-        rings=rings,
-        excess=e,
-        expected=expected,
-    )
+    return best
 
 
 def ring_excess(
@@ -621,10 +626,10 @@ def ring_excess(
     return _ring_excess(power, _log_power(power), geo, wedge.mask, wedge.neighbours)
 
 
-def spectrum_angles(shape: tuple[int, int]) -> np.ndarray:
-    """Stripe angle (degrees from the x axis) that each ``rfft2`` pixel of a ``shape`` plane
-    stands for, if the stripes are horizontal."""
-    return _geometry(int(shape[0]), int(shape[1])).theta_h
+def stripe_rings(excess: np.ndarray, expected: np.ndarray, size: np.ndarray) -> np.ndarray:
+    """Rings whose wedge holds significantly more than expected (the outputs of
+    :func:`ring_excess`; the rule of step 3 of the module doc)."""
+    return _stripe_rings(excess, expected, size)
 
 
 def spectrum_rings(shape: tuple[int, int]) -> np.ndarray:
@@ -703,22 +708,8 @@ def _measure_plane(
     py = sy.real**2 + sy.imag**2
     d = sx - sy
     pr = d.real**2 + d.imag**2
-    log_px = _log_power(px)
-    families = ("horizontal", "vertical") if direction == "auto" else (direction,)
-    cands = []
-    for family in families:
-        wedge, found = _find_wedge(px, log_px, geo, family, max_angle)
-        wmask = _wedge_mask(geo, wedge)
-        neighbours = _neighbour_mask(geo, wedge)
-        excess, base, size = _ring_excess(px, log_px, geo, wmask, neighbours)
-        rings = _stripe_rings(excess, base, size)
-        e_in = float(excess[rings].sum())
-        cands.append(
-            (found, e_in, wedge, wmask, neighbours, rings, float((size * base)[rings].sum()))
-        )
-    # A family with stripe lines beats one without; among equals the larger stripe energy wins
-    # (not the sharper peak: stripes at many angles spread their energy over several peaks).
-    found, e_in, wedge, wmask, neighbours, rings, e_base = max(cands, key=lambda c: (c[0], c[1]))
+    wedge = _best_wedge(px, _log_power(px), geo, direction, max_angle)
+    wmask, neighbours, rings = wedge.mask, wedge.neighbours, wedge.rings
     # The result's excess over its own neighbours, on the same rings as the input's.
     excess_out, _, _ = _ring_excess(py, _log_power(py), geo, wmask, neighbours)
     e_out = float(excess_out[rings].sum())
@@ -731,14 +722,14 @@ def _measure_plane(
     vin, vout = x[fg], y[fg]
     stride = max(1, vin.size // MEDIAN_SAMPLE)
     return _PlaneResult(
-        e_in=e_in,
+        e_in=wedge.excess,
         e_out=e_out,
         out_in=out_in,
         out_removed=out_removed,
-        e_base=e_base,
+        e_base=wedge.expected,
         direction=wedge.direction,
-        angles=wedge.angles if found else (),
-        found=found,
+        angles=wedge.angles,
+        found=wedge.found,
         fg_in=vin[::stride].copy(),
         fg_out=vout[::stride].copy(),
         sum_in=float(vin.sum()),
@@ -969,11 +960,4 @@ def write_stripe_csv(
 ) -> Path:
     """Write rows of :func:`stripe_rows` to a CSV file, atomically; an existing file is
     replaced only with ``overwrite=True`` (else :class:`RestoreInputError`)."""
-    target = Path(path)
-    check_outputs([target], overwrite=overwrite)
-    with atomic_path(target) as tmp, open(tmp, "w", newline="", encoding="utf-8") as fh:
-        writer = csv.DictWriter(fh, fieldnames=CSV_COLUMNS)
-        writer.writeheader()
-        for row in rows:
-            writer.writerow({k: row.get(k, "") for k in CSV_COLUMNS})
-    return target
+    return write_csv_rows(path, rows, CSV_COLUMNS, overwrite=overwrite)

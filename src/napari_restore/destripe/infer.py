@@ -308,12 +308,11 @@ def _prepare(
     )
 
 
-def _unchanged(image: Any, index: tuple[int, ...], job: _Job) -> np.ndarray:
+def _unchanged(plane: np.ndarray, dtype: np.dtype) -> np.ndarray:
     """A plane left as it is (no stripe evidence), in the output dtype."""
-    plane = np.asarray(image[index])
-    if plane.dtype == job.dtype:
+    if plane.dtype == dtype:
         return plane.copy()
-    return cast_clipped(plane.astype(np.float64), job.dtype)
+    return cast_clipped(plane.astype(np.float64), dtype)
 
 
 def _destripe_planes(
@@ -341,9 +340,8 @@ def _destripe_planes(
     done = 0
     for g0 in range(0, len(indices), group):
         chunk = indices[g0 : g0 + group]
-        planes = np.stack([np.asarray(image[i]) for i in chunk])
-        if job.vertical:
-            planes = planes.swapaxes(-1, -2)
+        raw = np.stack([np.asarray(image[i]) for i in chunk])
+        planes = raw.swapaxes(-1, -2) if job.vertical else raw
         wedges = [stripe_evidence(p) if job.only_striped or job.cleanup else None for p in planes]
         run = [k for k, w in enumerate(wedges) if not job.only_striped or w.striped]
         units = per_plane * len(chunk)
@@ -368,7 +366,7 @@ def _destripe_planes(
             y = y.swapaxes(-1, -2)
         ran = set(run)
         for k, (i, plane) in enumerate(zip(chunk, y, strict=True)):
-            sink(i, cast_clipped(plane, job.dtype) if k in ran else _unchanged(image, i, job))
+            sink(i, cast_clipped(plane, job.dtype) if k in ran else _unchanged(raw[k], job.dtype))
         done += units
     return None
 

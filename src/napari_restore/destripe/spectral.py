@@ -34,12 +34,12 @@ from scipy import fft as sfft
 
 from napari_restore.stripe_meter import (
     MIN_PLANE,
-    SIG_RING,
     StripeWedge,
     find_stripe_wedge,
     periodic_spectrum,
     ring_excess,
     spectrum_rings,
+    stripe_rings,
 )
 
 # Angle bins that count as stripe lines when deciding whether to destripe: above the angular
@@ -76,7 +76,7 @@ def stripe_evidence(plane: np.ndarray, *, max_angle: float = 30.0) -> StripeWedg
     if min(plane.shape) < MIN_PLANE:  # too few frequencies to tell stripes from content
         half = (plane.shape[0], plane.shape[1] // 2 + 1)
         none = np.zeros(half, dtype=bool)
-        rings = np.zeros(int(np.hypot(*plane.shape)) + 2, dtype=bool)
+        rings = np.zeros(int(spectrum_rings(plane.shape).max()) + 1, dtype=bool)
         return StripeWedge(False, "horizontal", (), none, none, rings, 0.0, 0.0)
     return find_stripe_wedge(
         plane,
@@ -97,7 +97,7 @@ def _cap(z: np.ndarray, wedge: StripeWedge, min_ring: int) -> np.ndarray:
     excess, expected, size = ring_excess(power, wedge, shape)
     # Only rings where stripes show in the input *and still stand out in z* (the network may
     # have removed them already; then the wedge holds image content, which must stay).
-    left = wedge.rings & (excess > SIG_RING * np.sqrt(np.maximum(size, 1.0)) * expected)
+    left = wedge.rings & stripe_rings(excess, expected, size)
     rings = spectrum_rings(shape)
     level = expected[rings]
     sel = wedge.mask & left[rings] & (rings >= min_ring) & (power > level) & (level > 0)
