@@ -21,7 +21,6 @@ can differ from both by that chunk-wise shift.
 
 from __future__ import annotations
 
-import functools
 import os
 import shutil
 from collections.abc import Sequence
@@ -53,6 +52,8 @@ from napari_restore.engine.blockwise import (
     resume_or_start,
     run_blocks,
     share_model,
+    worker_array,
+    worker_input,
     worker_model,
     worker_threads,
 )
@@ -89,20 +90,6 @@ class _DenoiseTask:
     shift: float = 0.0
 
 
-@functools.lru_cache(maxsize=4)
-def _open_input(path: str) -> Any:
-    from napari_restore.io import open_image
-
-    return open_image(path)
-
-
-@functools.lru_cache(maxsize=8)
-def _open_array(path: str) -> Any:
-    import zarr
-
-    return zarr.open_array(path, mode="r+")
-
-
 def _finish(y: np.ndarray, task: _DenoiseTask) -> np.ndarray:
     """The last steps of ``denoise.infer._denoise_one``, on float32 in the same order."""
     if task.intensity == "mean":
@@ -118,7 +105,7 @@ def denoise_block(index: int, block: tuple[slice, ...], task: _DenoiseTask) -> d
     from napari_restore.core.device import autocast
     from napari_restore.engine.tiling import TileSettings, region_tiling, tile_predict_region
 
-    image = _open_input(task.input_path)
+    image = worker_input(task.input_path)
     net, _ = worker_model(task.model, task.device)
     dev = next(net.parameters()).device
     settings = TileSettings(task.tile, task.overlap, task.batch_size, task.multiple)
@@ -148,17 +135,17 @@ def denoise_block(index: int, block: tuple[slice, ...], task: _DenoiseTask) -> d
             "in_sum": float(own.sum(dtype=np.float64)),
             "n": int(own.size),
         }
-        _open_array(task.scratch_array)[block] = y
+        worker_array(task.scratch_array)[block] = y
     else:
-        _open_array(task.output_array)[block] = _finish(y, task)
+        worker_array(task.output_array)[block] = _finish(y, task)
     BlockRecord(task.store).mark(index, payload)
     return {"index": index, "pid": os.getpid(), "threads": worker_threads()}
 
 
 def shift_block(index: int, block: tuple[slice, ...], task: _DenoiseTask) -> dict[str, Any]:
     """On a worker, stage 2: shift, rescale and cast one block of the raw output."""
-    y = np.asarray(_open_array(task.scratch_array)[block])
-    _open_array(task.output_array)[block] = _finish(y, task)
+    y = np.asarray(worker_array(task.scratch_array)[block])
+    worker_array(task.output_array)[block] = _finish(y, task)
     BlockRecord(task.store, "final").mark(index)
     return {"index": index, "pid": os.getpid()}
 

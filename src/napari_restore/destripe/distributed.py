@@ -18,7 +18,6 @@ travel through the scheduler.
 
 from __future__ import annotations
 
-import functools
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -50,6 +49,8 @@ from napari_restore.engine.blockwise import (
     resume_or_start,
     run_blocks,
     share_model,
+    worker_array,
+    worker_input,
     worker_model,
     worker_threads,
 )
@@ -85,20 +86,6 @@ class _BlockTask:
     dtype: str
 
 
-@functools.lru_cache(maxsize=4)
-def _open_input(path: str) -> Any:
-    from napari_restore.io import open_image
-
-    return open_image(path)
-
-
-@functools.lru_cache(maxsize=4)
-def _open_output(path: str) -> Any:
-    import zarr
-
-    return zarr.open_array(path, mode="r+")
-
-
 def destripe_block(index: int, block: tuple[slice, ...], task: _BlockTask) -> dict[str, Any]:
     """On a worker: destripe one block of the output, write it and record it.
 
@@ -109,7 +96,7 @@ def destripe_block(index: int, block: tuple[slice, ...], task: _BlockTask) -> di
     """
     from napari_restore.engine.tiling import region_tiling, tile_predict_region
 
-    image = _open_input(task.input_path)
+    image = worker_input(task.input_path)
     net, _ = worker_model(task.model, task.device)
     from napari_restore.core.device import autocast
 
@@ -138,7 +125,7 @@ def destripe_block(index: int, block: tuple[slice, ...], task: _BlockTask) -> di
     if task.vertical:
         y = y.swapaxes(-1, -2)
     out_shape = tuple(s.stop - s.start for s in block)
-    _open_output(task.output_array)[block] = cast_clipped(y, np.dtype(task.dtype)).reshape(
+    worker_array(task.output_array)[block] = cast_clipped(y, np.dtype(task.dtype)).reshape(
         out_shape
     )
     BlockRecord(task.store).mark(index)

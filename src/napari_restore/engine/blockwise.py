@@ -26,6 +26,7 @@ and are deterministic, so the output is the same.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import math
@@ -395,6 +396,23 @@ def _worker_gpu(device: Any) -> Any:
     except (ImportError, ValueError):
         return device
     return f"cuda:{name % n}" if n > 1 and isinstance(name, int) else device
+
+
+@functools.lru_cache(maxsize=4)
+def worker_input(path: str) -> Any:
+    """On a worker: the input volume, opened lazily once per path
+    (:func:`napari_restore.io.open_image`)."""
+    from napari_restore.io import open_image
+
+    return open_image(path)
+
+
+@functools.lru_cache(maxsize=8)
+def worker_array(path: str) -> Any:
+    """On a worker: a zarr array of the output store, opened once per path for writing."""
+    import zarr
+
+    return zarr.open_array(path, mode="r+")
 
 
 def worker_threads() -> int:
