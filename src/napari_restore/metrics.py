@@ -21,7 +21,6 @@ Two backends give the same numbers: ``"numpy"`` (scipy Gaussian filters, the ref
 
 from __future__ import annotations
 
-import csv
 import math
 import os
 from collections.abc import Callable, Iterator, Sequence
@@ -33,7 +32,7 @@ import numpy as np
 from scipy import ndimage
 
 from napari_restore.core.arrays import as_array_like, finite_float64
-from napari_restore.core.files import atomic_path, check_outputs
+from napari_restore.core.files import write_csv_rows
 from napari_restore.core.progress import Progress, ProgressGenerator, each_or_error, run_to_end
 from napari_restore.errors import RestoreInputError
 
@@ -435,11 +434,4 @@ def write_metrics_csv(
     -------
     pathlib.Path
     """
-    target = Path(path)
-    check_outputs([target], overwrite=overwrite)
-    with atomic_path(target) as tmp, open(tmp, "w", newline="", encoding="utf-8") as fh:
-        writer = csv.DictWriter(fh, fieldnames=CSV_COLUMNS)
-        writer.writeheader()
-        for row in rows:
-            writer.writerow({k: row.get(k, "") for k in CSV_COLUMNS})
-    return target
+    return write_csv_rows(path, rows, CSV_COLUMNS, overwrite=overwrite)

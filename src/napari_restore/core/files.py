@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import csv
 import glob
 import os
 import shutil
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from napari_restore.errors import RestoreInputError
 
@@ -165,3 +167,30 @@ def check_outputs(
                 "replace it."
             )
         _writable_dir(out)
+
+
+def write_csv_rows(
+    path: str | os.PathLike[str],
+    rows: Iterable[Mapping[str, Any]],
+    columns: Sequence[str],
+    *,
+    overwrite: bool = False,
+) -> Path:
+    """Write rows to a CSV file with the given columns (missing keys empty), atomically.
+
+    An existing file is replaced only with ``overwrite=True`` (else
+    :class:`~napari_restore.errors.RestoreInputError`, before anything is written).
+
+    Returns
+    -------
+    pathlib.Path
+        The file written.
+    """
+    target = Path(path)
+    check_outputs([target], overwrite=overwrite)
+    with atomic_path(target) as tmp, open(tmp, "w", newline="", encoding="utf-8") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(columns))
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({k: row.get(k, "") for k in columns})
+    return target
