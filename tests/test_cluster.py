@@ -30,7 +30,7 @@ from napari_restore.engine.tiling import (  # noqa: E402
     tile_predict_region,
 )
 from napari_restore.errors import RestoreInputError  # noqa: E402
-from napari_restore.io import open_image, read_image  # noqa: E402
+from napari_restore.io import open_image, read_image, read_image_metadata  # noqa: E402
 from napari_restore.models.rescbam_unet import ResCBAMUNet  # noqa: E402
 
 SHAPE = (3, 150, 170)
@@ -335,3 +335,46 @@ def test_single_process_ome_zarr_output_keeps_the_calibration(data):
     assert level0.scale == SCALE
     assert level0.axes_units == UNITS
     np.testing.assert_array_equal(read_image(out), data["ref"])
+
+
+def test_ngff_05_input_gives_ngff_05_output_equal_to_the_single_process_path(client, data):
+    """NGFF 0.5 (zarr format 3) in: the cluster output is NGFF 0.5 too, valid, calibrated, and
+    equal to the single-process result on the same volume."""
+    image = ngff_zarr.to_ngff_image(
+        data["volume"], dims=["z", "y", "x"], scale=SCALE, axes_units=UNITS
+    )
+    inp = data["root"] / "in05.ome.zarr"
+    with dask.config.set(scheduler="threads"):  # not on the test cluster
+        ngff_zarr.to_ome_zarr(
+            str(inp), ngff_zarr.to_multiscales(image, scale_factors=[], chunks=(1, 64, 64)), "0.5"
+        )
+    assert read_image_metadata(inp).version == "0.5"
+    out = data["root"] / "out05.ome.zarr"
+    destripe_volume(inp, out, data["model"], client=client, block_shape=(1, 150, 96), **OPTS)
+    import zarr
+
+    group = zarr.open_group(str(out), mode="r")
+    assert group.metadata.zarr_format == 3
+    assert group.attrs["ome"]["version"] == "0.5"
+    level0 = ngff_zarr.from_ome_zarr(str(out), validate=True).images[0]
+    assert level0.scale == SCALE
+    assert level0.axes_units == UNITS
+    got = read_image(out)
+    assert np.abs(got.astype(np.int32) - data["ref"]).max() <= 1
+    assert BlockRecord(out).is_complete
+
+
+def test_workers_keep_compression_within_their_threads(client, data):
+    """Blosc and zarr's codec pool would use every core of the node in each worker process;
+    after a block a worker uses its own thread count (1 here) for them too."""
+    destripe_volume(
+        data["input"], data["root"] / "threads.ome.zarr", data["model"], client=client, **OPTS
+    )
+
+    def threads() -> tuple[int, int]:
+        import numcodecs.blosc
+        import zarr
+
+        return numcodecs.blosc.get_nthreads(), zarr.config.get("threading.max_workers")
+
+    assert set(client.run(threads).values()) == {(1, 1)}

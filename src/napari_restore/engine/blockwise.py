@@ -348,6 +348,8 @@ class ModelPlugin:
 
     def setup(self, worker: Any = None) -> None:
         _BLOBS[self.blob.digest] = self.blob
+        nthreads = getattr(getattr(worker, "state", None), "nthreads", None)
+        limit_worker_threads(int(nthreads) if nthreads else None)
 
     def teardown(self, worker: Any = None) -> None:
         _BLOBS.pop(self.blob.digest, None)
@@ -398,12 +400,33 @@ def _worker_gpu(device: Any) -> Any:
     return f"cuda:{name % n}" if n > 1 and isinstance(name, int) else device
 
 
+def limit_worker_threads(threads: int | None = None) -> int:
+    """On a worker: keep (de)compression within the worker's threads.
+
+    Blosc and zarr's codec pool default to every core of the node, so each worker process
+    would compete with the others for the cores dask gave them. Called when a model reaches a
+    worker and when a worker opens an array. Returns the thread count.
+    """
+    threads = threads or worker_threads()
+    try:
+        import numcodecs.blosc
+
+        numcodecs.blosc.set_nthreads(threads)
+    except ImportError:  # pragma: no cover - numcodecs comes with zarr
+        pass
+    import zarr
+
+    zarr.config.set({"threading.max_workers": threads})
+    return threads
+
+
 @functools.lru_cache(maxsize=4)
 def worker_input(path: str) -> Any:
     """On a worker: the input volume, opened lazily once per path
     (:func:`napari_restore.io.open_image`)."""
     from napari_restore.io import open_image
 
+    limit_worker_threads()
     return open_image(path)
 
 
@@ -412,6 +435,7 @@ def worker_array(path: str) -> Any:
     """On a worker: a zarr array of the output store, opened once per path for writing."""
     import zarr
 
+    limit_worker_threads()
     return zarr.open_array(path, mode="r+")
 
 
