@@ -299,7 +299,9 @@ def main() -> None:
         torch.set_num_threads(os.cpu_count() or 1)  # the single process may use every core
         before = load()
         t = time.perf_counter()
-        destripe_file(inp, out, None, device="cpu")
+        # The network alone, as on the cluster (the per-plane evidence check and clean-up
+        # need whole planes and are not part of the blockwise path).
+        destripe_file(inp, out, None, device="cpu", only_striped=False, cleanup=False)
         single = time.perf_counter() - t
         save(
             "real_single_process",
