@@ -144,16 +144,20 @@ def run_loop_until(condition: Callable[[], bool], timeout: float) -> None:
     deadline = time.monotonic() + timeout
     check = QTimer()
     check.setInterval(50)
+    met = [False]
 
     def poll() -> None:
-        if condition() or time.monotonic() > deadline:
+        # Decide once, here: a second evaluation after the loop could see a job that started
+        # since (a debounced preview firing) and call a finished wait a timeout.
+        met[0] = bool(condition())
+        if met[0] or time.monotonic() > deadline:
             loop.quit()
 
     check.timeout.connect(poll)
     check.start()
     loop.exec_()
     check.stop()
-    if not condition():
+    if not met[0]:
         raise TimeoutError("the job did not finish in time")
 
 
@@ -352,7 +356,14 @@ def jobs(seconds: float, only: set[str], results: list[dict[str, Any]]) -> None:
         [maize] = viewer.open_sample(PLUGIN, "maize")
         sim = dock("simulator")
         sim.image.value = maize
-        run_loop_until(lambda: sim._preview_job is None, 300)
+
+        def preview_idle() -> bool:
+            return (
+                sim._preview_job is None and not sim._preview_pending and not sim._timer.isActive()
+            )
+
+        # The first preview (debounced) is drawn before the measured edits start.
+        run_loop_until(lambda: sim._preview_layer is not None and preview_idle(), 300)
 
         def edit() -> None:
             # Edits as a user makes them: each restarts the debounced preview.
@@ -372,7 +383,7 @@ def jobs(seconds: float, only: set[str], results: list[dict[str, Any]]) -> None:
             measure(
                 "Stripe Simulator preview (5 edits)",
                 several_edits,
-                lambda: state["n"] == 1 and sim._preview_job is None,
+                lambda: state["n"] == 1 and preview_idle(),
                 60,
             )
         )
