@@ -12,6 +12,7 @@ from napari_restore.destripe.spectral import (
     LOG_OFFSET,
     MIN_CAP_RING,
     cap_stripe_wedge,
+    keep_stripe_shaped,
     stripe_evidence,
 )
 from napari_restore.models.rescbam_unet import ResCBAMUNet
@@ -116,6 +117,39 @@ def test_cap_keeps_the_mean_and_everything_outside_the_wedge():
     # Without stripe evidence nothing changes.
     clean = cells()
     np.testing.assert_array_equal(cap_stripe_wedge(clean, clean, stripe_evidence(clean)), clean)
+
+
+def test_only_the_stripe_shaped_part_of_the_correction_is_kept():
+    """A network output that removed the stripes *and* invented a round blob: the blob goes,
+    the stripe correction stays."""
+    clean = cells(seed=6)
+    striped = with_stripes(clean, seed=7)
+    wedge = stripe_evidence(striped)
+    assert wedge.striped
+    yy, xx = np.mgrid[: clean.shape[0], : clean.shape[1]]
+    # A small round object (sigma 3 px) brightened by 45 %: round, so mostly outside the band
+    # (large smooth objects live at the lowest frequencies, which the band keeps whole).
+    blob = 1 + 0.5 * np.exp(-((yy - 128.0) ** 2 + (xx - 150.0) ** 2) / (2 * 3.0**2))
+    output = (clean * blob).astype(np.float32)  # stripes gone, an object brightened
+    kept = keep_stripe_shaped(output, striped, wedge)
+    assert kept.dtype == np.float32 and kept.shape == clean.shape
+    inside = (yy - 128.0) ** 2 + (xx - 150.0) ** 2 < 2.0**2
+
+    def brightened(a: np.ndarray) -> float:
+        return float(np.median(a[inside] / clean[inside])) - 1
+
+    def err(a: np.ndarray) -> float:
+        return float(np.mean(np.abs(a - clean)))
+
+    assert brightened(output) > 0.4
+    assert brightened(kept) < 0.5 * brightened(output)  # most of the invented change is gone
+    # ... while the stripes stay removed: far closer to the truth than the input.
+    assert err(kept) < 0.15 * err(striped)
+    # A correction that is stripe-shaped already passes through (up to the band's edges).
+    assert err(keep_stripe_shaped(clean, striped, wedge)) < 0.1 * err(striped)
+    # No stripe evidence: the output is returned as it is.
+    plain = cells(seed=8)
+    np.testing.assert_array_equal(keep_stripe_shaped(output, plain, stripe_evidence(plain)), output)
 
 
 def test_cleanup_removes_stripes_the_network_leaves():

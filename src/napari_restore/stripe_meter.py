@@ -632,6 +632,23 @@ def stripe_rings(excess: np.ndarray, expected: np.ndarray, size: np.ndarray) -> 
     return _stripe_rings(excess, expected, size)
 
 
+def stripe_band(
+    shape: tuple[int, int], angles: tuple[float, ...], margin_deg: float, min_steps: float
+) -> np.ndarray:
+    """Boolean ``rfft2`` mask of a ``shape`` plane: where horizontal stripes at ``angles``
+    (degrees from the x axis) can put power, widened by ``margin_deg`` and, near the origin
+    where a degree is less than a frequency step, by ``min_steps`` frequency steps (finite
+    stripes spread that far across their line). The DC term is not in it."""
+    geo = _geometry(int(shape[0]), int(shape[1]))
+    mask = np.zeros(geo.rho.shape, dtype=bool)
+    reach = np.float32(min_steps * geo.step)
+    for angle in angles or (0.0,):
+        off = (geo.theta_h - np.float32(angle) + 90.0) % 180.0 - 90.0
+        mask |= np.abs(off) <= margin_deg
+        mask |= geo.rho * np.abs(np.sin(np.radians(off))) <= reach
+    return mask & ~geo.dc
+
+
 def spectrum_rings(shape: tuple[int, int]) -> np.ndarray:
     """Ring index (one frequency step wide) of every ``rfft2`` pixel of a ``shape`` plane."""
     return _geometry(int(shape[0]), int(shape[1])).ring

@@ -131,10 +131,10 @@ class DestripeWidget(Container):
         self.cleanup = CheckBox(
             text="spectral clean-up of fine stripes",
             value=True,
-            tooltip="After the network, bring the stripe direction of the spectrum down to the "
-            "level of the neighbouring directions, where the input shows stripes: removes fine, "
-            "long stripes the network leaves. The mean intensity and all other directions are "
-            "untouched.",
+            tooltip="After the network, keep only the stripe-shaped part of its correction "
+            "(what it changed along other directions is dropped), then bring the stripe "
+            "direction of the spectrum down to the level of the neighbouring directions where "
+            "the input shows stripes: removes fine, long stripes the network leaves.",
         )
         self.run_button = PushButton(text="Destripe")
         self.meter = Label(value="", label="")

@@ -122,8 +122,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--no-cleanup",
         action="store_true",
-        help="skip the spectral clean-up after the network (by default the stripe wedge of "
-        "the spectrum is brought down to its neighbours' level where the input shows stripes)",
+        help="skip the spectral clean-up after the network (by default only the "
+        "stripe-shaped part of the network's correction is kept, and the stripe wedge of the "
+        "spectrum is brought down to its neighbours' level where the input shows stripes)",
     )
     p.add_argument(
         "--tile", type=_positive_int, default=None, help="tile edge (default: from memory)"

@@ -51,7 +51,11 @@ from napari_restore.destripe.data import (
     normalise,
     sample_plane_indices,
 )
-from napari_restore.destripe.spectral import cap_stripe_wedge, stripe_evidence
+from napari_restore.destripe.spectral import (
+    cap_stripe_wedge,
+    keep_stripe_shaped,
+    stripe_evidence,
+)
 from napari_restore.engine.model_files import load_model, model_paths
 from napari_restore.engine.options import InferenceOptions
 from napari_restore.engine.tiling import TileSettings, auto_tile_size, count_tiles, tile_predict
@@ -361,7 +365,8 @@ def _destripe_planes(
             y[run] = denormalise(result, job.lo, job.hi)
             if job.cleanup:
                 for k in run:
-                    y[k] = cap_stripe_wedge(y[k], planes[k], wedges[k])
+                    shaped = keep_stripe_shaped(y[k], planes[k], wedges[k])
+                    y[k] = cap_stripe_wedge(shaped, planes[k], wedges[k])
         if job.vertical:
             y = y.swapaxes(-1, -2)
         ran = set(run)
@@ -400,9 +405,11 @@ def destripe_progress(
         Leave planes whose spectrum shows no stripes unchanged (default; see
         :mod:`napari_restore.destripe.spectral`). ``False`` runs the network on every plane.
     cleanup : bool
-        After the network, scale the stripe wedge of the spectrum down to its neighbours'
-        level on the rings where the input shows stripes (default; removes fine long stripes
-        the network leaves; mean intensity and everything outside the wedge untouched).
+        After the network, keep only the stripe-shaped part of its correction (the band of
+        the spectrum around the input's stripe angles, in the log domain), then scale the
+        stripe wedge down to its neighbours' level on the rings where the input shows stripes
+        (default; drops what the network changed at other orientations and removes fine long
+        stripes it leaves; see :mod:`napari_restore.destripe.spectral`).
     **option_fields
         Fields of ``options`` given one by one instead, e.g. ``device="cpu", tile=256``.
 

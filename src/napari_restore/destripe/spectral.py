@@ -1,6 +1,6 @@
 """Stripe evidence and a spectral clean-up around the network (per plane).
 
-Two steps bracket the U-Net in :func:`napari_restore.destripe.infer.destripe`, both built on the
+Three steps bracket the U-Net in :func:`napari_restore.destripe.infer.destripe`, both built on the
 stripe meter's spectral geometry (:func:`napari_restore.stripe_meter.find_stripe_wedge`):
 
 **Evidence.** A plane whose spectrum shows no stripe wedge (no stripe lines standing out of the
@@ -12,6 +12,12 @@ The detection thresholds are lower than the meter's (:data:`DETECT_PEAK_MAD`,
 held-out validation crops (``benchmarks/bench_destripe.py --set heldout``): clean crops flagged
 3 of 16 (meter thresholds: 2), simulator tilted stripes found on 14 of 16 (meter thresholds: 7),
 regular and Gaussian stripes on 15-16 of 16.
+
+**Stripe-shaped correction.** What the network changed is kept only where stripes can put
+power: its correction ``log(output + eps) - log(input + eps)`` is projected onto the band of
+the spectrum around the input's stripe angles (:func:`keep_stripe_shaped`), so the output
+differs from the input by stripe-like factors (plus their mean), never by round blobs or
+texture the network invented.
 
 **Clean-up.** The network removes local stripe structure but leaves fine, long stripes that it
 has not seen in training (e.g. the dense one-pixel lines of SmartSPIM planes). After the network,
@@ -39,6 +45,7 @@ from napari_restore.stripe_meter import (
     periodic_spectrum,
     ring_excess,
     spectrum_rings,
+    stripe_band,
     stripe_rings,
 )
 
@@ -55,6 +62,10 @@ MIN_CAP_RING = 8
 MIN_CAP_EDGE = 256
 # Log offset of the clean-up, as a share of the input's 1st-99.9th percentile range.
 LOG_OFFSET = 0.01
+# The stripe band that the network's correction is kept in: the input's stripe angles
+# widened by this many degrees, and by this many frequency steps across near the origin.
+BAND_MARGIN_DEG = 10.0
+BAND_MIN_STEPS = 3.0
 
 
 def stripe_evidence(plane: np.ndarray, *, max_angle: float = 30.0) -> StripeWedge:
@@ -106,6 +117,67 @@ def _cap(z: np.ndarray, wedge: StripeWedge, min_ring: int) -> np.ndarray:
     return sfft.irfft2(spec * gain, s=shape).astype(np.float32) + smooth
 
 
+def _log_offset(x: np.ndarray) -> np.float32:
+    """``eps`` of ``log(I + eps)``: :data:`LOG_OFFSET` of the 1st-99.9th percentile range,
+    plus the plane's negative part."""
+    lo, hi = np.percentile(x, (1.0, 99.9))
+    return np.float32(LOG_OFFSET * max(float(hi - lo), 1e-12) + max(0.0, -float(x.min())))
+
+
+def keep_stripe_shaped(
+    restored: np.ndarray,
+    input_plane: np.ndarray,
+    wedge: StripeWedge,
+    *,
+    margin_deg: float = BAND_MARGIN_DEG,
+    min_steps: float = BAND_MIN_STEPS,
+) -> np.ndarray:
+    """Keep only the stripe-shaped part of the network's correction.
+
+    The correction ``log(restored + eps) - log(input + eps)`` is projected onto the band of
+    the spectrum where the input's stripes lie (:func:`napari_restore.stripe_meter.stripe_band`
+    around ``wedge.angles``); what the network changed at other orientations (round objects
+    filled in or dimmed, texture) is dropped, so the output differs from the input by stripe-like
+    factors only. The correction's mean (DC) and its smooth border part are kept.
+
+    Parameters
+    ----------
+    restored : numpy.ndarray
+        ``(Y, X)`` network output, in the input's intensity units.
+    input_plane : numpy.ndarray
+        The striped input plane.
+    wedge : StripeWedge
+        :func:`stripe_evidence` of the input plane; nothing is done unless ``wedge.striped``.
+    margin_deg, min_steps : float
+        Widening of the band around the stripe angles (degrees; frequency steps near the
+        origin, where finite stripes spread their power across the line).
+
+    Returns
+    -------
+    numpy.ndarray
+        float32 plane of the same shape.
+
+    Notes
+    -----
+    On the 16 held-out crops (network outputs cached, both stripe generators) the projection
+    raised mean PSNR over the network alone by 0.04-0.70 dB for every stripe type, and lowered
+    the stripe meter's structure change on the bundled SmartSPIM plane (0.21 % to 0.10 %).
+    """
+    z = np.asarray(restored, dtype=np.float32)
+    if not wedge.striped or min(z.shape) < MIN_PLANE:
+        return z.copy()
+    x = np.asarray(input_plane, dtype=np.float32)
+    eps = _log_offset(x)
+    log_x = np.log(np.maximum(x, 0) + eps)
+    change = np.log(np.maximum(z, 0) + eps) - log_x
+    spec = periodic_spectrum(change)
+    smooth = change - sfft.irfft2(spec, s=change.shape).astype(np.float32)
+    band = stripe_band(change.shape, wedge.angles, margin_deg, min_steps)
+    band[0, 0] = True  # the mean correction stays
+    kept = sfft.irfft2(spec * band, s=change.shape).astype(np.float32) + smooth
+    return (np.exp(log_x + kept) - eps).astype(np.float32)
+
+
 def cap_stripe_wedge(
     restored: np.ndarray,
     input_plane: np.ndarray,
@@ -146,8 +218,7 @@ def cap_stripe_wedge(
     if not wedge.striped or min(z.shape) < MIN_CAP_EDGE:
         return z.copy()
     x = np.asarray(input_plane, dtype=np.float32)
-    lo, hi = np.percentile(x, (1.0, 99.9))
-    eps = np.float32(LOG_OFFSET * max(float(hi - lo), 1e-12) + max(0.0, -float(x.min())))
+    eps = _log_offset(x)
     log_wedge = stripe_evidence(np.log(np.maximum(x, 0) + eps))
     use = log_wedge if log_wedge.striped else wedge
     capped = _cap(np.log(np.maximum(z, 0) + eps), use, min_ring)
@@ -155,11 +226,14 @@ def cap_stripe_wedge(
 
 
 __all__ = [
+    "BAND_MARGIN_DEG",
+    "BAND_MIN_STEPS",
     "DETECT_PEAK_MAD",
     "DETECT_PEAK_RATIO",
     "LOG_OFFSET",
     "MIN_CAP_EDGE",
     "MIN_CAP_RING",
     "cap_stripe_wedge",
+    "keep_stripe_shaped",
     "stripe_evidence",
 ]
