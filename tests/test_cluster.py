@@ -330,7 +330,9 @@ def test_dock_processes_the_whole_volume_to_a_file(make_napari_viewer, qtbot, cl
 def test_single_process_ome_zarr_output_keeps_the_calibration(data):
     """The single-process path writes OME-Zarr through ngff-zarr with the input's axes, scale
     and units (no longer a hand-written block with every scale 1)."""
-    out = destripe_file(data["input"], data["root"] / "single.ome.zarr", data["model"], **OPTS)
+    out = destripe_file(
+        data["input"], data["root"] / "single.ome.zarr", data["model"], **OPTS, **NETWORK_ONLY
+    )
     level0 = ngff_zarr.from_ome_zarr(str(out), validate=True).images[0]
     assert level0.scale == SCALE
     assert level0.axes_units == UNITS

@@ -178,3 +178,17 @@ def test_the_learning_rate_follows_the_start(viewer):
     assert widget.learning_rate.value == pytest.approx(CPU_FINETUNE_LR)
     widget.start.value = SCRATCH
     assert widget.learning_rate.value == pytest.approx(CPU_DEFAULTS["learning_rate"])
+
+
+def test_denoise_dock_fits_a_1000_px_screen(make_napari_viewer):
+    """With its loss plot and previews, the dock leaves room for the viewer's title and menus;
+    the settings most people leave alone are folded away but still set the training."""
+    viewer = make_napari_viewer()
+    _, widget = viewer.window.add_plugin_dock_widget("napari-restore", "Denoise (SRDTrans)")
+    native = widget.native
+    assert native.sizeHint().height() <= 900
+    assert native.minimumSizeHint().height() <= 900
+    assert not widget.advanced_section.isExpanded()
+    widget.learning_rate.value = 1e-4
+    widget.seed.value = 3
+    assert widget.config().learning_rate == 1e-4 and widget.config().seed == 3

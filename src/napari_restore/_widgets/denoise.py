@@ -140,18 +140,20 @@ class DenoiseWidget(TrainingDock, Container):
         self.stop_button.text = "Stop / Cancel"
         self.runner = JobRunner(self.progress, self.status, self.stop_button)
         self.volume = VolumePanel(napari_viewer, self, self._start_volume, "denoised")
+        # The settings most people leave alone fold away, so the dock with its plots fits a
+        # 1000-px screen (unfolded it asked for 1083 px at least).
+        advanced = Container(
+            widgets=[self.patch_t, self.patch_xy, self.epochs, self.learning_rate, self.seed]
+        )
+        advanced.margins = (0, 0, 0, 0)
+        self.advanced = advanced
         super().__init__(
             widgets=[
                 self.image,
                 self.stack_axis,
                 self.stack_info,
                 self.start,
-                self.patch_t,
-                self.patch_xy,
                 self.minutes,
-                self.epochs,
-                self.learning_rate,
-                self.seed,
                 device_row,
                 train_row,
                 self.model,
@@ -161,9 +163,16 @@ class DenoiseWidget(TrainingDock, Container):
                 *files,
                 status,
                 self.advice,
-                self.volume,
             ]
         )
+        from superqt import QCollapsible
+
+        self.advanced_section = QCollapsible("Training settings (patches, rate, epochs, seed)")
+        self.advanced_section.addWidget(advanced.native)
+        self.native.layout().insertWidget(5, self.advanced_section)
+        self.volume_section = QCollapsible("Whole volume to a file (cluster)")
+        self.volume_section.addWidget(self.volume.native)
+        self.native.layout().addWidget(self.volume_section)
         self.curves = TrainingCurves(("total", "l1", "mse"), ())
         self.preview = ImagePreview(("input", "output"))
         self.native.layout().addWidget(self.curves.plot)
