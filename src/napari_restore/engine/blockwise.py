@@ -339,7 +339,8 @@ class ModelPlugin:
     """Worker plugin that carries one model to every worker, once.
 
     The scheduler keeps registered plugins and gives them to workers that join later (or
-    restart after a crash), so a killed worker's replacement gets the model too.
+    restart after a crash), so a killed worker's replacement gets the model too. Its setup
+    also bounds the worker's compression threads (:func:`limit_worker_threads`).
     """
 
     def __init__(self, blob: ModelBlob) -> None:
@@ -404,8 +405,9 @@ def limit_worker_threads(threads: int | None = None) -> int:
     """On a worker: keep (de)compression within the worker's threads.
 
     Blosc and zarr's codec pool default to every core of the node, so each worker process
-    would compete with the others for the cores dask gave them. Called when a model reaches a
-    worker and when a worker opens an array. Returns the thread count.
+    would compete with the others for the cores dask gave them. Called by the model plugin's
+    setup, which every worker runs (replacements of killed workers too) before its first
+    block. Returns the thread count.
     """
     threads = threads or worker_threads()
     try:
@@ -426,7 +428,6 @@ def worker_input(path: str) -> Any:
     (:func:`napari_restore.io.open_image`)."""
     from napari_restore.io import open_image
 
-    limit_worker_threads()
     return open_image(path)
 
 
@@ -435,7 +436,6 @@ def worker_array(path: str) -> Any:
     """On a worker: a zarr array of the output store, opened once per path for writing."""
     import zarr
 
-    limit_worker_threads()
     return zarr.open_array(path, mode="r+")
 
 
