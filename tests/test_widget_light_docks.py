@@ -52,3 +52,87 @@ def test_plots_are_drawn_off_the_gui_thread_and_shown(viewer, qtbot):
     [line] = plot.axes[0].get_lines()
     assert list(line.get_ydata()) == [1, 2, 3]
     assert plot._label.pixmap().height() >= 150
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="dlopen preload is for POSIX")
+def test_torch_libraries_load_before_the_import_and_the_import_reuses_them():
+    """Python's import maps torch's ~0.3 s of shared libraries while holding the GIL, so the
+    viewer froze even with the import in a background thread; the warm-up maps them first
+    through a ctypes dlopen, which releases the GIL."""
+    code = (
+        "import sys\n"
+        "from napari_restore._widgets._warmup import preload_shared_libraries\n"
+        "loaded = preload_shared_libraries('torch')\n"
+        "maps = open('/proc/self/maps').read()\n"
+        "print(len(loaded), 'torch' in sys.modules, all(p in maps for p in loaded))\n"
+        "import torch\n"
+        "print(float((torch.arange(4.0) * 2).sum()))\n"
+        "print(preload_shared_libraries('torch'), preload_shared_libraries('numpy'))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=300
+    )
+    assert out.stdout.split("\n")[:3] == ["1 False True", "12.0", "[] []"]
+
+
+def test_dock_jobs_run_at_a_lower_cpu_priority_than_the_viewer(qtbot):
+    """A job's thread, and threads it starts (torch's intra-op pool), yield the cores to the
+    viewer's thread on a small machine; the GUI thread itself keeps its priority."""
+    import os
+    import threading
+
+    from magicgui.widgets import Label, ProgressBar, PushButton
+
+    from napari_restore._widgets._common import JOB_NICENESS, JobRunner
+    from napari_restore.core.progress import Progress
+
+    if not sys.platform.startswith("linux"):
+        pytest.skip("per-thread niceness is Linux's")
+
+    def niceness() -> int:
+        return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+
+    gui_before = niceness()
+    seen: dict[str, int] = {}
+
+    def job():
+        seen["job"] = niceness()
+        child = threading.Thread(target=lambda: seen.setdefault("child", niceness()))
+        child.start()
+        child.join()
+        yield Progress(1, 1, "done")
+        return "result"
+
+    results = []
+    runner = JobRunner(ProgressBar(), Label(), PushButton())
+    runner.start(job(), on_done=results.append)
+    qtbot.waitUntil(lambda: results == ["result"], timeout=30_000)
+    assert seen["job"] >= JOB_NICENESS
+    assert seen["child"] >= JOB_NICENESS
+    assert niceness() == gui_before
+
+
+def test_training_curves_hand_over_without_waiting_for_a_drawing_in_progress(qtbot):
+    """The plot thread may be busy for up to a second on a loaded machine; a new report must
+    not make the viewer's thread wait for it (it did, through ``plot.axes``: 0.8 s stalls)."""
+    import threading
+
+    from napari_restore._widgets._training import TrainingCurves
+    from napari_restore.core.progress import Progress
+
+    curves = TrainingCurves(("total",), ("val_psnr",), min_interval=0.0)
+    qtbot.addWidget(curves.plot)
+    release = threading.Event()
+    curves.plot._request(lambda fig: release.wait(60))  # a drawing that lasts until released
+    threading.Timer(10, release.set).start()  # a waiting GUI thread is freed, and fails below
+    try:
+        curves.add(Progress(1, 10, "train", losses={"total": 0.5}))
+        curves.add(Progress(2, 10, "train", losses={"total": 0.4}, metrics={"val_psnr": 30.0}))
+        handed_over_while_busy = not release.is_set()
+    finally:
+        release.set()
+    assert handed_over_while_busy
+    curves.plot.wait()
+    loss_axes, val_axes = curves.plot.axes
+    assert list(loss_axes.get_lines()[0].get_ydata()) == [0.5, 0.4]
+    assert list(val_axes.get_lines()[0].get_ydata()) == [30.0]

@@ -6,14 +6,21 @@ heavy ones here: one daemon thread imports them in order, and callbacks register
 :func:`when_ready` run on the GUI thread once their modules are in. A job that starts before
 then simply imports what it needs in its own worker thread.
 
-(One part cannot move off the GUI thread's time: loading torch's C extension holds the GIL
-for a few hundred ms, once per session.)
+Python's import loads a C extension while holding the GIL, and loading torch's shared
+libraries takes ~0.3 s of relocations: the GUI thread stood still for that long even with the
+import in another thread. :func:`preload_shared_libraries` therefore loads them first through
+libc's ``dlopen`` called via ctypes, which releases the GIL for the call; the import then finds
+them loaded and holds the GIL only for the module's own initialisation.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import glob
 import importlib
+import importlib.util
+import os
 import queue
 import sys
 import threading
@@ -55,11 +62,56 @@ def _make_notifier() -> Any:
     return notifier
 
 
+#: Packages whose compiled extensions are loaded GIL-free before their import.
+SHARED_LIBRARIES = {"torch": ("_C*.so",)}
+
+
+def preload_shared_libraries(package: str) -> list[str]:
+    """Load ``package``'s big compiled extensions with the GIL released (POSIX only).
+
+    The libraries are mapped with ``RTLD_LOCAL``, as Python's import would; the later import
+    reuses them. Nothing is imported or initialised here, and any failure just leaves the
+    work to the import itself.
+
+    Parameters
+    ----------
+    package : str
+        A top-level package named in :data:`SHARED_LIBRARIES` (others load nothing).
+
+    Returns
+    -------
+    list of str
+        The paths that were loaded.
+    """
+    patterns = SHARED_LIBRARIES.get(package, ())
+    if not patterns or os.name != "posix" or package in sys.modules:
+        return []
+    try:
+        spec = importlib.util.find_spec(package)
+        folder = os.path.dirname(spec.origin) if spec and spec.origin else None
+        if folder is None:
+            return []
+        # A ctypes foreign call (CDLL, unlike PyDLL) runs with the GIL released.
+        dlopen = ctypes.CDLL(None).dlopen
+        dlopen.restype = ctypes.c_void_p
+        dlopen.argtypes = [ctypes.c_char_p, ctypes.c_int]
+    except (ImportError, ValueError, OSError, AttributeError):
+        return []
+    flags = getattr(sys, "getdlopenflags", lambda: os.RTLD_NOW)() & ~os.RTLD_GLOBAL
+    loaded = []
+    for pattern in patterns:
+        for path in sorted(glob.glob(os.path.join(folder, pattern))):
+            if dlopen(os.fsencode(path), flags):
+                loaded.append(path)
+    return loaded
+
+
 def _load() -> None:
     while True:
         name = _queue.get()
         if name not in sys.modules:
             try:
+                preload_shared_libraries(name.partition(".")[0])
                 importlib.import_module(name)
                 if name == "napari_restore.core.device":  # asks the GPU driver: slow at first
                     sys.modules[name].available_devices()
