@@ -7,6 +7,9 @@ results into NEW layers. Nothing here does image math.
 from __future__ import annotations
 
 import contextlib
+import os
+import sys
+import threading
 import traceback
 from collections.abc import Callable, Generator
 from typing import TYPE_CHECKING, Any
@@ -260,6 +263,34 @@ def error_text(err: BaseException) -> str:
     return f"{type(err).__name__}: {err}"
 
 
+#: Niceness of the threads that run dock jobs (Linux). The viewer's thread and the display
+#: server keep the default 0, so on a machine with few cores they get the CPU first.
+JOB_NICENESS = 10
+
+
+def lower_thread_priority(niceness: int = JOB_NICENESS) -> bool:
+    """Give the calling thread, and the threads it starts later, a lower CPU priority (Linux).
+
+    A job that keeps every core busy (torch's intra-op threads are started by the job's
+    thread and inherit its niceness) otherwise leaves the viewer's thread waiting for a core
+    for hundreds of milliseconds on a 2-core machine. Unprivileged processes cannot lower
+    niceness again, so the thread keeps it; only job threads are passed here.
+
+    Returns
+    -------
+    bool
+        Whether the thread's niceness is now at least ``niceness``.
+    """
+    if not sys.platform.startswith("linux"):
+        return False
+    with contextlib.suppress(OSError):
+        tid = threading.get_native_id()  # on Linux, PRIO_PROCESS with a thread id: that thread
+        if os.getpriority(os.PRIO_PROCESS, tid) < niceness:
+            os.setpriority(os.PRIO_PROCESS, tid, niceness)
+        return os.getpriority(os.PRIO_PROCESS, tid) >= niceness
+    return False
+
+
 class JobRunner:
     """Runs one engine generator at a time in a napari thread worker for a dock.
 
@@ -301,6 +332,7 @@ class JobRunner:
         from napari.qt.threading import create_worker
 
         def job() -> Generator[Progress, None, Any]:
+            lower_thread_priority()
             return (yield from gen)
 
         def yielded(p: Progress) -> None:

@@ -195,8 +195,14 @@ class LinePlot(ThreadedFigure):
         super().__init__(height)
 
     @property
+    def n_axes(self) -> int:
+        """How many axes the figure has (known at once, unlike :attr:`axes`)."""
+        return len(self._titles)
+
+    @property
     def axes(self) -> list[Any]:
-        """The matplotlib axes, top to bottom (waits for a drawing in progress)."""
+        """The matplotlib axes, top to bottom (waits for a drawing in progress: tests and
+        scripts only, never the GUI thread)."""
         return list(self.figure.axes[: len(self._titles)])
 
     def _setup(self, fig: Any) -> None:
