@@ -104,21 +104,35 @@ class StackSampler:
         import threading
 
         self.samples: list[tuple[float, list[str]]] = []
+        self.late: list[tuple[float, str]] = []  # (wait, other threads' top frames)
         self._main = threading.get_ident()
         self._stop = threading.Event()
         threading.Thread(target=self._run, daemon=True).start()
 
     def _run(self) -> None:
+        import threading
+
+        last = time.perf_counter()
+        while not self._stop.wait(0.005):
+            now = time.perf_counter()
+            frames = sys._current_frames()
+            frame = frames.get(self._main)
+            if frame is not None:
+                self.samples.append((now, self._names(frame)))
+            if now - last > 0.05:
+                # This thread waited for the GIL: whoever just let it go is where it stopped.
+                for ident, other in frames.items():
+                    if ident not in (self._main, threading.get_ident()):
+                        where = " < ".join(self._names(other)[::-1][:3])
+                        self.late.append((now - last, where))
+            last = now
+
+    @staticmethod
+    def _names(frame: Any) -> list[str]:
         import traceback
 
-        while not self._stop.wait(0.005):
-            frame = sys._current_frames().get(self._main)
-            if frame is not None:
-                stack = traceback.StackSummary.extract(
-                    traceback.walk_stack(frame), lookup_lines=False
-                )[::-1]
-                names = [f"{Path(f.filename).name}:{f.lineno} {f.name}" for f in stack]
-                self.samples.append((time.perf_counter(), names))
+        stack = traceback.StackSummary.extract(traceback.walk_stack(frame), lookup_lines=False)
+        return [f"{Path(f.filename).name}:{f.lineno} {f.name}" for f in stack[::-1]]
 
     def report(self, spans: list[tuple[float, float, float]], top: int = 3) -> list[str]:
         from collections import Counter
@@ -129,7 +143,12 @@ class StackSampler:
             counts = Counter(name for names in inside for name in set(names))
             common = [f"{n}x {name}" for name, n in counts.most_common(60) if n > 1][-12:]
             lines.append(f"gap {gap:.0f} ms, {len(inside)} samples: " + " | ".join(common))
+        held: Counter[str] = Counter()
+        for wait, where in self.late:
+            held[where] += wait
+        lines += [f"GIL held {1000 * s:.0f} ms in all by: {w}" for w, s in held.most_common(5)]
         self.samples.clear()
+        self.late.clear()
         return lines
 
 
