@@ -136,3 +136,26 @@ def test_training_curves_hand_over_without_waiting_for_a_drawing_in_progress(qtb
     loss_axes, val_axes = curves.plot.axes
     assert list(loss_axes.get_lines()[0].get_ydata()) == [0.5, 0.4]
     assert list(val_axes.get_lines()[0].get_ydata()) == [30.0]
+
+
+@pytest.mark.parametrize("dock_name", ["Train Destripe Model", "Denoise (SRDTrans)"])
+def test_status_messages_do_not_resize_the_dock_or_the_canvas(viewer, qtbot, dock_name):
+    """A word-wrapped label still asks for a width that follows its text: each training
+    step's message resized the dock, and napari redrew its whole canvas each time."""
+    import numpy as np
+
+    viewer.window._qt_window.resize(1600, 1000)
+    viewer.add_image(np.zeros((64, 64), np.float32))
+    _, dock = viewer.window.add_plugin_dock_widget(PLUGIN, dock_name)
+    qtbot.wait(300)
+    canvas = viewer.window._qt_viewer.canvas
+    sizes = {tuple(canvas.size)}
+    for n in range(1, 30, 4):
+        dock.status.value = f"step {10**n}/100000: loss {0.1**n:.4g}, " + "val. PSNR " * n
+        qtbot.wait(50)
+        sizes.add(tuple(canvas.size))
+    dock.status.value = "Error: cannot write /data/" + "long_folder_name_" * 8 + "/model.json"
+    qtbot.wait(50)
+    sizes.add(tuple(canvas.size))
+    assert len(sizes) == 1
+    assert dock.status.native.height() > dock.status.native.fontMetrics().height() * 2  # wraps
