@@ -52,7 +52,7 @@ from _denoise_baselines import FAMILIES, all_baselines
 from napari_restore.core.device import describe_device, resolve_device
 from napari_restore.core.progress import run_to_end
 from napari_restore.denoise.config import DenoiseTrainConfig
-from napari_restore.denoise.infer import denoise
+from napari_restore.denoise.infer import denoise, resolve_flips
 from napari_restore.denoise.train import DenoiseTrainer, training_warnings
 from napari_restore.metrics import compute_metrics
 from napari_restore.simulate.timelapse import simulate_timelapse
@@ -207,11 +207,15 @@ def train_and_score(
         done = mark
         sync(device)
         start = time.perf_counter()
-        out = denoise(noisy, trainer.model, device=device, output_dtype="float32", tile=args.tile)
+        flips = resolve_flips(args.flips, noisy.size, device)
+        out = denoise(
+            noisy, trainer.model, device=device, output_dtype="float32", tile=args.tile, flips=flips
+        )
         sync(device)
         seconds = time.perf_counter() - start
         row: dict[str, Any] = {
             "minutes": mark,
+            "flips": flips,
             "steps": trainer.step,
             "ms_per_step": 1000.0 * trainer.seconds / max(1, trainer.step),
             "inference_s": seconds,
@@ -222,9 +226,16 @@ def train_and_score(
         }
         if clean is not None:
             row.update(score(out, clean))
+            if flips > 1:  # the single pass too, for comparison
+                one = denoise(
+                    noisy, trainer.model, device=device, output_dtype="float32", tile=args.tile,
+                    flips=1,
+                )  # fmt: skip
+                row["single_pass"] = score(one, clean)
             print(
-                f"  SRDTrans {mark:g} min, {trainer.step} steps: {fmt(row)} "
-                f"(load {row['load_average'][0]:.1f})",
+                f"  SRDTrans {mark:g} min, {trainer.step} steps, {flips} flips: {fmt(row)} "
+                f"({seconds:.0f} s; load {row['load_average'][0]:.1f})"
+                + (f"; 1 pass: {fmt(row['single_pass'])}" if flips > 1 else ""),
                 flush=True,
             )
         else:
@@ -291,6 +302,12 @@ def main() -> dict[str, Any]:
     p.add_argument("--step-patch", type=int, nargs=2, default=(32, 64), metavar=("T", "XY"))
     p.add_argument("--timing-steps", type=int, default=5)
     p.add_argument("--tile", type=int, default=None, help="inference tile (default auto)")
+    p.add_argument(
+        "--flips",
+        default="auto",
+        type=lambda v: v if v == "auto" else int(v),
+        help="flip-ensemble passes of the inference: auto (default, as the CLI), 1, 2 or 4",
+    )
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: default)")
     p.add_argument("--no-amp", action="store_true", help="float32 on CUDA too")
     p.add_argument("--seed", type=int, default=0)

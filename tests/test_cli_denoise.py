@@ -68,6 +68,19 @@ def test_train_save_and_denoise_with_the_saved_model(noisy_tif: Path, tmp_path: 
     )
     np.testing.assert_allclose(second, expected, rtol=1e-6)
 
+    # --flips: the number of mirrored passes averaged ("auto" gave 4 above: a small stack).
+    out3 = tmp_path / "d3.tif"
+    rc = cli(noisy_tif, "-o", out3, "--model", weights, "--device", "cpu", "--dtype", "float32",
+             "--flips", "1", "-q")  # fmt: skip
+    assert rc == 0
+    single = denoise(
+        noisy, load_denoise_model(model, "cpu"), device="cpu", output_dtype="float32", flips=1
+    )
+    np.testing.assert_allclose(tifffile.imread(out3), single, rtol=1e-6)
+    assert not np.allclose(single, second, rtol=1e-6)
+    with pytest.raises(SystemExit):
+        cli(noisy_tif, "-o", tmp_path / "d4.tif", "--model", weights, "--flips", "3")
+
 
 def test_progress_bars_and_summary_are_printed(noisy_tif: Path, tmp_path: Path, capsys) -> None:
     args = [a for a in TRAIN if a != "-q"]

@@ -66,17 +66,52 @@ def test_any_stack_size_gives_the_input_shape_and_dtype(model: SRDTrans, shape) 
 
 def test_progress_is_reported_per_batch_of_tiles(model: SRDTrans) -> None:
     x = noisy_stack((40, 30, 30))
-    gen = denoise_progress(x, model, device="cpu", tile=16, overlap=4, output_dtype="float32")
-    steps = []
-    try:
-        while True:
-            p = next(gen)
-            steps.append((p.step, p.total, p.stage))
-    except StopIteration as stop:
-        out = stop.value
-    # Time tiles start at 0, 8, 16, 24; y and x at 0, 12, 14: 36 tiles, one per batch.
-    assert steps == [(i, 36, "denoise") for i in range(1, 37)]
-    assert out.shape == x.shape and out.dtype == np.float32
+    for flips in (1, 4):
+        gen = denoise_progress(
+            x, model, device="cpu", tile=16, overlap=4, output_dtype="float32", flips=flips
+        )
+        steps = []
+        try:
+            while True:
+                p = next(gen)
+                steps.append((p.step, p.total, p.stage))
+        except StopIteration as stop:
+            out = stop.value
+        # Time tiles start at 0, 8, 16, 24; y and x at 0, 12, 14: 36 tiles, one per batch,
+        # and once more per mirrored pass.
+        n = 36 * flips
+        assert steps == [(i, n, "denoise") for i in range(1, n + 1)]
+        assert out.shape == x.shape and out.dtype == np.float32
+
+
+def test_a_flip_ensemble_averages_the_network_on_mirrored_stacks(model: SRDTrans) -> None:
+    x = noisy_stack((16, 32, 32), seed=3)
+    kw = dict(device="cpu", tile=32, output_dtype="float32", intensity="none")
+    single = {
+        axes: np.flip(denoise(np.ascontiguousarray(np.flip(x, axes)), model, flips=1, **kw), axes)
+        for axes in ((), (2,), (1,), (1, 2))
+    }
+    two = denoise(x, model, flips=2, **kw)
+    four = denoise(x, model, flips=4, **kw)
+    np.testing.assert_allclose(two, (single[()] + single[(2,)]) / 2, rtol=1e-5, atol=1e-4)
+    np.testing.assert_allclose(four, np.mean(list(single.values()), 0), rtol=1e-5, atol=1e-4)
+    assert not np.allclose(four, single[()], atol=1e-3)  # the mirrored passes differ
+    assert np.array_equal(denoise(x, model, flips="auto", **kw), four)  # small, on the CPU
+
+
+def test_auto_flips_are_four_on_the_cpu_for_small_stacks_only() -> None:
+    import torch
+
+    from napari_restore.denoise.infer import AUTO_FLIPS_MAX_VOXELS, resolve_flips
+
+    cpu, gpu = torch.device("cpu"), torch.device("cuda", 0)
+    assert resolve_flips("auto", AUTO_FLIPS_MAX_VOXELS, cpu) == 4
+    assert resolve_flips("auto", AUTO_FLIPS_MAX_VOXELS + 1, cpu) == 1
+    assert resolve_flips("auto", 1000, gpu) == 1  # the paper's single pass on a GPU
+    assert resolve_flips(2, 10**12, gpu) == 2
+    for bad in (3, 0, True, "4", None):
+        with pytest.raises(RestoreInputError, match="flips="):
+            resolve_flips(bad, 1000, cpu)
 
 
 def test_tiles_blend_into_the_whole_image_result(model: SRDTrans) -> None:

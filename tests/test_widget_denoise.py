@@ -64,6 +64,21 @@ def test_train_then_apply_save_and_load(viewer, qtbot, stack, tmp_path):
     out = viewer.layers["noisy denoised"]
     assert out.data.shape == stack.noisy.shape and out.data.dtype == np.uint16
     np.testing.assert_array_equal(layer.data, stack.noisy)  # the input is never changed
+    # The flip-ensemble choice reaches the engine ("auto": 4 passes for a small CPU stack).
+    from napari_restore.denoise.infer import denoise
+
+    def applied(flips):
+        widget.flips.value = flips
+        widget.apply_button.clicked.emit()
+        wait_idle(qtbot, widget)
+        return viewer.layers[-1].data
+
+    widget.output_dtype.value = "float32"
+    kw = dict(device="cpu", output_dtype="float32")
+    auto, single = applied("auto"), applied(1)
+    np.testing.assert_allclose(auto, denoise(stack.noisy, trainer.model, flips=4, **kw))
+    np.testing.assert_allclose(single, denoise(stack.noisy, trainer.model, flips=1, **kw))
+    assert not np.allclose(single, auto)
 
     path = tmp_path / "srd.safetensors"
     widget.save_path.value = path

@@ -11,7 +11,7 @@ import numpy as np
 
 from napari_restore.core.progress import ProgressGenerator
 from napari_restore.denoise.config import DenoiseTrainConfig
-from napari_restore.denoise.infer import denoise_progress
+from napari_restore.denoise.infer import Flips, denoise_progress
 from napari_restore.denoise.train import DenoiseTrainer
 from napari_restore.engine.options import InferenceOptions
 from napari_restore.engine.stacks import StackView, leading_items, resolve_stack_axis
@@ -83,6 +83,7 @@ def train_then_apply(
     stack_axis: int = 0,
     steps: int | None = None,
     minutes: float | None = None,
+    flips: Flips = "auto",
 ) -> ProgressGenerator[np.ndarray]:
     """Train further, then denoise ``data`` with the trained network (one generator).
 
@@ -98,6 +99,9 @@ def train_then_apply(
         T or Z axis of 4D/5D ``data``.
     steps, minutes : optional
         Training limits of :meth:`DenoiseTrainer.train`.
+    flips : {"auto", 1, 2, 4}
+        Flip-ensemble passes of the denoising (see
+        :func:`~napari_restore.denoise.infer.denoise_progress`).
 
     Yields
     ------
@@ -110,4 +114,8 @@ def train_then_apply(
         The denoised data.
     """
     yield from trainer.train(steps=steps, minutes=minutes)
-    return (yield from denoise_progress(data, trainer.model, options, stack_axis=stack_axis))
+    return (
+        yield from denoise_progress(
+            data, trainer.model, options, stack_axis=stack_axis, flips=flips
+        )
+    )
