@@ -83,7 +83,8 @@ def test_dock_jobs_run_at_a_lower_cpu_priority_than_the_viewer(qtbot):
 
     from magicgui.widgets import Label, ProgressBar, PushButton
 
-    from napari_restore._widgets._common import JOB_NICENESS, JobRunner
+    from napari_restore._widgets._common import JobRunner
+    from napari_restore._widgets._priority import JOB_NICENESS
     from napari_restore.core.progress import Progress
 
     if not sys.platform.startswith("linux"):
@@ -110,6 +111,16 @@ def test_dock_jobs_run_at_a_lower_cpu_priority_than_the_viewer(qtbot):
     assert seen["job"] >= JOB_NICENESS
     assert seen["child"] >= JOB_NICENESS
     assert niceness() == gui_before
+
+    # The other background threads too: the imports and the plot drawing.
+    from napari_restore._widgets import _plot, _warmup
+
+    _warmup.preload(["json"])  # starts the import thread if no dock did yet
+    seen_threads = {t.name: t.native_id for t in threading.enumerate()}
+    plot_thread = _plot._plot_thread().submit(niceness).result(timeout=30)
+    assert plot_thread >= JOB_NICENESS
+    imports = seen_threads["napari-restore-imports"]
+    qtbot.waitUntil(lambda: os.getpriority(os.PRIO_PROCESS, imports) >= JOB_NICENESS)
 
 
 def test_training_curves_hand_over_without_waiting_for_a_drawing_in_progress(qtbot):

@@ -7,9 +7,6 @@ results into NEW layers. Nothing here does image math.
 from __future__ import annotations
 
 import contextlib
-import os
-import sys
-import threading
 import traceback
 from collections.abc import Callable, Generator
 from typing import TYPE_CHECKING, Any
@@ -17,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from magicgui.widgets import Container, Label, ProgressBar, PushButton
 
+from napari_restore._widgets._priority import lower_thread_priority
 from napari_restore.core.progress import Progress
 from napari_restore.errors import RestoreInputError
 
@@ -261,34 +259,6 @@ def error_text(err: BaseException) -> str:
     if isinstance(err, RestoreInputError):
         return str(err)
     return f"{type(err).__name__}: {err}"
-
-
-#: Niceness of the threads that run dock jobs (Linux). The viewer's thread and the display
-#: server keep the default 0, so on a machine with few cores they get the CPU first.
-JOB_NICENESS = 10
-
-
-def lower_thread_priority(niceness: int = JOB_NICENESS) -> bool:
-    """Give the calling thread, and the threads it starts later, a lower CPU priority (Linux).
-
-    A job that keeps every core busy (torch's intra-op threads are started by the job's
-    thread and inherit its niceness) otherwise leaves the viewer's thread waiting for a core
-    for hundreds of milliseconds on a 2-core machine. Unprivileged processes cannot lower
-    niceness again, so the thread keeps it; only job threads are passed here.
-
-    Returns
-    -------
-    bool
-        Whether the thread's niceness is now at least ``niceness``.
-    """
-    if not sys.platform.startswith("linux"):
-        return False
-    with contextlib.suppress(OSError):
-        tid = threading.get_native_id()  # on Linux, PRIO_PROCESS with a thread id: that thread
-        if os.getpriority(os.PRIO_PROCESS, tid) < niceness:
-            os.setpriority(os.PRIO_PROCESS, tid, niceness)
-        return os.getpriority(os.PRIO_PROCESS, tid) >= niceness
-    return False
 
 
 class JobRunner:

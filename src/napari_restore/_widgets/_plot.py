@@ -22,6 +22,8 @@ from qtpy.QtCore import Qt, QTimer, Signal
 from qtpy.QtGui import QImage, QPixmap
 from qtpy.QtWidgets import QLabel, QSizePolicy, QVBoxLayout, QWidget
 
+from napari_restore._widgets._priority import lower_thread_priority
+
 _FG = "#d6d8dc"
 _BG = "#262930"  # napari's dark theme background
 _DPI = 100
@@ -33,7 +35,11 @@ def _plot_thread() -> ThreadPoolExecutor:
     """The one thread that draws every dock's figures (matplotlib draws one at a time)."""
     global _executor
     if _executor is None:
-        _executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="napari-restore-plots")
+        _executor = ThreadPoolExecutor(
+            max_workers=1,
+            thread_name_prefix="napari-restore-plots",
+            initializer=lower_thread_priority,
+        )
     return _executor
 
 

@@ -107,6 +107,9 @@ def preload_shared_libraries(package: str) -> list[str]:
 
 
 def _load() -> None:
+    from napari_restore._widgets._priority import lower_thread_priority
+
+    lower_thread_priority()  # the viewer's thread gets a core first while this imports
     while True:
         name = _queue.get()
         if name not in sys.modules:
