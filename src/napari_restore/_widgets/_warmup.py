@@ -28,6 +28,8 @@ import traceback
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from napari_restore._widgets._priority import lower_thread_priority
+
 #: What the docks that run networks need: the device list, the engines, the model files.
 TORCH_MODULES = (
     "torch",
@@ -107,8 +109,6 @@ def preload_shared_libraries(package: str) -> list[str]:
 
 
 def _load() -> None:
-    from napari_restore._widgets._priority import lower_thread_priority
-
     lower_thread_priority()  # the viewer's thread gets a core first while this imports
     while True:
         name = _queue.get()

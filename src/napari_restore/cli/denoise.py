@@ -102,7 +102,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     i.add_argument(
         "--flips",
-        choices=("auto", "1", "2", "4"),
+        type=lambda v: v if v == "auto" else int(v),
+        choices=("auto", 1, 2, 4),
         default="auto",
         help="average the outputs of this many mirrored copies (cleaner; that many times the "
         "time). auto (default): 4 on the CPU for stacks up to 64x256x256 voxels, else 1",
@@ -191,7 +192,7 @@ def run(args: argparse.Namespace) -> int:
         stack_axis=args.stack_axis,
         chunk_t=args.chunk_t,
         intensity=args.intensity,
-        flips=_flips(args),
+        flips=args.flips,
         progress_bar=not args.quiet,
         overwrite=args.overwrite,
     )
@@ -199,10 +200,6 @@ def run(args: argparse.Namespace) -> int:
         print(f"wrote {args.output} (shape {tuple(image.shape)})")
     _warn(output_warnings(open_image(args.input), open_image(args.output)))
     return 0
-
-
-def _flips(args: argparse.Namespace) -> Any:
-    return "auto" if args.flips == "auto" else int(args.flips)
 
 
 def _warn(messages: list[str]) -> None:
@@ -247,7 +244,7 @@ def _run_cluster(args: argparse.Namespace) -> int:
             "--train-minutes ... --save-model FILE on a smaller part of the data)."
         )
     options = InferenceOptions(device=args.device, tile=args.tile, output_dtype=args.dtype)
-    if args.flips not in ("auto", "1"):
+    if args.flips not in ("auto", 1):
         print("note: the cluster applies one pass per block (--flips is not used there)")
 
     def start(client: Any) -> Any:

@@ -293,7 +293,6 @@ def denoise_centered(
 
     mirrorings = FLIP_SETS[flips]
     tiles = count_tiles(x.shape, settings)
-    total = 0
     try:
         for k, axes in enumerate(mirrorings):
             xi = np.ascontiguousarray(np.flip(x, axes)) if axes else x
@@ -305,18 +304,15 @@ def denoise_centered(
                 stage="denoise",
                 message=f"flip {k + 1}/{len(mirrorings)}" if len(mirrorings) > 1 else "",
             )
-            out = out[0]
-            if axes:
-                out = np.flip(out, axes)
-            if k == 0:
-                total = out.copy() if axes else out
+            if k == 0:  # the identity (FLIP_SETS starts with it): a fresh array to sum into
+                total = out[0]
             else:
-                total += out
+                total += np.flip(out[0], axes)
     finally:
         model.train(was_training)
     if len(mirrorings) > 1:
         total *= np.float32(1.0 / len(mirrorings))
-    return np.ascontiguousarray(total[:t])
+    return total[:t]
 
 
 def _check_intensity(intensity: str) -> None:
