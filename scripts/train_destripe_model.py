@@ -83,6 +83,27 @@ EXTRA_TRAINING_FILES: dict[str, str] = {
     "timelapse_cancer_cell_migration.tif": "CC-BY-4.0, J.-Y. Tinevez & G. Jacquemet",
     "lsfm_tribolium_timelapse_calibzapw.tif": "BSD-3-Clause (napari-pyclesperanto-assistant)",
 }
+# --corpus: the clean images of ``train/`` (40 files, 14 sources, every licence allows shipping
+# weights; ``train/README.md`` lists them) minus whole validation sources, never trained on and
+# used by ``benchmarks/bench_destripe.py --set heldout``: LSTree (light-sheet organoids), ndev
+# (neocortex sections, neurons, scratch assay), sdeconv (pollen, C. elegans), DIPlib
+# (chromosomes) and Spotiflow (spots). Light-sheet, dense and sparse content are all among them.
+VALIDATION_SOURCES = ("_lstree", "_ndev", "_sdeconv", "_diplib", "_spotiflow")
+CORPUS_DIR = "train"
+
+
+def corpus_files(data: Path) -> dict[str, str]:
+    """The ``train/`` files outside :data:`VALIDATION_SOURCES` (name relative to ``data``)."""
+    folder = data / CORPUS_DIR
+    if not folder.is_dir():
+        sys.exit(f"missing {folder}; pass the shared data directory")
+    return {
+        f"{CORPUS_DIR}/{path.name}": "see train/README.md (BSD-3, MIT, Apache-2.0, CC-BY-4.0, CC0)"
+        for path in sorted(folder.glob("*.tif"))
+        if not any(path.stem.endswith(src) for src in VALIDATION_SOURCES)
+    }
+
+
 HELD_OUT_FILES: dict[str, str] = {
     "widefield_fly_nuclei_cellprofiler.tif": "BSD-3-Clause (held out: unseen image)",
     "lsfm_idisco_brain_clearmap.tif": "GPL-3.0 (benchmark only, never trained on)",
@@ -100,11 +121,23 @@ CANDIDATES = [
 ]
 
 
-def load_training_images(data: Path, extra: bool = False) -> tuple[list[np.ndarray], list[str]]:
+def training_files(data: Path, extra: bool = False, corpus: bool = False) -> dict[str, str]:
+    """File -> licence of the training images for these options."""
+    files = dict(TRAINING_FILES)
+    if extra:
+        files |= EXTRA_TRAINING_FILES
+    if corpus:
+        files |= corpus_files(data)
+    return files
+
+
+def load_training_images(
+    data: Path, extra: bool = False, corpus: bool = False
+) -> tuple[list[np.ndarray], list[str]]:
     """The clean training images (multi-channel files split into channels); with ``extra``
-    also :data:`EXTRA_TRAINING_FILES`."""
+    also :data:`EXTRA_TRAINING_FILES`, with ``corpus`` the :func:`corpus_files`."""
     images, names = [], []
-    for name in [*TRAINING_FILES, *(EXTRA_TRAINING_FILES if extra else {})]:
+    for name in training_files(data, extra, corpus):
         path = data / name
         if not path.is_file():
             sys.exit(f"missing training image {path}; pass the shared data directory")
@@ -131,6 +164,7 @@ def config_from_args(args: argparse.Namespace, steps: int) -> DestripeTrainConfi
         seed=args.seed,
         val_patches=args.val_patches,
         val_every=args.val_every,
+        val_seconds=0.0,
         preview_every=0,
         device=args.device,
         lr_schedule=args.lr_schedule or "cosine",
@@ -312,6 +346,18 @@ def main(argv: list[str] | None = None) -> int:
         "stripe-free structures alone; 0; resume: kept unless given)",
     )
     p.add_argument("--extra-data", action="store_true", help="also train on EXTRA_TRAINING_FILES")
+    p.add_argument(
+        "--corpus",
+        action="store_true",
+        help="also train on train/ minus VALIDATION_SOURCES (whole sources kept for validation)",
+    )
+    p.add_argument(
+        "--init",
+        type=Path,
+        default=None,
+        help="fine-tune: start from this model file's weights and step count, with a fresh "
+        "optimizer and a cosine warm restart over --steps more steps",
+    )
     p.add_argument("--vgg-weights", type=Path, default=None)
     p.add_argument("--val-patches", type=int, default=32)
     p.add_argument("--val-every", type=int, default=250)
@@ -329,7 +375,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
 
     torch.set_num_threads(args.threads)
-    images, names = load_training_images(args.data, extra=args.extra_data)
+    images, names = load_training_images(args.data, extra=args.extra_data, corpus=args.corpus)
     print(f"{len(images)} training images: " + ", ".join(names))
     if args.benchmark:
         benchmark(images, sorted({1, args.threads}))
@@ -338,7 +384,31 @@ def main(argv: list[str] | None = None) -> int:
     checkpoint = args.out.with_name(args.out.name + "_checkpoint")
     started = time.monotonic()
     deadline = started + 60 * args.minutes
-    if args.resume:
+    if args.init is not None:
+        if args.steps is None:
+            sys.exit("--init needs --steps (how many fine-tuning steps)")
+        base = DestripeTrainer.resume(args.init, images[:1], device="cpu", val_patches=0)
+        start = base.step
+        del base
+        more_init: dict[str, Any] = {
+            "modes": tuple(args.modes),
+            "steps": start + args.steps,
+            "lr_start_step": start,
+            "learning_rate": args.lr if args.lr is not None else 3e-4,
+            "lr_schedule": args.lr_schedule or "cosine",
+            "clean_fraction": args.clean_fraction or 0.0,
+            "val_patches": args.val_patches,
+            "val_every": args.val_every,
+            "val_seconds": 0.0,  # validate by steps only: a 2-core CPU has no time to spare
+            "seed": args.seed,
+            "patch_size": args.patch_size,
+            "batch_size": args.batch_size,
+        }
+        trainer = DestripeTrainer.resume(
+            args.init, images, names=names, device=args.device, **more_init
+        )
+        print(f"fine-tuning {args.init} from step {start} to {trainer.config.steps}")
+    elif args.resume:
         # Continues to the step count planned by the first run (or --steps), within --minutes.
         more: dict[str, Any] = {"modes": tuple(args.modes)}
         if args.clean_fraction is not None:
@@ -404,7 +474,8 @@ def main(argv: list[str] | None = None) -> int:
     trainer.save(checkpoint)
     extra: dict[str, Any] = {
         "training_script": "scripts/train_destripe_model.py",
-        "training_files": TRAINING_FILES | (EXTRA_TRAINING_FILES if args.extra_data else {}),
+        "training_files": training_files(args.data, args.extra_data, args.corpus),
+        "validation_sources": list(VALIDATION_SOURCES) if args.corpus else [],
         "held_out_files": HELD_OUT_FILES,
         "torch_threads": args.threads,
         "minutes": round((time.monotonic() - started) / 60, 1),

@@ -294,6 +294,23 @@ def test_cosine_schedule_decays(images):
     assert "val_psnr" not in trainer.history[-1]
 
 
+def test_fine_tune_restarts_the_cosine_at_its_first_step(images, tmp_path):
+    # A fine-tune resumes a trained model at step n; with lr_start_step=n its cosine runs over
+    # its own steps from the full rate, instead of continuing the first run's decayed tail.
+    first = DestripeTrainer(images, tiny_config(steps=4, lr_schedule="cosine", val_patches=0))
+    run_to_end(first.train(), progress_bar=False)
+    path = first.save(tmp_path / "trained")
+    tune = DestripeTrainer.resume(path, images, steps=8, lr_start_step=4, learning_rate=1e-3)
+    run_to_end(tune.train(), progress_bar=False)
+    lrs = [h["lr"] for h in tune.history if h["step"] > 4]
+    assert len(lrs) == 4
+    assert lrs[0] == pytest.approx(1e-3)
+    assert all(a > b for a, b in itertools.pairwise(lrs))
+    tail = DestripeTrainer.resume(path, images, steps=8, learning_rate=1e-3)
+    run_to_end(tail.train(), progress_bar=False)
+    assert [h["lr"] for h in tail.history if h["step"] > 4][0] < 0.6e-3
+
+
 def test_bad_inputs_are_refused():
     with pytest.raises(RestoreInputError, match="No training images"):
         DestripeTrainer([], tiny_config())

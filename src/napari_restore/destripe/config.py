@@ -66,6 +66,10 @@ class DestripeTrainConfig(TrainConfig):
         bf16 mixed precision on CUDA (ignored elsewhere).
     lr_schedule : {"constant", "cosine"}
         Constant rate, or cosine decay to 5 % of it at ``steps``.
+    lr_start_step : int
+        Step at which the cosine starts (at the full rate): 0 for a new run; a fine-tune that
+        resumes a trained model at step ``n`` sets ``n``, so that its schedule is a warm restart
+        over its own steps rather than the tail of the first run's.
     grad_clip : float or None
         Clip the gradient norm to this (None: no clipping).
     vgg_weights : str or None
@@ -98,6 +102,7 @@ class DestripeTrainConfig(TrainConfig):
     device: str = "auto"
     amp: bool = True
     lr_schedule: str = "constant"
+    lr_start_step: int = 0
     grad_clip: float | None = 1.0
     vgg_weights: str | None = None
     download_vgg: bool = False
@@ -112,7 +117,7 @@ class DestripeTrainConfig(TrainConfig):
         for name in ("batch_size", "base_channels", "depth", "reduction", "val_every"):
             if int(getattr(self, name)) < 1:
                 raise RestoreInputError(f"{name}={getattr(self, name)!r} must be >= 1.")
-        for name in ("steps", "val_patches", "preview_every"):
+        for name in ("steps", "val_patches", "preview_every", "lr_start_step"):
             if int(getattr(self, name)) < 0:
                 raise RestoreInputError(f"{name}={getattr(self, name)!r} must be >= 0.")
         # The bounds model files are held to (napari_restore.models.ARCHITECTURE_LIMITS): a

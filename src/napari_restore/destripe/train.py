@@ -216,9 +216,10 @@ class DestripeTrainer(Trainer):
 
     def _learning_rate(self, step: int) -> float:
         cfg = self.config
-        if cfg.lr_schedule == "constant" or cfg.steps == 0:
+        start = cfg.lr_start_step
+        if cfg.lr_schedule == "constant" or cfg.steps <= start:
             return cfg.learning_rate
-        t = min(1.0, step / cfg.steps)
+        t = min(1.0, max(0, step - start) / (cfg.steps - start))
         return cfg.learning_rate * (
             _COSINE_FLOOR + (1 - _COSINE_FLOOR) * 0.5 * (1 + math.cos(math.pi * t))
         )
