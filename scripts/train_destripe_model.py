@@ -313,6 +313,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--checkpoint-minutes", type=float, default=10.0)
     p.add_argument("--resume", action="store_true", help="continue from the checkpoint")
     p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace an existing --out model (and start over an existing checkpoint)",
+    )
+    p.add_argument(
         "--snapshots",
         action="store_true",
         help="also keep every checkpoint as <out>_step<N> (for scripts/average_destripe_models.py)",
@@ -382,6 +387,12 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     checkpoint = args.out.with_name(args.out.name + "_checkpoint")
+    # Never replace a trained model unasked: the output, and another run's checkpoint.
+    final = args.out.with_suffix(".safetensors")
+    if final.exists() and not args.overwrite:
+        sys.exit(f"{final} exists: pass --overwrite to replace it, or another --out")
+    if checkpoint.with_suffix(".safetensors").exists() and not (args.resume or args.overwrite):
+        sys.exit(f"{checkpoint}.safetensors exists: --resume it, or pass --overwrite")
     started = time.monotonic()
     deadline = started + 60 * args.minutes
     if args.init is not None:
@@ -459,7 +470,7 @@ def main(argv: list[str] | None = None) -> int:
                     flush=True,
                 )
             if now - last_checkpoint > 60 * args.checkpoint_minutes:
-                trainer.save(checkpoint)
+                trainer.save(checkpoint, overwrite=True)
                 if args.snapshots:
                     trainer.save(args.out.with_name(f"{args.out.name}_step{trainer.step}"))
                 last_checkpoint = now
@@ -471,7 +482,7 @@ def main(argv: list[str] | None = None) -> int:
         gen.close()
     if trainer.history and "val_psnr" not in trainer.history[-1]:
         trainer.evaluate(record=True)
-    trainer.save(checkpoint)
+    trainer.save(checkpoint, overwrite=True)
     extra: dict[str, Any] = {
         "training_script": "scripts/train_destripe_model.py",
         "training_files": training_files(args.data, args.extra_data, args.corpus),
@@ -485,7 +496,7 @@ def main(argv: list[str] | None = None) -> int:
         print("held-out evaluation:")
         evaluation = evaluate(trainer.model, args.data, args.device)
         extra["evaluation"] = evaluation
-    path = trainer.save(args.out, extra=extra)
+    path = trainer.save(args.out, extra=extra, overwrite=args.overwrite)
     card = args.out.with_name(args.out.name + ".md")
     card.write_text(model_card(trainer.metadata() | extra, evaluation), encoding="utf-8")
     print(f"wrote {path}, {card} ({trainer.step} steps)")
