@@ -44,6 +44,22 @@ CPU, one torch thread, in two phases)::
 
 Phase 2 exists because bright additive stripes taught the network to darken bright structures
 on real light-sheet images (SmartSPIM, SPIM): real stripes are shadows, i.e. attenuation.
+
+Fine-tuning on the whole corpus (``--corpus``: ``train/`` minus whole validation sources, see
+:data:`VALIDATION_SOURCES`) from a trained model (``--init``: its weights and step count, a
+fresh optimizer, a cosine warm restart over ``--steps`` more steps), with stripe-free patches::
+
+    python scripts/train_destripe_model.py ../shared/data --corpus --extra-data \
+        --init src/napari_restore/pretrained/destripe_default.safetensors --steps 2400 \
+        --lr 3e-4 --clean-fraction 0.2 --modes multiplicative --minutes 105 --snapshots \
+        --out runs/corpus --no-eval
+    # an interrupted run continues from its checkpoint (runs/corpus_checkpoint):
+    python scripts/train_destripe_model.py ../shared/data --corpus --extra-data --resume \
+        --modes multiplicative --minutes 75 --out runs/corpus --no-eval
+
+Judge a run on the held-out crops (``benchmarks/bench_destripe.py --set heldout --model
+runs/corpus.safetensors``, both ``--generator`` values, ``--clean-check``) and on the real
+striped images (``benchmarks/bench_stripe_meter.py``) before it replaces the shipped model.
 """
 
 from __future__ import annotations
