@@ -308,7 +308,7 @@ def test_fine_tune_restarts_the_cosine_at_its_first_step(images, tmp_path):
     assert all(a > b for a, b in itertools.pairwise(lrs))
     tail = DestripeTrainer.resume(path, images, steps=8, learning_rate=1e-3)
     run_to_end(tail.train(), progress_bar=False)
-    assert [h["lr"] for h in tail.history if h["step"] > 4][0] < 0.6e-3
+    assert next(h["lr"] for h in tail.history if h["step"] > 4) < 0.6e-3
 
 
 def test_bad_inputs_are_refused():
