@@ -170,3 +170,23 @@ def test_status_messages_do_not_resize_the_dock_or_the_canvas(viewer, qtbot, doc
     sizes.add(tuple(canvas.size))
     assert len(sizes) == 1
     assert dock.status.native.height() > dock.status.native.fontMetrics().height() * 2  # wraps
+
+
+def test_drawn_curves_do_not_set_the_width_the_plot_asks_for(qtbot):
+    """The curves are drawn at the plot's width; a picture label sized by its pixmap made the
+    plot ask for that width plus its frame, so in a shown window the Train Destripe dock grew
+    by 2 px at every redraw and napari redrew its shrinking canvas each time (measured: the
+    canvas 670 -> 660 px wide over 6 redraws; the largest stalls while training ran)."""
+    from napari_restore._widgets._training import TrainingCurves
+    from napari_restore.core.progress import Progress
+
+    curves = TrainingCurves(("total",), ("val_psnr",), min_interval=0.0)
+    qtbot.addWidget(curves.plot)
+    asked = curves.plot.sizeHint().width()
+    for step in range(1, 4):
+        curves.add(Progress(step, 10, "train", losses={"total": 1.0 / step}))
+        curves.redraw()
+        curves.plot.wait()
+        qtbot.waitUntil(lambda: curves.plot._drawn_width > 0)  # the picture is shown
+        assert curves.plot.sizeHint().width() == asked
+    assert curves.plot._drawn_width >= 200  # drawn at a real width all the same

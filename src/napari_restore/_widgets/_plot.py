@@ -59,6 +59,11 @@ class ThreadedFigure(QWidget):
         self.setFixedHeight(self._height_px)
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
         self._label = QLabel(self)
+        # The picture is drawn at the widget's width; a label sized by its pixmap would ask for
+        # that width plus its frame, so the dock grew by 2 px at every redraw and napari
+        # redrew its resized canvas each time (a 100-400 ms stall per training update).
+        self._label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Ignored)
+        self._label.setMinimumSize(1, 1)
         self._label.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self._label.setStyleSheet(f"background: {_BG};")
         layout = QVBoxLayout(self)
