@@ -274,14 +274,21 @@ def jobs(seconds: float, only: set[str], results: list[dict[str, Any]]) -> None:
 
     if wanted("control"):
         # No plugin code: a docked progress bar and label updated 4 times a second, what any
-        # dock shows while it works. Under Xvfb's software OpenGL each repaint recomposes the
-        # window with napari's canvas; this is the floor the docks' numbers stand on.
+        # dock shows while it works; the floor the docks' numbers stand on under Xvfb's
+        # software OpenGL.
         from magicgui.widgets import Container, Label, ProgressBar
         from qtpy.QtCore import QTimer
+        from qtpy.QtWidgets import QSizePolicy
 
         bar, text = ProgressBar(max=1000), Label(value="")
+        # A bar or label whose width follows its text resizes the dock, and so napari's canvas, when
+        # the text grows ("step 9" -> "step 10"): the floor must not include that.
+        for widget in (bar.native, text.native):
+            widget.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         box = Container(widgets=[bar, text])
         viewer.window.add_dock_widget(box, name="control")
+        settle = time.monotonic() + 2.0  # the new dock's first layout and paint are not the job
+        run_loop_until(lambda: time.monotonic() > settle, 10)
         ticker, state = QTimer(), {"n": 0}
 
         def update() -> None:
