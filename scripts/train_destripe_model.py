@@ -79,6 +79,7 @@ sys.path.insert(0, str(ROOT / "src"))
 import torch  # noqa: E402
 
 from napari_restore.destripe.train import DestripeTrainConfig, DestripeTrainer  # noqa: E402
+from napari_restore.engine.model_files import load_model_file  # noqa: E402
 from napari_restore.io import read_image  # noqa: E402
 
 DEFAULT_OUT = ROOT / "src" / "napari_restore" / "pretrained" / "destripe_default"
@@ -414,9 +415,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.init is not None:
         if args.steps is None:
             sys.exit("--init needs --steps (how many fine-tuning steps)")
-        base = DestripeTrainer.resume(args.init, images[:1], device="cpu", val_patches=0)
-        start = base.step
-        del base
+        # The warm restart begins at the model's own step count (its metadata; what resume reads).
+        start = int(load_model_file(args.init, task="destripe")[1].get("steps", 0))
         more_init: dict[str, Any] = {
             "modes": tuple(args.modes),
             "steps": start + args.steps,
