@@ -39,11 +39,6 @@ def wait(condition: Callable[[], bool], timeout: float = 120.0) -> None:
 
 
 def save(viewer: napari.Viewer, name: str) -> None:
-    from napari_restore._widgets._plot import ThreadedFigure
-
-    # The docks' figures are drawn in a background thread: let them finish and be shown.
-    for figure in viewer.window._qt_window.findChildren(ThreadedFigure):
-        figure.wait()
     wait(lambda: True)
     OUT.mkdir(parents=True, exist_ok=True)
     shot = viewer.screenshot(canvas_only=False, flash=False)

@@ -180,8 +180,7 @@ def test_train_stop_continue_save_load_and_use_in_destripe(viewer, qtbot, clean,
     # The status puts the validation PSNR beside the input's; the legend speaks in words.
     assert " dB (input " in trainer_dock.status.value
     trainer_dock.curves.redraw()
-    [legend] = trainer_dock.curves.plot.figure.legends
-    words = {t.get_text() for t in legend.get_texts()}
+    words = set(trainer_dock.curves.plot.legend_labels())
     assert {"total loss", "model output PSNR (dB)", "striped input PSNR (dB)"} <= words
     assert trainer_dock.preview.titles == ("input", "output", "target")
 

@@ -40,18 +40,37 @@ def test_device_menu_and_model_line_fill_in_once_torch_is_imported(viewer, qtbot
     assert "px" in dock.tile.tooltip  # the default tile, read from the engine
 
 
-def test_plots_are_drawn_off_the_gui_thread_and_shown(viewer, qtbot):
-    from napari_restore._widgets._plot import LinePlot
+def test_plots_paint_their_lines_in_the_legend_colours(qtbot):
+    import numpy as np
+
+    from napari_restore._widgets._plot import _BG, LinePlot
 
     plot = LinePlot(["a", "b"], "x", height=2.0)
     qtbot.addWidget(plot)
-    plot.show()
-    plot.set_lines([{"one": ([0, 1, 2], [1, 2, 3])}, {"one": ([0, 1, 2], [3, 2, 1])}])
-    shown = plot._label.pixmap
-    qtbot.waitUntil(lambda: shown() is not None and not shown().isNull(), timeout=60_000)
-    [line] = plot.axes[0].get_lines()
-    assert list(line.get_ydata()) == [1, 2, 3]
-    assert plot._label.pixmap().height() >= 150
+    plot.set_lines([{"one": ([0, 1, 2], [1, 2, 3])}, {"two": ([0, 1, 2], [3, np.nan, 1])}])
+    assert [list(y) for _, y in plot.series[0].values()] == [[1, 2, 3]]
+    assert plot.colours() == {"one": "#1f77b4", "two": "#ff7f0e"}
+    image = plot.render_image(400)
+    assert (image.width(), image.height()) == (400, 160)
+    painted = {image.pixelColor(x, y).name() for x in range(0, 400, 2) for y in range(0, 160, 2)}
+    assert _BG in painted and "#1f77b4" in painted and "#ff7f0e" in painted
+    # The legend sits below the axes: it covers no data point.
+    rects, legend = plot.layout_rects()
+    assert legend.height() > 0
+    assert not any(legend.intersects(rect) for rect in rects)
+    assert legend.top() >= rects[-1].bottom()
+
+
+def test_tick_values_and_labels_are_round_and_plain():
+    from napari_restore._widgets._plot import log_ticks, nice_ticks, tick_text
+
+    assert list(nice_ticks(0.0, 10.0, 6)) == [0, 2, 4, 6, 8, 10]
+    assert list(nice_ticks(0.0, 10.0, 5)) == [0, 5, 10]  # at most 5
+    assert list(nice_ticks(27.3, 31.9, 4)) == [28, 29, 30, 31]
+    assert list(log_ticks(0.004, 2.0, 6)) == [0.01, 0.1, 1.0]
+    assert list(log_ticks(0.15, 0.6, 6)) == [0.2, 0.5]  # under a decade: 2 and 5
+    assert [tick_text(v, 0.05) for v in (0.1, 0.15, 30.0)] == ["0.10", "0.15", "30.00"]
+    assert [tick_text(v, v) for v in (0.01, 1.0, 1e-5)] == ["0.01", "1", "1e-05"]
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="dlopen preload is for POSIX")
@@ -112,41 +131,27 @@ def test_dock_jobs_run_at_a_lower_cpu_priority_than_the_viewer(qtbot):
     assert seen["child"] >= JOB_NICENESS
     assert niceness() == gui_before
 
-    # The other background threads too: the imports and the plot drawing.
-    from napari_restore._widgets import _plot, _warmup
+    # The other background thread too: the imports.
+    from napari_restore._widgets import _warmup
 
     _warmup.preload(["json"])  # starts the import thread if no dock did yet
     seen_threads = {t.name: t.native_id for t in threading.enumerate()}
-    plot_thread = _plot._plot_thread().submit(niceness).result(timeout=30)
-    assert plot_thread >= JOB_NICENESS
     imports = seen_threads["napari-restore-imports"]
     qtbot.waitUntil(lambda: os.getpriority(os.PRIO_PROCESS, imports) >= JOB_NICENESS)
 
 
-def test_training_curves_hand_over_without_waiting_for_a_drawing_in_progress(qtbot):
-    """The plot thread may be busy for up to a second on a loaded machine; a new report must
-    not make the viewer's thread wait for it (it did, through ``plot.axes``: 0.8 s stalls)."""
-    import threading
-
+def test_training_reports_reach_the_curves_at_once(qtbot):
     from napari_restore._widgets._training import TrainingCurves
     from napari_restore.core.progress import Progress
 
     curves = TrainingCurves(("total",), ("val_psnr",), min_interval=0.0)
     qtbot.addWidget(curves.plot)
-    release = threading.Event()
-    curves.plot._request(lambda fig: release.wait(60))  # a drawing that lasts until released
-    threading.Timer(10, release.set).start()  # a waiting GUI thread is freed, and fails below
-    try:
-        curves.add(Progress(1, 10, "train", losses={"total": 0.5}))
-        curves.add(Progress(2, 10, "train", losses={"total": 0.4}, metrics={"val_psnr": 30.0}))
-        handed_over_while_busy = not release.is_set()
-    finally:
-        release.set()
-    assert handed_over_while_busy
-    curves.plot.wait()
-    loss_axes, val_axes = curves.plot.axes
-    assert list(loss_axes.get_lines()[0].get_ydata()) == [0.5, 0.4]
-    assert list(val_axes.get_lines()[0].get_ydata()) == [30.0]
+    curves.add(Progress(1, 10, "train", losses={"total": 0.5}))
+    curves.add(Progress(2, 10, "train", losses={"total": 0.4}, metrics={"val_psnr": 30.0}))
+    losses, validation = curves.plot.series
+    assert [list(y) for _, y in losses.values()] == [[0.5, 0.4]]
+    assert [list(y) for _, y in validation.values()] == [[30.0]]
+    assert curves.plot.log_y == [True, False]
 
 
 @pytest.mark.parametrize("dock_name", ["Train Destripe Model", "Denoise (SRDTrans)"])
@@ -173,10 +178,9 @@ def test_status_messages_do_not_resize_the_dock_or_the_canvas(viewer, qtbot, doc
 
 
 def test_drawn_curves_do_not_set_the_width_the_plot_asks_for(qtbot):
-    """The curves are drawn at the plot's width; a picture label sized by its pixmap made the
-    plot ask for that width plus its frame, so in a shown window the Train Destripe dock grew
-    by 2 px at every redraw and napari redrew its shrinking canvas each time (measured: the
-    canvas 670 -> 660 px wide over 6 redraws; the largest stalls while training ran)."""
+    """A plot that asks for the width it was drawn at widens its dock at every redraw (a
+    picture-sized plot did: the Train Destripe dock grew 2 px per redraw and napari redrew its
+    shrinking canvas each time, the largest stalls while training ran)."""
     from napari_restore._widgets._training import TrainingCurves
     from napari_restore.core.progress import Progress
 
@@ -185,8 +189,26 @@ def test_drawn_curves_do_not_set_the_width_the_plot_asks_for(qtbot):
     asked = curves.plot.sizeHint().width()
     for step in range(1, 4):
         curves.add(Progress(step, 10, "train", losses={"total": 1.0 / step}))
-        curves.redraw()
-        curves.plot.wait()
-        qtbot.waitUntil(lambda: curves.plot._drawn_width > 0)  # the picture is shown
+        curves.plot.render_image(600 + 50 * step)
         assert curves.plot.sizeHint().width() == asked
-    assert curves.plot._drawn_width >= 200  # drawn at a real width all the same
+    assert asked <= 200
+
+
+def test_image_previews_share_the_first_panels_contrast(qtbot):
+    import numpy as np
+
+    from napari_restore._widgets._plot import ImagePreview
+
+    preview = ImagePreview(("input", "output"), height=1.5)
+    qtbot.addWidget(preview)
+    ramp = np.tile(np.linspace(0, 100, 64, dtype=np.float32), (32, 1))
+    preview.show_images({"input": ramp, "output": ramp / 2, "unknown": ramp})
+    assert set(preview.pictures) == {"input", "output"}
+    shown, half = preview.pictures["input"], preview.pictures["output"]
+    assert shown.dtype == np.uint8 and shown.shape == (32, 64)
+    assert shown.min() == 0 and shown.max() == 255
+    # One contrast for both panels: the halved output is darker, not stretched again.
+    assert half.max() == pytest.approx(128, abs=2)
+    image = preview.render_image(300)
+    left = image.pixelColor(10, 45).name(), image.pixelColor(140, 45).name()
+    assert left[0] != left[1]  # the ramp is painted: dark on its left, bright on its right

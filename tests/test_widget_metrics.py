@@ -48,8 +48,8 @@ def test_pair_sample_table_plot_and_csv(viewer, qtbot, tmp_path):
     assert float(row[3]) == pytest.approx(expected.ssim, abs=1e-4)
     assert row[4] == f"{float(gt.data.max() - gt.data.min()):g} (GT)"
     assert widget.plot.isVisibleTo(widget.native)  # a stack: per-plane plot shown
-    [psnr_line] = widget.plot.axes[0].get_lines()
-    np.testing.assert_allclose(psnr_line.get_ydata(), expected.per_slice["psnr"])
+    [(_, psnr_line)] = widget.plot.series[0].values()
+    np.testing.assert_allclose(psnr_line, expected.per_slice["psnr"])
 
     out = tmp_path / "metrics.csv"
     widget.csv_path.value = out
@@ -169,10 +169,7 @@ def test_table_shows_unpadded_numbers_full_names_and_legend_outside(viewer, qtbo
     assert table.textElideMode() == Qt.TextElideMode.ElideMiddle
 
     # The legend sits below the axes: it covers no data point.
-    widget.plot.figure.canvas.draw()
-    renderer = widget.plot.figure.canvas.get_renderer()
-    [legend] = widget.plot.figure.legends
-    box = legend.get_window_extent(renderer)
-    for ax in widget.plot.axes:
-        assert not box.overlaps(ax.get_window_extent(renderer))
-    assert [t.get_text() for t in legend.get_texts()] == [elide_middle(striped.name, 40)]
+    rects, legend = widget.plot.layout_rects()
+    assert legend.height() > 0
+    assert not any(legend.intersects(rect) for rect in rects)
+    assert widget.plot.legend_labels() == [elide_middle(striped.name, 40)]

@@ -99,8 +99,7 @@ def test_stacks_plot_per_plane_and_follow_the_layers(viewer, qtbot, rng):
     widget.images.value = [raw, out]
     compute(qtbot, widget)
     assert widget.noref_plot.isVisibleTo(widget.native)
-    [line] = widget.noref_plot.axes[0].get_lines()
-    y = line.get_ydata()
+    [(_, y)] = widget.noref_plot.series[0].values()
     assert y[0] > 75 and y[1] == 0 and 40 < y[2] < y[0]  # perfect, identity, half removed
 
     out.name = "out renamed"

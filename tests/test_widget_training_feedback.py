@@ -38,13 +38,13 @@ def test_legend_in_words_one_colour_per_curve(qtbot):
             )
         )
     curves.redraw()
-    [legend] = curves.plot.figure.legends
-    texts = [t.get_text() for t in legend.get_texts()]
-    assert texts == [
+    assert curves.plot.legend_labels() == [
         "total loss",
         "mean absolute error",
         "model output PSNR (dB)",
         "striped input PSNR (dB)",
     ]
-    colours = [line.get_color() for ax in curves.plot.axes for line in ax.get_lines()]
-    assert len(set(colours)) == 4  # the two axes do not reuse a colour: the legend is unambiguous
+    colours = curves.plot.colours()
+    assert (
+        len(set(colours.values())) == 4
+    )  # the two axes do not reuse a colour: the legend is unambiguous

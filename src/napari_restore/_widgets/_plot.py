@@ -1,344 +1,44 @@
-"""Small matplotlib figures for docks (per-plane metrics, loss curves, previews), drawn off the
-GUI thread, in napari's dark theme.
+"""Small plots for docks (per-plane metrics, loss curves, image previews), painted with Qt.
 
-On a busy 2-core machine matplotlib needs 0.1-1 s to draw a small figure with a legend; on the
-GUI thread that stalls the viewer at every update (issue 12). Each plot widget here owns an Agg
-figure that one background thread draws, and shows the finished picture as a pixmap: the GUI
-thread only hands over the data and paints an image. Requests made while a drawing runs replace
-each other (the newest wins). matplotlib itself is imported in that thread, so opening a dock
-never waits for it.
+The docks used to draw these with matplotlib in a background thread. matplotlib is Python code
+that holds the GIL for most of the 0.1-1 s a small figure with a legend takes, and while it ran
+the viewer's thread waited for the GIL at every step of its own work: the largest event-loop
+stalls during training (220-540 ms on a 2-core machine; 37 ms with the drawing switched off,
+issue 12). A few hundred points, ticks and a legend painted by ``QPainter`` take about a
+millisecond on the GUI thread, in C++, and need no thread, no import and no GIL hand-over.
 """
 
 from __future__ import annotations
 
-import threading
-import traceback
-from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+import math
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
-from qtpy.QtCore import Qt, QTimer, Signal
-from qtpy.QtGui import QImage, QPixmap
-from qtpy.QtWidgets import QLabel, QSizePolicy, QVBoxLayout, QWidget
-
-from napari_restore._widgets._priority import lower_thread_priority
+from qtpy.QtCore import QPointF, QRectF, QSize, Qt
+from qtpy.QtGui import QColor, QFont, QFontMetricsF, QImage, QPainter, QPainterPath, QPen
+from qtpy.QtWidgets import QSizePolicy, QWidget
 
 _FG = "#d6d8dc"
 _BG = "#262930"  # napari's dark theme background
-_DPI = 100
-
-_executor: ThreadPoolExecutor | None = None
-
-
-def _plot_thread() -> ThreadPoolExecutor:
-    """The one thread that draws every dock's figures (matplotlib draws one at a time)."""
-    global _executor
-    if _executor is None:
-        _executor = ThreadPoolExecutor(
-            max_workers=1,
-            thread_name_prefix="napari-restore-plots",
-            initializer=lower_thread_priority,
-        )
-    return _executor
-
-
-class ThreadedFigure(QWidget):
-    """A widget showing a matplotlib figure drawn in the plot thread.
-
-    Subclasses build their figure in :meth:`_setup` and hand drawing functions to
-    :meth:`_request`; both run in the plot thread. :attr:`figure` (waiting for the drawing in
-    progress) is for tests and scripts.
-    """
-
-    _rendered = Signal(object)
-
-    def __init__(self, height: float) -> None:
-        super().__init__()
-        self._height_px = int(height * 80)
-        self.setFixedHeight(self._height_px)
-        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
-        self._label = QLabel(self)
-        # The picture is drawn at the widget's width; a label sized by its pixmap would ask for
-        # that width plus its frame, so the dock grew by 2 px at every redraw and napari
-        # redrew its resized canvas each time (a 100-400 ms stall per training update).
-        self._label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Ignored)
-        self._label.setMinimumSize(1, 1)
-        self._label.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self._label.setStyleSheet(f"background: {_BG};")
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(0, 0, 0, 0)
-        layout.addWidget(self._label)
-        self._fig: Any = None
-        self._lock = threading.Lock()
-        self._pending: tuple[Callable[[Any], None], tuple[int, int, float]] | None = None
-        self._busy = False
-        self._idle = threading.Event()
-        self._idle.set()
-        self._last: Callable[[Any], None] | None = None
-        self._drawn_width = 0
-        self._rendered.connect(self._show)
-        # After a resize, draw again at the new width (once the resizing has settled).
-        self._resize_timer = QTimer(self)
-        self._resize_timer.setSingleShot(True)
-        self._resize_timer.setInterval(200)
-        self._resize_timer.timeout.connect(self._redraw_last)
-        from napari_restore._widgets import _warmup
-
-        _warmup.preload(("matplotlib.figure", "matplotlib.backends.backend_agg"))
-
-    # -- GUI thread -----------------------------------------------------------------------------
-    def _request(self, draw: Callable[[Any], None]) -> None:
-        """Draw with ``draw(figure)`` in the plot thread, then show the picture."""
-        width = self.width() if self.isVisible() else 400
-        size = (max(width, 200), self._height_px, self.devicePixelRatioF())
-        with self._lock:
-            self._pending = (draw, size)
-            self._last = draw
-            if self._busy:
-                return  # the running drawing picks this one up when it ends
-            self._busy = True
-            self._idle.clear()
-        _plot_thread().submit(self._work)
-
-    def _show(self, picture: tuple[bytes, int, int, float]) -> None:
-        data, w, h, ratio = picture
-        image = QImage(data, w, h, 4 * w, QImage.Format.Format_RGBA8888).copy()
-        pixmap = QPixmap.fromImage(image)
-        pixmap.setDevicePixelRatio(ratio)
-        self._label.setPixmap(pixmap)
-        self._drawn_width = int(w / ratio)
-
-    def resizeEvent(self, event: Any) -> None:
-        super().resizeEvent(event)
-        if self._last is not None and abs(self.width() - self._drawn_width) > 8:
-            self._resize_timer.start()
-
-    def _redraw_last(self) -> None:
-        if self._last is not None:
-            self._request(self._last)
-
-    def wait(self, timeout: float = 30.0) -> None:
-        """Block until the plot thread has drawn every request (tests, scripts)."""
-        self._idle.wait(timeout)
-
-    @property
-    def figure(self) -> Any:
-        """The matplotlib figure, once drawn (waits for a drawing in progress)."""
-        self.wait()
-        if self._fig is None:  # nothing drawn yet: set it up here (idle plot thread)
-            self._fig = self._new_figure(400, self._height_px, 1.0)
-        return self._fig
-
-    # -- plot thread ----------------------------------------------------------------------------
-    def _new_figure(self, width: int, height: int, ratio: float) -> Any:
-        from matplotlib.backends.backend_agg import FigureCanvasAgg
-        from matplotlib.figure import Figure
-
-        fig = Figure(
-            figsize=(width / _DPI, height / _DPI),
-            dpi=_DPI * ratio,
-            facecolor=_BG,
-            layout="constrained",
-        )
-        FigureCanvasAgg(fig)
-        self._setup(fig)
-        return fig
-
-    def _setup(self, fig: Any) -> None:
-        """Create the axes of a new figure."""
-
-    def _work(self) -> None:
-        while True:
-            with self._lock:
-                job, self._pending = self._pending, None
-                if job is None:
-                    self._busy = False
-                    self._idle.set()
-                    return
-            draw, (width, height, ratio) = job
-            try:
-                if self._fig is None:
-                    self._fig = self._new_figure(width, height, ratio)
-                fig = self._fig
-                fig.set_dpi(_DPI * ratio)
-                fig.set_size_inches(width / _DPI, height / _DPI)
-                draw(fig)
-                fig.canvas.draw()
-                w, h = fig.canvas.get_width_height(physical=True)
-                picture = (bytes(fig.canvas.buffer_rgba()), w, h, ratio)
-            except Exception:  # a bad drawing must not end the plot thread
-                traceback.print_exc()
-                continue
-            try:
-                self._rendered.emit(picture)
-            except RuntimeError:  # the widget is gone (dock closed)
-                with self._lock:
-                    self._pending, self._busy = None, False
-                    self._idle.set()
-                return
-
-
-def _style(ax: Any, title: str) -> None:
-    ax.set_facecolor(_BG)
-    ax.set_title(title, color=_FG, fontsize=9)
-    ax.tick_params(colors=_FG, labelsize=8)
-    for spine in ax.spines.values():
-        spine.set_color("#5a626c")
-
-
-class LinePlot(ThreadedFigure):
-    """One or more stacked axes of labelled line series.
-
-    Parameters
-    ----------
-    titles : sequence of str
-        One title per axes (stacked vertically, sharing x).
-    xlabel : str
-        Label of the shared x axis.
-    height : float
-        Figure height in inches (80 px each).
-    """
-
-    def __init__(self, titles: Sequence[str], xlabel: str, height: float = 2.6) -> None:
-        self._titles = list(titles)
-        self._xlabel = xlabel
-        super().__init__(height)
-
-    @property
-    def n_axes(self) -> int:
-        """How many axes the figure has (known at once, unlike :attr:`axes`)."""
-        return len(self._titles)
-
-    @property
-    def axes(self) -> list[Any]:
-        """The matplotlib axes, top to bottom (waits for a drawing in progress: tests and
-        scripts only, never the GUI thread)."""
-        return list(self.figure.axes[: len(self._titles)])
-
-    def _setup(self, fig: Any) -> None:
-        fig.subplots(len(self._titles), 1, sharex=True, squeeze=False)
-        self._clear(fig)
-
-    def _clear(self, fig: Any) -> None:
-        axes = fig.axes[: len(self._titles)]
-        for ax, title in zip(axes, self._titles, strict=True):
-            ax.clear()
-            _style(ax, title)
-        axes[-1].set_xlabel(self._xlabel, color=_FG, fontsize=8)
-        for legend in list(fig.legends):
-            legend.remove()
-
-    def clear(self) -> None:
-        """Empty all axes (titles and styling kept)."""
-        if self._fig is not None or self._busy:
-            self._request(self._clear)
-
-    def set_lines(
-        self,
-        series: Sequence[Mapping[str, tuple[Sequence[float], Sequence[float]]]],
-        *,
-        log_y: Sequence[bool] | None = None,
-    ) -> None:
-        """Replace the plotted lines: ``series[i]`` maps a label to ``(x, y)`` on axes ``i``.
-
-        The data are copied now; the drawing happens in the plot thread.
-        """
-        frozen = [
-            {label: (np.array(x, dtype=float), np.array(y, dtype=float)) for label, (x, y) in s}
-            for s in (lines.items() for lines in series)
-        ]
-        log = list(log_y) if log_y is not None else None
-        self._request(lambda fig: self._draw_lines(fig, frozen, log))
-
-    def _draw_lines(
-        self,
-        fig: Any,
-        series: list[dict[str, tuple[np.ndarray, np.ndarray]]],
-        log_y: list[bool] | None,
-    ) -> None:
-        from matplotlib.ticker import NullFormatter
-
-        self._clear(fig)
-        axes = fig.axes[: len(self._titles)]
-        # One colour per label across all axes, so the one legend below reads unambiguously.
-        palette = [f"C{i % 10}" for i in range(10)]
-        colours: dict[str, str] = {}
-        for lines in series:
-            for label in lines:
-                colours.setdefault(label, palette[len(colours) % len(palette)])
-        for i, (ax, lines) in enumerate(zip(axes, series, strict=True)):
-            for label, (x, y) in lines.items():
-                # Sparse series (validation every N steps) need markers to be seen at all.
-                marker = "o" if len(y) < 25 else None
-                ax.plot(
-                    x,
-                    np.where(np.isfinite(y), y, np.nan),
-                    label=label,
-                    color=colours[label],
-                    lw=1.2,
-                    marker=marker,
-                    ms=3,
-                )
-            if log_y and log_y[i] and any(len(v[1]) for v in lines.values()):
-                ax.set_yscale("log")
-                ax.yaxis.set_minor_formatter(NullFormatter())  # minor labels crowd a small plot
-        # One legend for the figure, below the axes, so it never covers a data point; the
-        # same label on several axes (one layer's PSNR and SSIM) is listed once.
-        handles: dict[str, Any] = {}
-        for ax in axes:
-            for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
-                handles.setdefault(label, handle)
-        if handles:
-            legend = fig.legend(
-                list(handles.values()),
-                [elide_middle(label, 40) for label in handles],
-                loc="outside lower center",
-                ncols=1 if len(handles) > 2 or max(map(len, handles)) > 20 else len(handles),
-                fontsize=7,
-                facecolor=_BG,
-                edgecolor="#5a626c",
-            )
-            for text in legend.get_texts():
-                text.set_color(_FG)
-
-
-class ImagePreview(ThreadedFigure):
-    """Small side-by-side greyscale panels (e.g. input / output / target) with one contrast."""
-
-    def __init__(self, titles: tuple[str, ...], height: float = 1.9) -> None:
-        self.titles = titles
-        super().__init__(height)
-
-    def _setup(self, fig: Any) -> None:
-        axes = fig.subplots(1, len(self.titles), squeeze=False)[0]
-        self._images: dict[str, Any] = {}
-        for ax, title in zip(axes, self.titles, strict=True):
-            ax.set_axis_off()
-            ax.set_title(title, color=_FG, fontsize=8)
-
-    def show_images(self, images: Mapping[str, np.ndarray]) -> None:
-        """Show the arrays whose keys match the titles (contrast from the first one)."""
-        shown = {t: images[t] for t in self.titles if t in images}
-        if shown:
-            self._request(lambda fig: self._draw_images(fig, shown))
-
-    def _draw_images(self, fig: Any, images: dict[str, np.ndarray]) -> None:
-        first = np.asarray(next(iter(images.values())))
-        lo, hi = np.percentile(first, [0.5, 99.5])
-        hi = hi if hi > lo else lo + 1
-        for ax, title in zip(fig.axes, self.titles, strict=True):
-            if title not in images:
-                continue
-            img = np.asarray(images[title], dtype=np.float32)
-            if title in self._images and self._images[title].get_array().shape == img.shape:
-                self._images[title].set_data(img)
-                self._images[title].set_clim(lo, hi)
-            else:
-                ax.clear()
-                ax.set_axis_off()
-                ax.set_title(title, color=_FG, fontsize=8)
-                self._images[title] = ax.imshow(img, cmap="gray", vmin=lo, vmax=hi)
+_FRAME = "#5a626c"
+#: matplotlib's "tab10" colours: one per curve label across all axes of a plot.
+PALETTE = (
+    "#1f77b4",
+    "#ff7f0e",
+    "#2ca02c",
+    "#d62728",
+    "#9467bd",
+    "#8c564b",
+    "#e377c2",
+    "#7f7f7f",
+    "#bcbd22",
+    "#17becf",
+)
+#: Series shorter than this get markers: sparse ones (validation every N steps) are dots.
+MARKERS_BELOW = 25
+#: Pixels per height unit of the plots (the docks size them in these units).
+PX_PER_UNIT = 80
 
 
 def elide_middle(text: str, width: int) -> str:
@@ -347,3 +47,412 @@ def elide_middle(text: str, width: int) -> str:
         return text
     head = (width - 1) // 2
     return text[:head] + "…" + text[len(text) - (width - 1 - head) :]
+
+
+def nice_ticks(lo: float, hi: float, max_ticks: int) -> np.ndarray:
+    """Round tick values inside ``[lo, hi]``: the finest step of 1, 2 or 5 times a power of
+    ten that gives at most ``max_ticks`` of them."""
+    if not hi > lo:
+        return np.array([lo])
+    magnitude = 10.0 ** math.floor(math.log10((hi - lo) / max(1, max_ticks)))
+    for step in (m * magnitude for m in (1, 2, 5, 10, 20, 50)):
+        first, last = math.ceil(lo / step - 1e-9), math.floor(hi / step + 1e-9)
+        if last - first + 1 <= max(1, max_ticks):
+            break
+    ticks = np.arange(first, last + 1) * step
+    return np.where(np.abs(ticks) < step * 1e-9, 0.0, ticks)
+
+
+def log_ticks(lo: float, hi: float, max_ticks: int) -> np.ndarray:
+    """Ticks for a log axis over ``[lo, hi]`` (both > 0): decades, then 2 and 5 between them
+    when fewer than two decades fit, then round linear ticks for a very short range."""
+    e_lo, e_hi = math.floor(math.log10(lo)), math.ceil(math.log10(hi))
+    for mantissas in ((1.0,), (1.0, 2.0, 5.0)):
+        ticks = np.array(
+            [m * 10.0**e for e in range(e_lo, e_hi + 1) for m in mantissas], dtype=float
+        )
+        ticks = ticks[(ticks >= lo * (1 - 1e-9)) & (ticks <= hi * (1 + 1e-9))]
+        if len(ticks) >= 2:
+            while len(ticks) > max_ticks:
+                ticks = ticks[::2]
+            return ticks
+    return nice_ticks(lo, hi, max_ticks)
+
+
+def tick_text(value: float, step: float) -> str:
+    """A tick label with as many decimals as the tick step needs: "0.25", "30", "1e-05"."""
+    if value == 0:
+        return "0"
+    if 1e-4 <= abs(value) < 1e6:
+        decimals = max(0, -math.floor(math.log10(step) + 1e-9)) if step > 0 else 0
+        return f"{value:.{min(decimals, 6)}f}"
+    return f"{value:.2g}"
+
+
+def _range(values: list[np.ndarray], log: bool) -> tuple[float, float] | None:
+    """(lo, hi) of the finite values (positive ones on a log axis), padded by 5 %."""
+    finite = [v[np.isfinite(v) & (v > 0 if log else True)] for v in values]
+    finite = [v for v in finite if v.size]
+    if not finite:
+        return None
+    lo, hi = min(float(v.min()) for v in finite), max(float(v.max()) for v in finite)
+    if log:
+        lo, hi = math.log10(lo), math.log10(hi)
+    if hi <= lo:
+        half = abs(lo) * 0.1 if lo else (0.5 if log else 1.0)
+        lo, hi = lo - half, hi + half
+    pad = 0.05 * (hi - lo)
+    lo, hi = lo - pad, hi + pad
+    return (10.0**lo, 10.0**hi) if log else (lo, hi)
+
+
+def _y_pixels(y: np.ndarray, rect: QRectF, lim: tuple[float, float], log: bool) -> np.ndarray:
+    """Widget rows of the values ``y`` on an axes spanning ``lim`` (NaN where not drawable)."""
+    lo, hi = (math.log10(lim[0]), math.log10(lim[1])) if log else lim
+    with np.errstate(divide="ignore", invalid="ignore"):
+        v = np.log10(np.where(y > 0, y, np.nan)) if log else y
+    return rect.bottom() - (v - lo) / (hi - lo) * rect.height()
+
+
+class _Panel(QWidget):
+    """A fixed-height plot widget that never asks for more width than the dock gives it
+    (a child that asks for width resizes the dock, and so napari's canvas)."""
+
+    def __init__(self, height: float) -> None:
+        super().__init__()
+        self._height_px = int(height * PX_PER_UNIT)
+        self.setFixedHeight(self._height_px)
+        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
+        self.setAttribute(Qt.WidgetAttribute.WA_OpaquePaintEvent)
+
+    def sizeHint(self) -> QSize:
+        return QSize(200, self._height_px)
+
+    def minimumSizeHint(self) -> QSize:
+        return QSize(120, self._height_px)
+
+    def _font(self, points: float) -> QFont:
+        font = QFont(self.font())
+        font.setPointSizeF(points)
+        return font
+
+    def render_image(self, width: int = 400) -> QImage:
+        """The plot as painted at ``width`` x its height (tests, scripts, screenshots)."""
+        if self.width() != width:
+            self.resize(width, self._height_px)
+        image = QImage(self.width(), self.height(), QImage.Format.Format_RGB32)
+        self.render(image)
+        return image
+
+
+class LinePlot(_Panel):
+    """One or more stacked axes of labelled line series with one legend below them.
+
+    Parameters
+    ----------
+    titles : sequence of str
+        One title per axes (stacked vertically, sharing x).
+    xlabel : str
+        Label of the shared x axis.
+    height : float
+        Height in units of 80 px.
+    """
+
+    def __init__(self, titles: Sequence[str], xlabel: str, height: float = 2.6) -> None:
+        super().__init__(height)
+        self.titles = list(titles)
+        self.xlabel = xlabel
+        self.series: list[dict[str, tuple[np.ndarray, np.ndarray]]] = [{} for _ in self.titles]
+        self.log_y: list[bool] = [False] * len(self.titles)
+
+    @property
+    def n_axes(self) -> int:
+        """How many axes the plot has."""
+        return len(self.titles)
+
+    def clear(self) -> None:
+        """Empty all axes (titles kept)."""
+        self.series = [{} for _ in self.titles]
+        self.update()
+
+    def set_lines(
+        self,
+        series: Sequence[Mapping[str, tuple[Sequence[float], Sequence[float]]]],
+        log_y: Sequence[bool] | None = None,
+    ) -> None:
+        """Show ``series[i]`` (label -> (x, y)) on axes ``i``; ``log_y[i]`` for a log y axis.
+
+        Non-finite values leave gaps in their line.
+        """
+        self.series = [
+            {
+                label: (np.asarray(x, dtype=float), np.asarray(y, dtype=float))
+                for label, (x, y) in lines.items()
+            }
+            for lines in list(series)[: self.n_axes]
+        ]
+        self.series += [{} for _ in range(self.n_axes - len(self.series))]
+        flags = list(log_y) if log_y is not None else []
+        self.log_y = [bool(flags[i]) if i < len(flags) else False for i in range(self.n_axes)]
+        self.update()
+
+    def colours(self) -> dict[str, str]:
+        """Label -> colour: one colour per label across all axes, in order of appearance."""
+        colours: dict[str, str] = {}
+        for lines in self.series:
+            for label in lines:
+                colours.setdefault(label, PALETTE[len(colours) % len(PALETTE)])
+        return colours
+
+    def legend_labels(self) -> list[str]:
+        """The legend's entries as shown (long names elided in the middle)."""
+        return [elide_middle(label, 40) for label in self.colours()]
+
+    # -- layout -------------------------------------------------------------------------------
+    def _legend_columns(self) -> int:
+        labels = list(self.colours())
+        if not labels:
+            return 0
+        return 1 if len(labels) > 2 or max(map(len, labels)) > 20 else len(labels)
+
+    def layout_rects(self) -> tuple[list[QRectF], QRectF]:
+        """The axes' plot areas (top to bottom) and the legend's box, in widget pixels."""
+        width, height = float(self.width()), float(self.height())
+        tick = QFontMetricsF(self._font(7.5))
+        title = QFontMetricsF(self._font(8.5))
+        legend = QFontMetricsF(self._font(7.5))
+        n_labels, columns = len(self.colours()), self._legend_columns()
+        rows = math.ceil(n_labels / columns) if columns else 0
+        legend_h = rows * (legend.height() + 2) + 6 if rows else 0.0
+        bottom = tick.height() + 3 + tick.height() + 2  # x tick labels and the x label
+        gap = 4.0
+        free = height - 4 - legend_h - bottom - self.n_axes * (title.height() + 2)
+        axes_h = max(10.0, (free - gap * (self.n_axes - 1)) / max(1, self.n_axes))
+        left = 6 + max(
+            (
+                tick.horizontalAdvance(text)
+                for i in range(self.n_axes)
+                for _, text in self._y_ticks(i, axes_h)
+            ),
+            default=tick.horizontalAdvance("0"),
+        )
+        rects, y = [], 4.0
+        for _ in range(self.n_axes):
+            y += title.height() + 2
+            rects.append(QRectF(left + 4, y, max(10.0, width - left - 14), axes_h))
+            y += axes_h + gap
+        legend_box = QRectF(0, height - legend_h, width, legend_h)
+        return rects, legend_box
+
+    def _x_range(self) -> tuple[float, float]:
+        xs = [x for lines in self.series for x, _ in lines.values()]
+        found = _range(xs, log=False)
+        if found is None:
+            return 0.0, 1.0
+        # The padding of _range is for y; x spans its data exactly (but never zero width).
+        finite = np.concatenate([x[np.isfinite(x)] for x in xs])
+        lo, hi = float(finite.min()), float(finite.max())
+        return (lo - 0.5, hi + 0.5) if hi <= lo else (lo, hi)
+
+    def _y_range(self, i: int) -> tuple[float, float]:
+        found = _range([y for _, y in self.series[i].values()], self.log_y[i])
+        return found if found is not None else ((1.0, 10.0) if self.log_y[i] else (0.0, 1.0))
+
+    def _y_ticks(self, i: int, axes_h: float) -> list[tuple[float, str]]:
+        lo, hi = self._y_range(i)
+        most = max(2, int(axes_h // 16))
+        ticks = log_ticks(lo, hi, most) if self.log_y[i] else nice_ticks(lo, hi, most)
+        step = float(np.min(np.diff(ticks))) if len(ticks) > 1 else abs(float(ticks[0])) or 1.0
+        return [(float(t), tick_text(float(t), t if self.log_y[i] else step)) for t in ticks]
+
+    # -- painting -----------------------------------------------------------------------------
+    def paintEvent(self, event: Any) -> None:
+        painter = QPainter(self)
+        try:
+            painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+            painter.fillRect(self.rect(), QColor(_BG))
+            self._paint(painter)
+        finally:
+            painter.end()
+
+    def _paint(self, painter: QPainter) -> None:
+        rects, legend_box = self.layout_rects()
+        colours = self.colours()
+        x_lo, x_hi = self._x_range()
+        tick_font, title_font = self._font(7.5), self._font(8.5)
+        tick = QFontMetricsF(tick_font)
+        frame, text = QPen(QColor(_FRAME)), QPen(QColor(_FG))
+
+        def px(x: np.ndarray, rect: QRectF) -> np.ndarray:
+            return rect.left() + (x - x_lo) / (x_hi - x_lo) * rect.width()
+
+        for i, rect in enumerate(rects):
+            painter.setFont(title_font)
+            painter.setPen(text)
+            title_h = QFontMetricsF(title_font).height()
+            painter.drawText(
+                QRectF(rect.left(), rect.top() - title_h - 2, rect.width(), title_h),
+                int(Qt.AlignmentFlag.AlignCenter),
+                self.titles[i],
+            )
+            y_range, log = self._y_range(i), self.log_y[i]
+
+            def py(y: np.ndarray, rect: QRectF = rect, lim: Any = y_range, log: bool = log):
+                return _y_pixels(y, rect, lim, log)
+
+            painter.setFont(tick_font)
+            for value, label in self._y_ticks(i, rect.height()):
+                y = float(py(np.array([value]))[0])
+                painter.setPen(frame)
+                painter.drawLine(QPointF(rect.left() - 3, y), QPointF(rect.left(), y))
+                painter.setPen(text)
+                painter.drawText(
+                    QRectF(0, y - tick.height() / 2, rect.left() - 5, tick.height()),
+                    int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter),
+                    label,
+                )
+            painter.setPen(frame)
+            painter.drawRect(rect)
+            painter.save()
+            painter.setClipRect(rect.adjusted(-3, -3, 3, 3))
+            for label, (x, y) in self.series[i].items():
+                colour = QColor(colours[label])
+                pen = QPen(colour, 1.4)
+                painter.setPen(pen)
+                xs, ys = px(x, rect), py(y)
+                ok = np.isfinite(xs) & np.isfinite(ys)
+                path = QPainterPath()
+                drawing = False
+                for j in range(len(xs)):
+                    if not ok[j]:
+                        drawing = False
+                        continue
+                    point = QPointF(float(xs[j]), float(ys[j]))
+                    if drawing:
+                        path.lineTo(point)
+                    else:
+                        path.moveTo(point)
+                        drawing = True
+                painter.drawPath(path)
+                if len(y) < MARKERS_BELOW:
+                    painter.setBrush(colour)
+                    for j in np.flatnonzero(ok):
+                        painter.drawEllipse(QPointF(float(xs[j]), float(ys[j])), 2.2, 2.2)
+                    painter.setBrush(Qt.BrushStyle.NoBrush)
+            painter.restore()
+
+        # The shared x axis, under the last axes.
+        last = rects[-1]
+        most = max(2, int(last.width() // 60))
+        ticks = nice_ticks(x_lo, x_hi, most)
+        step = float(np.min(np.diff(ticks))) if len(ticks) > 1 else 1.0
+        painter.setFont(tick_font)
+        for value in ticks:
+            x = float(px(np.array([value]), last)[0])
+            painter.setPen(frame)
+            painter.drawLine(QPointF(x, last.bottom()), QPointF(x, last.bottom() + 3))
+            painter.setPen(text)
+            painter.drawText(
+                QRectF(x - 40, last.bottom() + 3, 80, tick.height()),
+                int(Qt.AlignmentFlag.AlignHCenter | Qt.AlignmentFlag.AlignTop),
+                tick_text(float(value), step),
+            )
+        painter.drawText(
+            QRectF(last.left(), last.bottom() + 3 + tick.height(), last.width(), tick.height()),
+            int(Qt.AlignmentFlag.AlignCenter),
+            self.xlabel,
+        )
+        self._paint_legend(painter, legend_box, colours)
+
+    def _paint_legend(self, painter: QPainter, box: QRectF, colours: dict[str, str]) -> None:
+        columns = self._legend_columns()
+        if not columns or box.height() <= 0:
+            return
+        font = self._font(7.5)
+        metrics = QFontMetricsF(font)
+        painter.setFont(font)
+        labels = self.legend_labels()
+        row_h = metrics.height() + 2
+        width = max(metrics.horizontalAdvance(label) for label in labels) + 26
+        left = box.center().x() - columns * width / 2
+        frame = QRectF(left - 4, box.top() + 1, columns * width + 8, box.height() - 2)
+        painter.setPen(QPen(QColor(_FRAME)))
+        painter.drawRect(frame)
+        for k, (label, colour) in enumerate(zip(labels, colours.values(), strict=True)):
+            x = left + (k % columns) * width
+            y = box.top() + 3 + (k // columns) * row_h
+            painter.setPen(QPen(QColor(colour), 2.0))
+            painter.drawLine(QPointF(x + 2, y + row_h / 2), QPointF(x + 18, y + row_h / 2))
+            painter.setPen(QPen(QColor(_FG)))
+            painter.drawText(
+                QRectF(x + 22, y, width - 22, row_h),
+                int(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter),
+                label,
+            )
+
+
+class ImagePreview(_Panel):
+    """Small side-by-side greyscale panels (e.g. input / output / target) with one contrast.
+
+    Parameters
+    ----------
+    titles : tuple of str
+        One title per panel, left to right.
+    height : float
+        Height in units of 80 px.
+    """
+
+    def __init__(self, titles: tuple[str, ...], height: float = 1.9) -> None:
+        super().__init__(height)
+        self.titles = titles
+        #: The 8-bit pictures shown, by title (tests and scripts read them).
+        self.pictures: dict[str, np.ndarray] = {}
+        self._images: dict[str, QImage] = {}
+
+    def show_images(self, images: Mapping[str, np.ndarray]) -> None:
+        """Show the 2D arrays whose keys match the titles (contrast from the first one)."""
+        shown = {t: np.asarray(images[t], dtype=np.float32) for t in self.titles if t in images}
+        if not shown:
+            return
+        first = next(iter(shown.values()))
+        stride = max(1, int(math.sqrt(first.size / 65536)))  # a preview: a sample is enough
+        sample = first[::stride, ::stride]
+        sample = sample[np.isfinite(sample)]
+        lo, hi = np.percentile(sample, [0.5, 99.5]) if sample.size else (0.0, 1.0)
+        hi = hi if hi > lo else lo + 1
+        for title, image in shown.items():
+            scaled = np.clip((np.nan_to_num(image, nan=lo) - lo) / (hi - lo), 0, 1)
+            pixels = np.ascontiguousarray((scaled * 255 + 0.5).astype(np.uint8))
+            self.pictures[title] = pixels
+            h, w = pixels.shape
+            self._images[title] = QImage(
+                pixels.data, w, h, w, QImage.Format.Format_Grayscale8
+            ).copy()
+        self.update()
+
+    def paintEvent(self, event: Any) -> None:
+        painter = QPainter(self)
+        try:
+            painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform)
+            painter.fillRect(self.rect(), QColor(_BG))
+            font = self._font(8.0)
+            painter.setFont(font)
+            title_h = QFontMetricsF(font).height() + 2
+            slot = self.width() / max(1, len(self.titles))
+            for k, title in enumerate(self.titles):
+                painter.setPen(QPen(QColor(_FG)))
+                painter.drawText(
+                    QRectF(k * slot, 1, slot, title_h),
+                    int(Qt.AlignmentFlag.AlignCenter),
+                    title,
+                )
+                image = self._images.get(title)
+                if image is None:
+                    continue
+                room = QRectF(k * slot + 3, title_h + 2, slot - 6, self.height() - title_h - 4)
+                scale = min(room.width() / image.width(), room.height() / image.height())
+                w, h = image.width() * scale, image.height() * scale
+                target = QRectF(room.center().x() - w / 2, room.top(), w, h)
+                painter.drawImage(target, image)
+        finally:
+            painter.end()

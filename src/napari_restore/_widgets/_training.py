@@ -180,8 +180,7 @@ def duration_text(seconds: float) -> str:
 class TrainingCurves:
     """Accumulates loss terms and validation metrics from Progress reports and plots them.
 
-    Redraws at most every ``min_interval`` seconds so fast training steps do not flood the GUI
-    thread with matplotlib work.
+    Redraws at most every ``min_interval`` seconds: fast training steps need no more.
     """
 
     def __init__(

@@ -1,4 +1,4 @@
-"""Heavy imports (torch, matplotlib, scipy) in a background thread, so opening a dock is quick.
+"""Heavy imports (torch, scipy, scikit-image) in a background thread, so opening a dock is quick.
 
 Importing torch takes 2-7 s on a busy 2-core machine; done while napari builds a dock, it froze
 the viewer for that long (issue 12). Docks now build from light modules only and ask for the
@@ -37,10 +37,13 @@ TORCH_MODULES = (
     "napari_restore.engine.model_files",
     "napari_restore.destripe.infer",
 )
-#: What the plots, metrics and the stripe meter need.
+#: What training needs beyond that: torch's optimizers import torch._dynamo (and sympy) on
+#: their first construction, about 2 s of imports that hold the GIL for up to 0.2 s at a time;
+#: imported after the dock opens instead of after Train is clicked, while the viewer shows
+#: the training.
+TRAINING_MODULES = (*TORCH_MODULES, "torch.optim", "torch._dynamo")
+#: What the metrics and the stripe meter need.
 PLOT_MODULES = (
-    "matplotlib.figure",
-    "matplotlib.backends.backend_agg",
     "napari_restore.metrics",
     "napari_restore.stripe_meter",
 )

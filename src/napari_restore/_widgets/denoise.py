@@ -203,6 +203,7 @@ class DenoiseWidget(TrainingDock, Container):
         self._image_changed()
         self._start_changed()
         _warmup.when_ready(_warmup.TORCH_MODULES, self._engine_ready)
+        _warmup.preload(_warmup.TRAINING_MODULES)
 
     def _engine_ready(self) -> None:
         """Torch is imported: the settings of the device "auto" picks, the pretrained frames."""

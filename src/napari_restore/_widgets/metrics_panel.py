@@ -150,7 +150,7 @@ class MetricsPanel(Container):
         self.noref_plot.setVisible(False)
         self.native.layout().addWidget(self.noref_plot)
 
-        # scipy, scikit-image and matplotlib load in the background while the user picks layers.
+        # scipy and scikit-image load in the background while the user picks layers.
         _warmup.preload(_warmup.PLOT_MODULES)
         self._life = DockLifetime(self.native)
         follow_active_layer(napari_viewer, self.images, self._life)

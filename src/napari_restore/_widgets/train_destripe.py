@@ -22,6 +22,7 @@ from magicgui.widgets import (
     SpinBox,
 )
 
+from napari_restore._widgets import _warmup
 from napari_restore._widgets._common import (
     DockLifetime,
     JobRunner,
@@ -177,6 +178,7 @@ class TrainDestripeWidget(TrainingDock, Container):
 
         self._life = DockLifetime(self.native)
         follow_active_layer(napari_viewer, self.images, self._life)
+        _warmup.preload(_warmup.TRAINING_MODULES)
         self._life.track(self.runner)
         self.perceptual_weight.changed.connect(self._update_visibility)
         self.train_button.changed.connect(self.train)
