@@ -368,7 +368,10 @@ def real(data_dir: Path) -> tuple[list[dict[str, Any]], dict[str, Any]]:
 
 
 def figure(outputs: dict[str, Any], rows: list[dict[str, Any]], path: Path) -> None:
-    """Input | built-in model | wavelet-FFT for each real image, with a zoom (ZOOM)."""
+    """Input | built-in model | wavelet-FFT for each real image, with a zoom (ZOOM).
+
+    Needs matplotlib (``pip install "napari-restore[bench]"``).
+    """
     import matplotlib
 
     matplotlib.use("Agg")
