@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from magicgui.widgets import Container, Label, ProgressBar, PushButton
+from qtpy.QtCore import Qt
 
 from napari_restore._widgets._priority import lower_thread_priority
 from napari_restore.core.progress import Progress
@@ -377,6 +378,68 @@ class JobRunner:
             self.worker.quit()
 
 
+class DockContainer(Container):
+    """A dock's rows in a scroll area: a dock taller than the window scrolls.
+
+    Without it, a dock whose rows need more height than the window has (two docks stacked on
+    one side, a status message that wraps to more lines while a job runs) makes napari's
+    window grow, and the canvas is resized and redrawn in full (100-300 ms with software
+    OpenGL, issue 12). napari docks a magicgui widget's ``native``: here that is the scroll
+    area, and :attr:`rows` is the widget holding the rows' layout.
+    """
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        from qtpy.QtCore import QEvent, QObject, QSize
+        from qtpy.QtWidgets import QFrame, QScrollArea
+
+        rows = self._widget._mgui_get_native_widget()
+
+        class Scroll(QScrollArea):
+            # Qt caps a scroll area's size hint at 24 lines; napari shares a side's height
+            # between its docks by their hints, so a dock asks for all of its rows.
+            def sizeHint(self) -> QSize:
+                frame = 2 * self.frameWidth()
+                hint = rows.sizeHint()
+                return QSize(hint.width() + frame, hint.height() + frame)
+
+            def minimumSizeHint(self) -> QSize:
+                return QSize(rows.minimumSizeHint().width(), 60)
+
+        class Docked(QObject):
+            # napari reparents the scroll area into its dock: the rows are all there then.
+            def eventFilter(inner, obj: Any, event: Any) -> bool:
+                if event.type() == QEvent.Type.ParentChange:
+                    self._docked()
+                return False
+
+        self._scroll = Scroll()
+        self._scroll.setFrameShape(QFrame.Shape.NoFrame)
+        self._scroll.setWidgetResizable(True)
+        self._scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self._scroll.setWidget(rows)
+        self._stretched = False
+        self._watch = Docked(self._scroll)
+        self._scroll.installEventFilter(self._watch)
+
+    @property
+    def native(self) -> Any:  # type: ignore[override]
+        """The scroll area: what napari puts in the dock (the rows while it is being built)."""
+        scroll = self.__dict__.get("_scroll")
+        return scroll if scroll is not None else self._widget._mgui_get_native_widget()
+
+    @property
+    def rows(self) -> Any:
+        """The widget holding the rows' layout (add raw Qt rows to ``rows.layout()``)."""
+        return self._widget._mgui_get_native_widget()
+
+    def _docked(self) -> None:
+        if not self._stretched:  # spare height goes below the rows, not between them
+            self._stretched = True
+            self.rows.layout().addStretch(1)
+        self.native_parent_changed.emit(self._scroll.parent())
+
+
 class DockLifetime:
     """Ties viewer-event connections, timers and workers to a dock's Qt lifetime.
 
@@ -440,7 +503,14 @@ def status_row() -> tuple[ProgressBar, Label, PushButton, Container]:
     stop = PushButton(text="Cancel", visible=False)
     status = Label(value="", label="")
     status.native.setWordWrap(True)
-    status.native.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Minimum)
+    # No width hint (the text's) may reach the dock: a wider dock resizes napari's canvas,
+    # which is then redrawn in full (100-300 ms with software OpenGL, issue 12).
+    for widget, vertical in (
+        (progress, QSizePolicy.Policy.Fixed),
+        (stop, QSizePolicy.Policy.Fixed),
+        (status, QSizePolicy.Policy.Minimum),
+    ):
+        widget.native.setSizePolicy(QSizePolicy(QSizePolicy.Policy.Ignored, vertical))
     row = Container(widgets=[progress, stop, status], labels=False)
     row.margins = (0, 0, 0, 0)
     return progress, status, stop, row

@@ -39,6 +39,8 @@ PALETTE = (
 MARKERS_BELOW = 25
 #: Pixels per height unit of the plots (the docks size them in these units).
 PX_PER_UNIT = 80
+#: The share of its height a plot gives up when its dock is short of room.
+MIN_SHARE = 0.55
 
 
 def elide_middle(text: str, width: int) -> str:
@@ -121,15 +123,20 @@ class _Panel(QWidget):
     def __init__(self, height: float) -> None:
         super().__init__()
         self._height_px = int(height * PX_PER_UNIT)
-        self.setFixedHeight(self._height_px)
-        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
+        # Up to its height, and down to MIN_SHARE of it when the dock runs out of room: a dock
+        # taller than the window makes napari's window grow, resizing and redrawing the canvas
+        # (a long status message while training did that).
+        self._min_height_px = int(self._height_px * MIN_SHARE)
+        self.setMinimumHeight(self._min_height_px)
+        self.setMaximumHeight(self._height_px)
+        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
         self.setAttribute(Qt.WidgetAttribute.WA_OpaquePaintEvent)
 
     def sizeHint(self) -> QSize:
         return QSize(200, self._height_px)
 
     def minimumSizeHint(self) -> QSize:
-        return QSize(120, self._height_px)
+        return QSize(120, self._min_height_px)
 
     def _font(self, points: float) -> QFont:
         font = QFont(self.font())
@@ -138,7 +145,7 @@ class _Panel(QWidget):
 
     def render_image(self, width: int = 400) -> QImage:
         """The plot as painted at ``width`` x its height (tests, scripts, screenshots)."""
-        if self.width() != width:
+        if (self.width(), self.height()) != (width, self._height_px):
             self.resize(width, self._height_px)
         image = QImage(self.width(), self.height(), QImage.Format.Format_RGB32)
         self.render(image)

@@ -27,6 +27,7 @@ from magicgui.widgets import (
 
 from napari_restore._widgets import _warmup
 from napari_restore._widgets._common import (
+    DockContainer,
     DockLifetime,
     JobRunner,
     current_plane_index,
@@ -73,7 +74,7 @@ def _device_kind(device: str) -> str:
     return "cuda" if resolve_device(device).type == "cuda" else "cpu"
 
 
-class DenoiseWidget(TrainingDock, Container):
+class DenoiseWidget(TrainingDock, DockContainer):
     """Dock that trains SRDTrans on a noisy stack and denoises it."""
 
     TASK = TASK
@@ -177,14 +178,14 @@ class DenoiseWidget(TrainingDock, Container):
 
         self.advanced_section = QCollapsible("Training settings (patches, rate, epochs, seed)")
         self.advanced_section.addWidget(advanced.native)
-        self.native.layout().insertWidget(5, self.advanced_section)
+        self.rows.layout().insertWidget(5, self.advanced_section)
         self.volume_section = QCollapsible("Whole volume to a file (cluster)")
         self.volume_section.addWidget(self.volume.native)
-        self.native.layout().addWidget(self.volume_section)
+        self.rows.layout().addWidget(self.volume_section)
         self.curves = TrainingCurves(("total", "l1", "mse"), ())
         self.preview = ImagePreview(("input", "output"))
-        self.native.layout().addWidget(self.curves.plot)
-        self.native.layout().addWidget(self.preview)
+        self.rows.layout().addWidget(self.curves.plot)
+        self.rows.layout().addWidget(self.preview)
 
         self._life = DockLifetime(self.native)
         follow_active_layer(napari_viewer, self.image, self._life)

@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING, Any
 from magicgui.widgets import (
     CheckBox,
     ComboBox,
-    Container,
     FileEdit,
     Label,
     PushButton,
@@ -24,6 +23,7 @@ from magicgui.widgets import (
 
 from napari_restore._widgets import _warmup
 from napari_restore._widgets._common import (
+    DockContainer,
     DockLifetime,
     JobRunner,
     error_text,
@@ -96,7 +96,7 @@ def describe_model(meta: dict[str, Any]) -> str:
     return ", ".join(parts)
 
 
-class DestripeWidget(Container):
+class DestripeWidget(DockContainer):
     """Dock that removes stripe artifacts from an image layer."""
 
     def __init__(self, napari_viewer: napari.Viewer) -> None:

@@ -23,7 +23,6 @@ import numpy as np
 from magicgui.widgets import (
     CheckBox,
     ComboBox,
-    Container,
     FileEdit,
     FloatSpinBox,
     Label,
@@ -34,6 +33,7 @@ from magicgui.widgets import (
 
 from napari_restore._widgets import _warmup
 from napari_restore._widgets._common import (
+    DockContainer,
     DockLifetime,
     JobRunner,
     error_text,
@@ -79,7 +79,7 @@ def _pct(v: float, digits: int = 1) -> str:
     return "—" if math.isnan(v) else f"{round(100 * v, digits) + 0.0:.{digits}f}"  # no "-0.0"
 
 
-class MetricsPanel(Container):
+class MetricsPanel(DockContainer):
     """Dock comparing image layers with a ground-truth layer."""
 
     def __init__(self, napari_viewer: napari.Viewer) -> None:
@@ -143,12 +143,12 @@ class MetricsPanel(Container):
         )
         self.plot = LinePlot(["PSNR per plane (dB)", "SSIM per plane"], "plane")
         self.plot.setVisible(False)
-        self.native.layout().addWidget(self.plot)
+        self.rows.layout().addWidget(self.plot)
         self.noref_plot = LinePlot(
             ["stripe energy removed per plane (%)", "structure changed per plane (%)"], "plane"
         )
         self.noref_plot.setVisible(False)
-        self.native.layout().addWidget(self.noref_plot)
+        self.rows.layout().addWidget(self.noref_plot)
 
         # scipy and scikit-image load in the background while the user picks layers.
         _warmup.preload(_warmup.PLOT_MODULES)

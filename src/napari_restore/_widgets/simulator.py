@@ -22,6 +22,7 @@ from magicgui.widgets import (
 )
 
 from napari_restore._widgets._common import (
+    DockContainer,
     DockLifetime,
     JobRunner,
     current_plane_index,
@@ -72,7 +73,7 @@ class FloatRange(Container):
         self.low.value, self.high.value = v
 
 
-class StripeSimulatorWidget(Container):
+class StripeSimulatorWidget(DockContainer):
     """Dock that degrades an image layer with the stripe model of Wei et al. (2022)."""
 
     def __init__(self, napari_viewer: napari.Viewer) -> None:

@@ -24,6 +24,7 @@ from magicgui.widgets import (
 
 from napari_restore._widgets import _warmup
 from napari_restore._widgets._common import (
+    DockContainer,
     DockLifetime,
     JobRunner,
     error_text,
@@ -67,7 +68,7 @@ def vgg_advice() -> str:
     )
 
 
-class TrainDestripeWidget(TrainingDock, Container):
+class TrainDestripeWidget(TrainingDock, DockContainer):
     """Dock that trains a destriping network on clean image layers."""
 
     TASK = "destripe"
@@ -168,13 +169,13 @@ class TrainDestripeWidget(TrainingDock, Container):
 
         self.advanced_section = QCollapsible("Training settings (stripes, loss, network)")
         self.advanced_section.addWidget(advanced.native)
-        self.native.layout().insertWidget(2, self.advanced_section)
+        self.rows.layout().insertWidget(2, self.advanced_section)
         self.curves = TrainingCurves(
             ("total", "mae", "perceptual"), ("val_psnr", "val_input_psnr"), height=3.2
         )
         self.preview = ImagePreview(("input", "output", "target"), height=1.5)
-        self.native.layout().addWidget(self.curves.plot)
-        self.native.layout().addWidget(self.preview)
+        self.rows.layout().addWidget(self.curves.plot)
+        self.rows.layout().addWidget(self.preview)
 
         self._life = DockLifetime(self.native)
         follow_active_layer(napari_viewer, self.images, self._life)
