@@ -320,6 +320,32 @@ def jobs(seconds: float, only: set[str], results: list[dict[str, Any]]) -> None:
         )
         viewer.window.remove_dock_widget(box.native)
 
+    if wanted("control_add_layer"):
+        # No plugin code: napari adding a result layer like the apply docks' (the source's
+        # shape, dtype and contrast limits given), the floor of every job that ends in one.
+        import numpy as np
+
+        settle()
+        copy = np.array(striped.data)
+        added: list[Any] = []
+
+        def add() -> None:
+            added.append(
+                viewer.add_image(copy, name="control copy", contrast_limits=striped.contrast_limits)
+            )
+
+        results.append(
+            measure(
+                f"control: napari add_image ({'x'.join(map(str, copy.shape))} {copy.dtype})",
+                add,
+                lambda: bool(added),
+                60,
+            )
+        )
+        settle(1.0)
+        viewer.layers.remove(added[0])
+        settle(1.0)
+
     if wanted("metrics_reference") or wanted("metrics_no_reference"):
         metrics = dock("metrics")
         metrics.compute_button.changed.disconnect()  # only the measured clicks compute
@@ -333,7 +359,7 @@ def jobs(seconds: float, only: set[str], results: list[dict[str, Any]]) -> None:
             metrics.results = before = []  # the job puts a new list here
             results.append(
                 measure(
-                    "Metrics (ground truth, 41 planes)",
+                    f"Metrics (ground truth, {len(gt.data)} planes)",
                     metrics.compute,
                     lambda: metrics.results is not before and not metrics.runner.running,
                     int(os.environ.get("BENCH_TIMEOUT", 600)),
@@ -365,7 +391,7 @@ def jobs(seconds: float, only: set[str], results: list[dict[str, Any]]) -> None:
         n = len(viewer.layers)
         results.append(
             measure(
-                "Destripe apply (41-plane stack)",
+                f"Destripe apply ({len(striped.data)}-plane stack)",
                 d.run,
                 lambda: len(viewer.layers) > n and not d.runner.running,
                 1800,
