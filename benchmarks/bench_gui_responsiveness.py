@@ -295,8 +295,7 @@ def jobs(seconds: float, only: set[str], results: list[dict[str, Any]]) -> None:
             widget.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         box = Container(widgets=[bar, text])
         viewer.window.add_dock_widget(box, name="control")
-        settle = time.monotonic() + 2.0  # the new dock's first layout and paint are not the job
-        run_loop_until(lambda: time.monotonic() > settle, 10)
+        settle(2.0)  # the new dock's first layout and paint are not the job
         ticker, state = QTimer(), {"n": 0}
 
         def update() -> None:
