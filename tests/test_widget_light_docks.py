@@ -212,3 +212,23 @@ def test_image_previews_share_the_first_panels_contrast(qtbot):
     image = preview.render_image(300)
     left = image.pixelColor(10, 45).name(), image.pixelColor(140, 45).name()
     assert left[0] != left[1]  # the ramp is painted: dark on its left, bright on its right
+
+
+@pytest.mark.parametrize("dock_name", ["Denoise (SRDTrans)", "Train Destripe Model", "Metrics"])
+def test_docks_scroll_instead_of_making_the_window_grow(viewer, dock_name):
+    """A dock that needs more height than the window has made napari grow its window, and
+    the canvas was resized and redrawn mid-job (the Denoise dock beside another dock)."""
+    from qtpy.QtWidgets import QScrollArea
+
+    from napari_restore._widgets._common import MIN_DOCK_HEIGHT
+
+    _, dock = viewer.window.add_plugin_dock_widget(PLUGIN, dock_name)
+    scroll = dock.native
+    assert isinstance(scroll, QScrollArea) and scroll.widget() is dock.rows
+    assert scroll.minimumSizeHint().height() <= MIN_DOCK_HEIGHT  # the window need not grow
+    assert dock.rows.minimumSizeHint().height() > 300  # ... for all these rows
+    # It still asks for all of its rows (Qt caps a scroll area's hint at 24 lines), so napari
+    # shares a side's height between docks by what they hold.
+    assert scroll.sizeHint().height() >= dock.rows.sizeHint().height()
+    layout = dock.rows.layout()
+    assert layout.itemAt(layout.count() - 1).spacerItem() is not None  # spare room below

@@ -173,3 +173,24 @@ def test_table_shows_unpadded_numbers_full_names_and_legend_outside(viewer, qtbo
     assert legend.height() > 0
     assert not any(legend.intersects(rect) for rect in rects)
     assert widget.plot.legend_labels() == [elide_middle(striped.name, 40)]
+
+
+def test_compute_clicked_during_a_pending_update_computes_once(viewer, qtbot):
+    """Picking layers schedules an automatic update (250 ms later); a click on Compute before
+    it fires is that update: the table must not be recomputed (and the dock busy) again."""
+    gt, striped = viewer.open_sample(PLUGIN, "stripe_pair")
+    widget = open_panel(viewer)
+    widget.ground_truth.value = gt
+    starts = []
+    start = widget.runner.start
+    widget.runner.start = lambda *a, **k: (starts.append(1), start(*a, **k))[1]
+    widget.images.value = []  # the dock picked the selected layer: pick it again, as a user
+    qtbot.wait(400)
+    starts.clear()
+    widget.images.value = [striped]  # schedules the update
+    assert widget._timer.isActive()
+    compute(qtbot, widget)
+    qtbot.wait(600)  # past the scheduled update
+    assert not widget.runner.running
+    assert len(starts) == 1
+    assert table_rows(widget)[0][0] == striped.name

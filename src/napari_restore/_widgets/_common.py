@@ -378,6 +378,10 @@ class JobRunner:
             self.worker.quit()
 
 
+#: The least height of a dock before it scrolls: three docks still fit a 1000 px window.
+MIN_DOCK_HEIGHT = 280
+
+
 class DockContainer(Container):
     """A dock's rows in a scroll area: a dock taller than the window scrolls.
 
@@ -397,20 +401,25 @@ class DockContainer(Container):
 
         class Scroll(QScrollArea):
             # Qt caps a scroll area's size hint at 24 lines; napari shares a side's height
-            # between its docks by their hints, so a dock asks for all of its rows.
+            # between its docks by their hints, so a dock asks for all of its rows. Its width is
+            # the rows' (they never scroll sideways); its height may shrink to MIN_DOCK_HEIGHT.
             def sizeHint(self) -> QSize:
-                frame = 2 * self.frameWidth()
                 hint = rows.sizeHint()
-                return QSize(hint.width() + frame, hint.height() + frame)
+                return QSize(hint.width() + self._bar(), hint.height() + 2 * self.frameWidth())
 
             def minimumSizeHint(self) -> QSize:
-                return QSize(rows.minimumSizeHint().width(), 60)
+                least = rows.minimumSizeHint()
+                return QSize(least.width() + self._bar(), min(least.height(), MIN_DOCK_HEIGHT))
 
-        class Docked(QObject):
-            # napari reparents the scroll area into its dock: the rows are all there then.
+            def _bar(self) -> int:
+                return self.verticalScrollBar().sizeHint().width() + 2 * self.frameWidth()
+
+        class Watch(QObject):
             def eventFilter(inner, obj: Any, event: Any) -> bool:
-                if event.type() == QEvent.Type.ParentChange:
-                    self._docked()
+                if obj is self._scroll and event.type() == QEvent.Type.ParentChange:
+                    self._docked()  # napari put the scroll area in its dock
+                elif obj is rows and event.type() == QEvent.Type.LayoutRequest:
+                    self._scroll.updateGeometry()  # the rows' hints changed: so did the dock's
                 return False
 
         self._scroll = Scroll()
@@ -419,8 +428,9 @@ class DockContainer(Container):
         self._scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self._scroll.setWidget(rows)
         self._stretched = False
-        self._watch = Docked(self._scroll)
+        self._watch = Watch(self._scroll)
         self._scroll.installEventFilter(self._watch)
+        rows.installEventFilter(self._watch)
 
     @property
     def native(self) -> Any:  # type: ignore[override]

@@ -221,6 +221,7 @@ class MetricsPanel(DockContainer):
     # -- computing ----------------------------------------------------------------------------
     def compute(self, *_: Any) -> None:
         """Measure the selected layers against the ground truth in a worker."""
+        self._timer.stop()  # a pending automatic update is this computation
         if self.runner.running:
             self._dirty = True  # recompute once the running job ends
             return
