@@ -263,7 +263,7 @@ def first_open(dock: str) -> dict[str, Any]:
 
     from napari_restore._widgets import _warmup
 
-    # Until the dock's background imports (torch, matplotlib) are done: they count too.
+    # Until the dock's background imports (torch, scipy) are done: they count too.
     result = measure(
         f"open {DOCKS[dock]}", open_it, lambda: "widget" in box and not _warmup.busy(), 120
     )

@@ -244,5 +244,5 @@ class TrainingCurves:
         series = [
             {CURVE_NAMES.get(key, key): line for key, line in lines.items()}
             for lines in (self.losses, self.metrics)
-        ][: self.plot.n_axes]  # not .axes: that waits for the plot thread
+        ][: self.plot.n_axes]
         self.plot.set_lines(series, log_y=[True, False][: len(series)])
