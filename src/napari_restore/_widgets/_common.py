@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import contextlib
 import traceback
+import weakref
 from collections.abc import Callable, Generator
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from magicgui.widgets import Container, Label, ProgressBar, PushButton
-from qtpy.QtCore import Qt
+from qtpy.QtCore import QEvent, QSize, Qt
+from qtpy.QtWidgets import QFrame, QScrollArea, QWidget
 
 from napari_restore._widgets._priority import lower_thread_priority
 from napari_restore.core.progress import Progress
@@ -382,6 +384,50 @@ class JobRunner:
 MIN_DOCK_HEIGHT = 280
 
 
+class _DockScroll(QScrollArea):
+    """The scroll area around a dock's rows (see :class:`DockContainer`).
+
+    Qt caps a scroll area's size hint at 24 lines; napari shares a side's height between its
+    docks by their hints, so a dock asks for all of its rows. Its width is the rows' (they never
+    scroll sideways); its height may shrink to :data:`MIN_DOCK_HEIGHT`.
+    """
+
+    def __init__(self, rows: QWidget, on_docked: Callable[[], None]) -> None:
+        super().__init__()
+        self.setFrameShape(QFrame.Shape.NoFrame)
+        self.setWidgetResizable(True)
+        self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.setWidget(rows)  # which also makes this scroll area filter the rows' events
+        self._on_docked = on_docked
+
+    def _bar(self) -> int:
+        return self.verticalScrollBar().sizeHint().width() + 2 * self.frameWidth()
+
+    def sizeHint(self) -> QSize:
+        rows = self.widget()
+        if rows is None:
+            return super().sizeHint()
+        hint = rows.sizeHint()
+        return QSize(hint.width() + self._bar(), hint.height() + 2 * self.frameWidth())
+
+    def minimumSizeHint(self) -> QSize:
+        rows = self.widget()
+        if rows is None:
+            return super().minimumSizeHint()
+        least = rows.minimumSizeHint()
+        return QSize(least.width() + self._bar(), min(least.height(), MIN_DOCK_HEIGHT))
+
+    def eventFilter(self, obj: Any, event: Any) -> bool:
+        if obj is self.widget() and event.type() == QEvent.Type.LayoutRequest:
+            self.updateGeometry()  # the rows' hints changed: so did the dock's
+        return super().eventFilter(obj, event)
+
+    def event(self, event: Any) -> bool:
+        if event.type() == QEvent.Type.ParentChange:
+            self._on_docked()  # napari put the scroll area in its dock
+        return super().event(event)
+
+
 class DockContainer(Container):
     """A dock's rows in a scroll area: a dock taller than the window scrolls.
 
@@ -394,43 +440,10 @@ class DockContainer(Container):
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        from qtpy.QtCore import QEvent, QObject, QSize
-        from qtpy.QtWidgets import QFrame, QScrollArea
-
-        rows = self._widget._mgui_get_native_widget()
-
-        class Scroll(QScrollArea):
-            # Qt caps a scroll area's size hint at 24 lines; napari shares a side's height
-            # between its docks by their hints, so a dock asks for all of its rows. Its width is
-            # the rows' (they never scroll sideways); its height may shrink to MIN_DOCK_HEIGHT.
-            def sizeHint(self) -> QSize:
-                hint = rows.sizeHint()
-                return QSize(hint.width() + self._bar(), hint.height() + 2 * self.frameWidth())
-
-            def minimumSizeHint(self) -> QSize:
-                least = rows.minimumSizeHint()
-                return QSize(least.width() + self._bar(), min(least.height(), MIN_DOCK_HEIGHT))
-
-            def _bar(self) -> int:
-                return self.verticalScrollBar().sizeHint().width() + 2 * self.frameWidth()
-
-        class Watch(QObject):
-            def eventFilter(inner, obj: Any, event: Any) -> bool:
-                if obj is self._scroll and event.type() == QEvent.Type.ParentChange:
-                    self._docked()  # napari put the scroll area in its dock
-                elif obj is rows and event.type() == QEvent.Type.LayoutRequest:
-                    self._scroll.updateGeometry()  # the rows' hints changed: so did the dock's
-                return False
-
-        self._scroll = Scroll()
-        self._scroll.setFrameShape(QFrame.Shape.NoFrame)
-        self._scroll.setWidgetResizable(True)
-        self._scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        self._scroll.setWidget(rows)
         self._stretched = False
-        self._watch = Watch(self._scroll)
-        self._scroll.installEventFilter(self._watch)
-        rows.installEventFilter(self._watch)
+        # A weak callback: the scroll area (owned by Qt) must not keep the dock alive.
+        docked = weakref.WeakMethod(self._docked)
+        self._scroll = _DockScroll(self.rows, lambda: (docked() or (lambda: None))())
 
     @property
     def native(self) -> Any:  # type: ignore[override]
