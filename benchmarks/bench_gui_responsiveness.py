@@ -180,6 +180,12 @@ def run_loop_until(condition: Callable[[], bool], timeout: float) -> None:
         raise TimeoutError("the job did not finish in time")
 
 
+def run_loop_for(seconds: float, also: Callable[[], bool] = lambda: True) -> None:
+    """Run the Qt event loop for ``seconds`` (and then until ``also()`` holds)."""
+    until = time.monotonic() + seconds
+    run_loop_until(lambda: time.monotonic() > until and also(), seconds + 120)
+
+
 def measure(name: str, action: Callable[[], None], done: Callable[[], bool], timeout: float):
     """Start ``action`` from the event loop with the probe running; wait for ``done``."""
     import napari
@@ -209,8 +215,7 @@ def measure(name: str, action: Callable[[], None], done: Callable[[], bool], tim
         }
         raise TimeoutError(f"{name}: did not finish in {timeout} s; {states}") from None
     # A little more loop time: results are added to layers and drawn after "done".
-    settle = time.monotonic() + 1.0
-    run_loop_until(lambda: time.monotonic() > settle, 5)
+    run_loop_for(1.0)
     result = probe.stop()
     if viewer is not None:
         viewer.layers.events.inserted.disconnect(on_insert)
@@ -245,8 +250,7 @@ def new_viewer() -> Any:
     viewer = napari.Viewer(show=True)
     viewer.window.resize(1600, 1000)
     # Let the window appear and napari finish its own start-up work before measuring.
-    until = time.monotonic() + 2.0
-    run_loop_until(lambda: time.monotonic() > until, 10)
+    run_loop_for(2.0)
     return viewer
 
 
@@ -254,8 +258,7 @@ def first_open(dock: str) -> dict[str, Any]:
     """In this (fresh) process: open ``dock`` with a sample loaded, with the probe running."""
     viewer = new_viewer()
     viewer.open_sample(PLUGIN, "stripe_pair")
-    until = time.monotonic() + 1.0
-    run_loop_until(lambda: time.monotonic() > until, 10)
+    run_loop_for(1.0)
     box: dict[str, Any] = {}
 
     def open_it() -> None:
@@ -292,8 +295,7 @@ def jobs(seconds: float, only: set[str], results: list[dict[str, Any]]) -> None:
     def settle(seconds: float = 2.0) -> None:
         # Opening a dock, loading layers and choosing them lay out and repaint the window (the
         # first-opening bar measures that): each job is measured from a window at rest.
-        until = time.monotonic() + seconds
-        run_loop_until(lambda: time.monotonic() > until and not _warmup.busy(), 120)
+        run_loop_for(seconds, lambda: not _warmup.busy())
 
     from napari_restore._widgets import _warmup
 

@@ -225,9 +225,8 @@ class LinePlot(_Panel):
     def layout_rects(self) -> tuple[list[QRectF], QRectF]:
         """The axes' plot areas (top to bottom) and the legend's box, in widget pixels."""
         width, height = float(self.width()), float(self.height())
-        tick = QFontMetricsF(self._font(7.5))
+        tick = legend = QFontMetricsF(self._font(7.5))
         title = QFontMetricsF(self._font(8.5))
-        legend = QFontMetricsF(self._font(7.5))
         n_labels, columns = len(self.colours()), self._legend_columns()
         rows = math.ceil(n_labels / columns) if columns else 0
         legend_h = rows * (legend.height() + 2) + 6 if rows else 0.0
@@ -252,12 +251,11 @@ class LinePlot(_Panel):
         return rects, legend_box
 
     def _x_range(self) -> tuple[float, float]:
-        xs = [x for lines in self.series for x, _ in lines.values()]
-        found = _range(xs, log=False)
-        if found is None:
+        # x spans its data exactly (the padding of _range is for y), but never zero width.
+        xs = [x[np.isfinite(x)] for lines in self.series for x, _ in lines.values()]
+        finite = np.concatenate(xs) if xs else np.empty(0)
+        if not finite.size:
             return 0.0, 1.0
-        # The padding of _range is for y; x spans its data exactly (but never zero width).
-        finite = np.concatenate([x[np.isfinite(x)] for x in xs])
         lo, hi = float(finite.min()), float(finite.max())
         return (lo - 0.5, hi + 0.5) if hi <= lo else (lo, hi)
 
