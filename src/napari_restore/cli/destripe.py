@@ -18,7 +18,7 @@ from napari_restore.cli._common import (
     parse_dtype,
 )
 from napari_restore.core.files import check_outputs
-from napari_restore.destripe.config import DestripeTrainConfig
+from napari_restore.destripe.config import DEFAULT_ADAPT_STEPS, DestripeTrainConfig
 from napari_restore.engine.options import InferenceOptions
 from napari_restore.errors import RestoreInputError
 from napari_restore.simulate.stripes import stripe_kinds
@@ -125,6 +125,17 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="skip the spectral clean-up after the network (by default only the "
         "stripe-shaped part of the network's correction is kept, and the stripe wedge of the "
         "spectrum is brought down to its neighbours' level where the input shows stripes)",
+    )
+    p.add_argument(
+        "--adapt",
+        type=_positive_int,
+        nargs="?",
+        const=DEFAULT_ADAPT_STEPS,
+        default=0,
+        metavar="STEPS",
+        help="adapt the network to this image first: a short fine-tune on its own destriped "
+        f"planes with fresh random stripes (default {DEFAULT_ADAPT_STEPS} steps, about a minute "
+        "on two CPU cores; the model file is not changed)",
     )
     p.add_argument(
         "--tile", type=_positive_int, default=None, help="tile edge (default: from memory)"
@@ -258,6 +269,11 @@ def run_destripe(args: argparse.Namespace) -> int:
     if not input_folder(args.input).exists():
         raise RestoreInputError(f"File not found: {args.input}")
     if wants_cluster(args):
+        if args.adapt:
+            raise RestoreInputError(
+                "--adapt runs on one machine (it fine-tunes on whole planes); drop it, or "
+                "drop --workers/--scheduler."
+            )
         return _run_destripe_cluster(args)
     check_output_paths([args.output], [args.input], overwrite=args.overwrite)
     PlaneWriter(args.output, (1, 1), "uint8")  # refuses an unsupported output suffix early
@@ -278,6 +294,7 @@ def run_destripe(args: argparse.Namespace) -> int:
         direction=args.direction,
         only_striped=not args.all_planes,
         cleanup=not args.no_cleanup,
+        adapt_steps=args.adapt,
         overwrite=args.overwrite,
     )
     run_to_end(gen, desc="destripe", progress_bar=not args.quiet)

@@ -13,6 +13,10 @@ from napari_restore.engine.trainer import TrainConfig
 from napari_restore.errors import RestoreInputError
 from napari_restore.simulate.stripes import STRIPE_KINDS
 
+#: Fine-tuning steps of per-image adaptation when it is switched on without a count (about a
+#: minute on two CPU cores; :mod:`napari_restore.destripe.adapt`).
+DEFAULT_ADAPT_STEPS = 40
+
 
 @dataclass(frozen=True)
 class DestripeTrainConfig(TrainConfig):

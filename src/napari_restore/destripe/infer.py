@@ -18,6 +18,7 @@ hardware; a GPU gets its speed from large batches of such tiles, not from larger
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import os
 from collections.abc import Callable, Sequence
@@ -42,7 +43,13 @@ from napari_restore.core.device import (
     module_on,
     resolve_device,
 )
-from napari_restore.core.progress import ProgressGenerator, nested_progress, run_to_end
+from napari_restore.core.progress import Progress, ProgressGenerator, nested_progress, run_to_end
+from napari_restore.destripe.adapt import (
+    ADAPT_MAX_PLANES,
+    check_adapt_steps,
+    fine_tune_progress,
+    pick_target_planes,
+)
 from napari_restore.destripe.data import (
     NORM_PERCENTILES,
     denormalise,
@@ -281,6 +288,9 @@ class _Job:
     amp: bool
     only_striped: bool = True
     cleanup: bool = True
+    #: Stripe modes and kind weights the model was trained with (for adaptation).
+    modes: tuple[str, ...] = ("multiplicative",)
+    mix: Any = (1.0, 1.0, 1.0)
 
 
 def _prepare(
@@ -307,9 +317,59 @@ def _prepare(
         net, dev, tile=tile, overlap=options.overlap, batch_size=options.batch_size
     )
     vertical = _resolve_direction(image, direction) == "vertical"
+    trained = meta.get("training", {}).get("config", {})
     return _Job(
-        net, dev, settings, lo, hi, vertical, dtype, options.amp, bool(only_striped), bool(cleanup)
+        net,
+        dev,
+        settings,
+        lo,
+        hi,
+        vertical,
+        dtype,
+        options.amp,
+        bool(only_striped),
+        bool(cleanup),
+        tuple(trained.get("modes", ("multiplicative",))),
+        trained.get("stripe_mix", (1.0, 1.0, 1.0)),
     )
+
+
+def _adapted(image: Any, job: _Job, steps: int) -> ProgressGenerator[_Job]:
+    """``job`` with its network fine-tuned on the image's own destriped planes
+    (:mod:`napari_restore.destripe.adapt`); unchanged when no plane shows stripes."""
+    lead = tuple(image.shape[:-2])
+    indices = _plane_indices(lead)
+    # Stripe evidence on at most 16 evenly spaced planes (each is read), then up to
+    # ADAPT_MAX_PLANES of the striped ones go through the pipeline as targets.
+    candidates = [indices[i] for i in pick_target_planes(range(len(indices)), 16)]
+    striped = []
+    for i in candidates:
+        plane = np.asarray(image[i])
+        if not job.only_striped or stripe_evidence(plane.T if job.vertical else plane).striped:
+            striped.append(i)
+    if not striped:
+        yield Progress(0, 0, stage="adapt", message="no stripes found: nothing to adapt to")
+        return job
+    chosen = [striped[k] for k in pick_target_planes(range(len(striped)), ADAPT_MAX_PLANES)]
+    targets: list[np.ndarray] = []
+
+    def keep(_: tuple[int, ...], plane: np.ndarray) -> None:
+        work = plane.T if job.vertical else plane
+        targets.append(normalise(work, job.lo, job.hi).astype(np.float32))
+
+    estimate = dataclasses.replace(job, dtype=np.dtype(np.float32))
+    yield from nested_progress(
+        _destripe_planes(image, estimate, keep, chosen),
+        done=0,
+        units=len(chosen),
+        total=len(chosen),
+        stage="adapt: first pass",
+        message=f"destriping {len(chosen)} plane(s) to adapt to",
+    )
+    tuned = yield from fine_tune_progress(
+        job.net, targets, steps, modes=job.modes, mix=job.mix, amp=job.amp
+    )
+    return dataclasses.replace(job, net=tuned)
 
 
 def _unchanged(plane: np.ndarray, dtype: np.dtype) -> np.ndarray:
@@ -384,6 +444,7 @@ def destripe_progress(
     direction: Direction = "horizontal",
     only_striped: bool = True,
     cleanup: bool = True,
+    adapt_steps: int = 0,
     **option_fields: Any,
 ) -> ProgressGenerator[np.ndarray]:
     """Remove stripes from an image or stack (generator form of :func:`destripe`).
@@ -410,13 +471,19 @@ def destripe_progress(
         stripe wedge down to its neighbours' level on the rings where the input shows stripes
         (default; drops what the network changed at other orientations and removes fine long
         stripes it leaves; see :mod:`napari_restore.destripe.spectral`).
+    adapt_steps : int
+        Adapt the network to this image first: a fine-tune of this many steps on the image's
+        own destriped planes with fresh random stripes (:mod:`napari_restore.destripe.adapt`;
+        0, the default, uses the network as it is; 40 steps take about a minute on two CPU
+        cores). The model passed in is not changed.
     **option_fields
         Fields of ``options`` given one by one instead, e.g. ``device="cpu", tile=256``.
 
     Yields
     ------
     Progress
-        ``stage="tiles"`` after every batch of tiles.
+        With ``adapt_steps``: ``stage="adapt: first pass"``, then ``stage="adapt"`` after every
+        fine-tuning step; then ``stage="tiles"`` after every batch of tiles.
 
     Returns
     -------
@@ -425,7 +492,10 @@ def destripe_progress(
     """
     options = InferenceOptions.of(options, **option_fields)
     image = as_array_like(image)
+    adapt_steps = check_adapt_steps(adapt_steps)
     job = _prepare(image, model, options, direction, only_striped=only_striped, cleanup=cleanup)
+    if adapt_steps:
+        job = yield from _adapted(image, job, adapt_steps)
     out = np.empty(tuple(image.shape), dtype=job.dtype)
 
     def sink(index: tuple[int, ...], plane: np.ndarray) -> None:
@@ -443,6 +513,7 @@ def destripe(
     direction: Direction = "horizontal",
     only_striped: bool = True,
     cleanup: bool = True,
+    adapt_steps: int = 0,
     progress_bar: bool = False,
     **option_fields: Any,
 ) -> np.ndarray:
@@ -461,6 +532,7 @@ def destripe(
         direction=direction,
         only_striped=only_striped,
         cleanup=cleanup,
+        adapt_steps=adapt_steps,
         **option_fields,
     )
     return run_to_end(gen, desc="destripe", progress_bar=progress_bar)
@@ -475,6 +547,7 @@ def destripe_file_progress(
     direction: Direction = "horizontal",
     only_striped: bool = True,
     cleanup: bool = True,
+    adapt_steps: int = 0,
     overwrite: bool = False,
     **option_fields: Any,
 ) -> ProgressGenerator[Path]:
@@ -493,8 +566,9 @@ def destripe_file_progress(
     ----------
     inp, out : path-like
         Input and output paths.
-    model, options, direction, only_striped, cleanup, **option_fields
-        As for :func:`destripe_progress`.
+    model, options, direction, only_striped, cleanup, adapt_steps, **option_fields
+        As for :func:`destripe_progress` (adaptation reads at most 16 planes to find striped
+        ones and destripes up to four of them before the output is created).
     overwrite : bool
         Replace an existing output.
 
@@ -507,9 +581,12 @@ def destripe_file_progress(
 
     options = InferenceOptions.of(options, **option_fields)
     inp, out = Path(inp), Path(out)
+    adapt_steps = check_adapt_steps(adapt_steps)
     check_output_paths([out], [inp], overwrite=overwrite)
     image = open_image(inp)
     job = _prepare(image, model, options, direction, only_striped=only_striped, cleanup=cleanup)
+    if adapt_steps:
+        job = yield from _adapted(image, job, adapt_steps)
     meta = output_metadata(inp, out, len(image.shape))  # OME-Zarr: the input's axes, scale
     with PlaneWriter(out, tuple(image.shape), job.dtype, source=image, metadata=meta) as writer:
         yield from _destripe_planes(image, job, writer.__setitem__, writer.pending())

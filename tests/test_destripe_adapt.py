@@ -1,0 +1,133 @@
+"""Per-image adaptation: a fine-tuned copy learns the image, the caller's model never changes."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import tifffile
+import torch
+
+from napari_restore import load_sample
+from napari_restore.cli import main
+from napari_restore.core.progress import run_to_end
+from napari_restore.destripe.adapt import fine_tune_progress, pick_target_planes
+from napari_restore.destripe.data import check_mix, intensity_range, normalise, random_degradation
+from napari_restore.destripe.infer import destripe, destripe_file, destripe_progress
+from napari_restore.errors import RestoreInputError
+from napari_restore.models.rescbam_unet import ResCBAMUNet
+from napari_restore.simulate import simulate_stripes
+
+
+@pytest.fixture
+def net() -> ResCBAMUNet:
+    torch.manual_seed(0)
+    return ResCBAMUNet(base_channels=4, depth=2).eval()
+
+
+@pytest.fixture(scope="module")
+def striped() -> np.ndarray:
+    clean = load_sample("nuclei")[:128, :144]
+    return simulate_stripes(clean, kind="regular", seed=3).image  # uint16, clear stripes
+
+
+def state(net: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in net.state_dict().items()}
+
+
+def test_adaptation_reports_its_stages_and_leaves_the_model_alone(net, striped):
+    before = state(net)
+    gen = destripe_progress(striped, net, device="cpu", adapt_steps=3)
+    reports = []
+    try:
+        while True:
+            reports.append(next(gen))
+    except StopIteration as stop:
+        out = stop.value
+    stages = [p.stage for p in reports]
+    assert stages[0] == "adapt: first pass" and stages[-1] == "tiles"
+    steps = [p for p in reports if p.stage == "adapt"]
+    assert [p.step for p in steps] == [1, 2, 3] and all(p.total == 3 for p in steps)
+    assert all(np.isfinite(p.losses["mae"]) for p in steps)
+    assert "step 3 of 3" in steps[-1].message
+    for key, value in net.state_dict().items():
+        torch.testing.assert_close(value, before[key], rtol=0, atol=0)
+    assert out.shape == striped.shape and out.dtype == striped.dtype
+    # The adapted copy corrects differently from the model as it is, and reproducibly.
+    plain = destripe(striped, net, device="cpu")
+    assert not np.array_equal(out, plain)
+    np.testing.assert_array_equal(out, destripe(striped, net, device="cpu", adapt_steps=3))
+
+
+def test_fine_tune_learns_to_destripe_the_image_it_sees(net, striped):
+    """After adapting, the network removes fresh stripes from the target better than before."""
+    lo, hi = intensity_range(striped)
+    target = normalise(striped, lo, hi).astype(np.float32)
+    mix, modes = check_mix([1, 1, 1], ["multiplicative"])
+    rng = np.random.default_rng(7)
+    clean = np.stack([target[:64, :64], target[64:, 16:80], target[32:96, 80:]])
+    pairs = np.stack([random_degradation(rng, c, mix, modes) for c in clean])
+
+    def error(model: torch.nn.Module) -> float:
+        with torch.no_grad():
+            pred = model(torch.from_numpy(pairs[:, None]))[:, 0].numpy()
+        return float(np.abs(pred - clean).mean())
+
+    tuned = run_to_end(
+        fine_tune_progress(net, [target], 60, learning_rate=3e-3, patch_size=64, seed=1),
+        progress_bar=False,
+    )
+    assert tuned is not net and not tuned.training
+    assert error(tuned) < 0.7 * error(net)
+
+
+def test_a_plane_without_stripes_has_nothing_to_adapt_to(net):
+    clean = load_sample("nuclei")[:128, :144]
+    reports = []
+    gen = destripe_progress(clean, net, device="cpu", adapt_steps=5)
+    try:
+        while True:
+            reports.append(next(gen))
+    except StopIteration as stop:
+        out = stop.value
+    assert not any(p.losses for p in reports)  # no fine-tuning step ran
+    assert any("nothing to adapt" in p.message for p in reports)
+    np.testing.assert_array_equal(out, clean)
+
+
+def test_stacks_adapt_on_a_few_striped_planes_in_the_stripe_direction(net, striped):
+    # Vertical stripes in a stack of five equal planes: one adapted network for all of them.
+    stack = np.stack([striped.T] * 5)
+    out = destripe(stack, net, device="cpu", direction="vertical", adapt_steps=2)
+    assert out.shape == stack.shape
+    for plane in out[1:]:
+        np.testing.assert_allclose(plane, out[0], atol=1)
+    assert not np.array_equal(out, destripe(stack, net, device="cpu", direction="vertical"))
+    assert pick_target_planes(range(10), 4) == [0, 3, 6, 9]
+    assert pick_target_planes([2, 5], 4) == [2, 5]
+
+
+@pytest.mark.parametrize("steps", [-1, 2.5, True, "10"])
+def test_bad_step_counts_are_refused_before_any_work(net, striped, tmp_path, steps):
+    tifffile.imwrite(tmp_path / "in.tif", striped)
+    with pytest.raises(RestoreInputError, match="adapt_steps"):
+        destripe(striped, net, device="cpu", adapt_steps=steps)
+    with pytest.raises(RestoreInputError, match="adapt_steps"):
+        destripe_file(tmp_path / "in.tif", tmp_path / "out.tif", net, adapt_steps=steps)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.tif"]
+
+
+def test_command_line_adapt(tmp_path, striped, capsys):
+    tifffile.imwrite(tmp_path / "in.tif", striped)
+    args = ["destripe", str(tmp_path / "in.tif"), "--device", "cpu", "-q"]
+    assert main([*args, "-o", str(tmp_path / "a.tif"), "--adapt", "2"]) == 0
+    assert main([*args, "-o", str(tmp_path / "b.tif")]) == 0
+    adapted, plain = tifffile.imread(tmp_path / "a.tif"), tifffile.imread(tmp_path / "b.tif")
+    assert adapted.shape == striped.shape and not np.array_equal(adapted, plain)
+    # Adaptation needs whole planes on one machine: refused on a cluster, nothing written.
+    rc = main([*args, "-o", str(tmp_path / "c.zarr"), "--adapt", "--workers", "1"])
+    assert rc == 2 and "--adapt runs on one machine" in capsys.readouterr().err
+    assert not (tmp_path / "c.zarr").exists()
+    with pytest.raises(SystemExit) as exc:  # argparse: "--adapt: 0 must be >= 1"
+        main([*args, "-o", str(tmp_path / "d.tif"), "--adapt", "0"])
+    assert exc.value.code == 2 and "--adapt: 0 must be >= 1" in capsys.readouterr().err
+    assert not (tmp_path / "d.tif").exists()
