@@ -108,6 +108,32 @@ def test_builtin_model_is_the_default_and_works(viewer, qtbot, clean):
     assert err_after < err_before, "the shipped model removes stripes"
 
 
+def test_adapt_to_the_image_first(viewer, qtbot, clean, tiny_model):
+    """Ticking adaptation shows its step count; the run fine-tunes a copy on the image."""
+    striped = simulate_stripes(np.tile(clean, (2, 1)), kind="regular", seed=6).image
+    layer = viewer.add_image(striped, name="striped")
+    widget = open_destripe(viewer)
+    widget.model.value = FROM_FILE
+    widget.model_file.value = tiny_model
+    assert not widget.adapt.value and not widget.adapt_steps.native.isVisibleTo(widget.native)
+    widget.adapt.value = True
+    assert widget.adapt_steps.native.isVisibleTo(widget.native)
+    widget.adapt_steps.value = 2
+    shown = []  # the status line after each progress report the dock received
+    show_stage = widget._show_stage
+    widget._show_stage = lambda p: (show_stage(p), shown.append(widget.status.value))
+    widget.run_button.clicked.emit()
+    wait_idle(qtbot, widget)
+    out = viewer.layers["striped destriped"]
+    assert out.metadata["destripe_adapt_steps"] == 2
+    np.testing.assert_array_equal(
+        out.data, destripe(striped, tiny_model, device="cpu", adapt_steps=2)
+    )
+    assert not np.array_equal(out.data, destripe(striped, tiny_model, device="cpu"))
+    np.testing.assert_array_equal(layer.data, striped)
+    assert "adapting to the image: step 2 of 2" in shown
+
+
 def test_stripe_free_layers_come_back_unchanged_unless_unticked(viewer, qtbot, rng):
     from scipy import ndimage
 
