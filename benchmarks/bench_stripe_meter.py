@@ -332,7 +332,9 @@ ZOOM = {
 }
 
 
-def real(data_dir: Path) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+def real(data_dir: Path, adapt: int = 0) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Meter rows for the real images; with ``adapt`` > 0 also the model adapted to each image
+    (``destripe(adapt_steps=adapt)``)."""
     rows, outputs = [], {}
     for label, img in load_real(data_dir):
         x = img.astype(np.float32)
@@ -345,11 +347,20 @@ def real(data_dir: Path) -> tuple[list[dict[str, Any]], dict[str, Any]]:
         # The model's output brought back to the input's foreground median: how much of its
         # stripe reading is its brightening (energies scale with the gain squared).
         matched = model.astype(np.float64) / (1.0 + first.median_change)
-        for name, out in (
+        variants = [
             ("built-in model", model),
             ("built-in model, median-matched", matched),
             ("wavelet-fft", classical),
-        ):
+        ]
+        t_adapted = None
+        if adapt:
+            t0 = time.perf_counter()
+            adapted = napari_restore.destripe(
+                img, "builtin", device="cpu", direction="horizontal", adapt_steps=adapt
+            )
+            t_adapted = time.perf_counter() - t0
+            variants.append((f"built-in model, adapted ({adapt} steps)", adapted))
+        for name, out in variants:
             t0 = time.perf_counter()
             m = measure_stripes(img, out)
             t_meter = time.perf_counter() - t0
@@ -360,7 +371,11 @@ def real(data_dir: Path) -> tuple[list[dict[str, Any]], dict[str, Any]]:
                     "method": name,
                     **m.as_dict(),
                     "meter_seconds": t_meter,
-                    "model_seconds": t_model if name == "built-in model" else None,
+                    "model_seconds": t_model
+                    if name == "built-in model"
+                    else t_adapted
+                    if name.startswith("built-in model, adapted")
+                    else None,
                 }
             )
             print(f"{label} / {name}: {m.verdict} ({t_meter:.2f} s)", flush=True)
@@ -417,6 +432,9 @@ def main() -> None:
     ap.add_argument("--skip-synthetic", action="store_true")
     ap.add_argument("--from-json", type=Path, default=None, help="re-summarise a stored run")
     ap.add_argument("--skip-real", action="store_true")
+    ap.add_argument(
+        "--adapt", type=int, default=0, metavar="STEPS", help="also the model adapted per image"
+    )
     args = ap.parse_args()
     import torch
 
@@ -433,7 +451,7 @@ def main() -> None:
         result["synthetic"] = synthetic(args.data_dir, args.quick)
     if "synthetic" in result:
         result["synthetic"]["summary"] = summarise(result["synthetic"])
-    rows, outputs = ([], {}) if args.skip_real else real(args.data_dir)
+    rows, outputs = ([], {}) if args.skip_real else real(args.data_dir, args.adapt)
     if rows:
         result["real"] = rows
     elif args.from_json is not None:
