@@ -311,6 +311,12 @@ def test_dock_processes_the_whole_volume_to_a_file(make_napari_viewer, qtbot, cl
     out = data["root"] / "dock.ome.zarr"
     panel.output.value = out
     panel.scheduler.value = client.scheduler.address
+    # Adaptation needs whole planes on one machine: refused before anything starts.
+    dock.adapt.value = True
+    panel.run_button.clicked.emit()
+    assert not panel.runner.running and not out.exists()
+    assert "untick 'adapt the model to this image first'" in panel.status.value
+    dock.adapt.value = False
     # Cancel at once: nothing is finished, the store (if made) is incomplete.
     panel.run_button.clicked.emit()
     panel.cancel_button.clicked.emit()

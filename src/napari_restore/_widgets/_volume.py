@@ -109,6 +109,10 @@ class VolumePanel(Container):
                 raise RestoreInputError("Choose an output file (DIR.ome.zarr).")
             out = Path(out)
             model = self._dock.model_spec()
+            # The dock may refuse settings that the blockwise path cannot honour.
+            check = getattr(self._dock, "check_volume_settings", None)
+            if check is not None:
+                check()
         except RestoreInputError as err:
             self.status.value = error_text(err)
             return

@@ -302,6 +302,15 @@ class DestripeWidget(DockContainer):
         if p.message and self.status.value != p.message:
             self.status.value = p.message
 
+    def check_volume_settings(self) -> None:
+        """Refuse a whole-volume run with adaptation ticked (blocks go through the network
+        alone; adapting needs whole planes on one machine)."""
+        if self.adapt.value:
+            raise RestoreInputError(
+                "Adaptation works on the layer in memory (Destripe); untick 'adapt the model "
+                "to this image first' to process the whole volume block by block."
+            )
+
     def _start_volume(self, inp: Path, out: Path, model: Any, client: Any, resume: bool) -> Any:
         """The blockwise run of "Process whole volume to a file…" (same settings as Destripe)."""
         from napari_restore.destripe.distributed import destripe_volume_progress
