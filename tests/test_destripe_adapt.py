@@ -10,8 +10,14 @@ import torch
 from napari_restore import load_sample
 from napari_restore.cli import main
 from napari_restore.core.progress import run_to_end
-from napari_restore.destripe.adapt import fine_tune_progress, pick_target_planes
-from napari_restore.destripe.data import check_mix, intensity_range, normalise, random_degradation
+from napari_restore.destripe.adapt import fine_tune_progress
+from napari_restore.destripe.data import (
+    check_mix,
+    intensity_range,
+    normalise,
+    random_degradation,
+    sample_plane_indices,
+)
 from napari_restore.destripe.infer import destripe, destripe_file, destripe_progress
 from napari_restore.errors import RestoreInputError
 from napari_restore.models.rescbam_unet import ResCBAMUNet
@@ -102,8 +108,9 @@ def test_stacks_adapt_on_a_few_striped_planes_in_the_stripe_direction(net, strip
     for plane in out[1:]:
         np.testing.assert_allclose(plane, out[0], atol=1)
     assert not np.array_equal(out, destripe(stack, net, device="cpu", direction="vertical"))
-    assert pick_target_planes(range(10), 4) == [0, 3, 6, 9]
-    assert pick_target_planes([2, 5], 4) == [2, 5]
+    # The targets: evenly spaced among the striped planes, first and last included.
+    assert sample_plane_indices((10,), 4) == [0, 3, 6, 9]
+    assert sample_plane_indices((2,), 4) == [0, 1]
 
 
 @pytest.mark.parametrize("steps", [-1, 2.5, True, "10"])

@@ -33,7 +33,7 @@ from torch import nn
 from napari_restore.core.device import autocast
 from napari_restore.core.progress import Progress, ProgressGenerator
 from napari_restore.destripe.config import DEFAULT_ADAPT_STEPS
-from napari_restore.destripe.data import check_mix, random_degradation
+from napari_restore.destripe.data import check_mix, striped_batch
 from napari_restore.errors import RestoreInputError
 
 #: Learning rate of the fine-tune (Adam, constant): a tenth of the training rate, so that a few
@@ -60,15 +60,6 @@ def check_adapt_steps(steps: int) -> int:
     return int(steps)
 
 
-def pick_target_planes(striped: Sequence[int], max_planes: int = ADAPT_MAX_PLANES) -> list[int]:
-    """Up to ``max_planes`` evenly spaced entries of ``striped`` (plane numbers)."""
-    striped = list(striped)
-    if len(striped) <= max_planes:
-        return striped
-    at = np.linspace(0, len(striped) - 1, max_planes).round().astype(int)
-    return [striped[i] for i in at]
-
-
 def _patches(
     rng: np.random.Generator, targets: Sequence[np.ndarray], n: int, edge: int
 ) -> np.ndarray:
@@ -78,7 +69,7 @@ def _patches(
         y0 = int(rng.integers(t.shape[0] - edge + 1))
         x0 = int(rng.integers(t.shape[1] - edge + 1))
         patch = t[y0 : y0 + edge, x0 : x0 + edge]
-        if rng.random() < 0.5:  # stripes run along x: only that flip keeps them horizontal
+        if rng.random() < 0.5:  # mirrored half the time: more distinct patches of one image
             patch = patch[:, ::-1]
         out[k] = patch
     return out
@@ -121,7 +112,7 @@ def fine_tune_progress(
     Yields
     ------
     Progress
-        ``stage="adapt"`` after every step, with the step's ``loss``.
+        ``stage="adapt"`` after every step, with the step's loss as ``losses["mae"]``.
 
     Returns
     -------
@@ -145,14 +136,7 @@ def fine_tune_progress(
         torch.manual_seed(seed)
         for step in range(1, steps + 1):
             clean = _patches(rng, targets, batch_size, edge)
-            striped = np.stack(
-                [
-                    c
-                    if rng.random() < clean_fraction
-                    else random_degradation(rng, c, probabilities, modes)
-                    for c in clean
-                ]
-            )
+            striped = striped_batch(rng, clean, probabilities, modes, clean_fraction)
             x = torch.from_numpy(striped[:, None]).to(device)
             y = torch.from_numpy(clean[:, None]).to(device)
             with autocast(device, enabled=amp):
@@ -187,5 +171,4 @@ __all__ = [
     "DEFAULT_ADAPT_STEPS",
     "check_adapt_steps",
     "fine_tune_progress",
-    "pick_target_planes",
 ]

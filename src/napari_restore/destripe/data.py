@@ -266,3 +266,26 @@ def random_degradation(
         field = stripe_plane(shape, random_stripe_params(rng, kind, mode, shape), rng)
         out = out * (1.0 - field) if mode == "multiplicative" else out + field
     return out.astype(np.float32, copy=False)
+
+
+def striped_batch(
+    rng: np.random.Generator,
+    clean: np.ndarray,
+    mix: Mapping[str, float],
+    modes: Sequence[str],
+    clean_fraction: float = 0.0,
+) -> np.ndarray:
+    """Each patch of ``clean`` (``(N, H, W)``) with fresh random stripes
+    (:func:`random_degradation`), or left as it is with probability ``clean_fraction``.
+
+    With ``clean_fraction == 0`` no extra random number is drawn, so streams of pairs made
+    before stripe-free patches existed stay the same.
+    """
+    return np.stack(
+        [
+            c
+            if clean_fraction > 0 and rng.random() < clean_fraction
+            else random_degradation(rng, c, mix, modes)
+            for c in clean
+        ]
+    )

@@ -48,7 +48,6 @@ from napari_restore.destripe.adapt import (
     ADAPT_MAX_PLANES,
     check_adapt_steps,
     fine_tune_progress,
-    pick_target_planes,
 )
 from napari_restore.destripe.data import (
     NORM_PERCENTILES,
@@ -339,9 +338,9 @@ def _adapted(image: Any, job: _Job, steps: int) -> ProgressGenerator[_Job]:
     (:mod:`napari_restore.destripe.adapt`); unchanged when no plane shows stripes."""
     lead = tuple(image.shape[:-2])
     indices = _plane_indices(lead)
-    # Stripe evidence on at most 16 evenly spaced planes (each is read), then up to
-    # ADAPT_MAX_PLANES of the striped ones go through the pipeline as targets.
-    candidates = [indices[i] for i in pick_target_planes(range(len(indices)), 16)]
+    # Stripe evidence on the planes the normalisation samples (at most 16, evenly spaced; each
+    # is read), then up to ADAPT_MAX_PLANES of the striped ones go through the pipeline.
+    candidates = [indices[i] for i in sample_plane_indices(lead)]
     striped = []
     for i in candidates:
         plane = np.asarray(image[i])
@@ -350,7 +349,7 @@ def _adapted(image: Any, job: _Job, steps: int) -> ProgressGenerator[_Job]:
     if not striped:
         yield Progress(0, 0, stage="adapt", message="no stripes found: nothing to adapt to")
         return job
-    chosen = [striped[k] for k in pick_target_planes(range(len(striped)), ADAPT_MAX_PLANES)]
+    chosen = [striped[k] for k in sample_plane_indices((len(striped),), ADAPT_MAX_PLANES)]
     targets: list[np.ndarray] = []
 
     def keep(_: tuple[int, ...], plane: np.ndarray) -> None:

@@ -39,7 +39,7 @@ from napari_restore.destripe.data import (
     intensity_range,
     normalisation_description,
     normalise,
-    random_degradation,
+    striped_batch,
 )
 from napari_restore.engine.model_files import load_model_file, load_weights
 from napari_restore.engine.trainer import Trainer
@@ -188,16 +188,7 @@ class DestripeTrainer(Trainer):
         self, rng: np.random.Generator, sources: list[_Source], n: int
     ) -> tuple[np.ndarray, np.ndarray]:
         clean = np.stack([self._patch(rng, sources) for _ in range(n)])
-        keep = self.config.clean_fraction
-        # No draw when keep == 0, so that older runs' streams of pairs stay identical.
-        striped = np.stack(
-            [
-                c
-                if keep > 0 and rng.random() < keep
-                else random_degradation(rng, c, self._mix, self._modes)
-                for c in clean
-            ]
-        )
+        striped = striped_batch(rng, clean, self._mix, self._modes, self.config.clean_fraction)
         return striped[:, None], clean[:, None]
 
     def _make_validation_set(self, sources: list[_Source], rng: np.random.Generator) -> None:
