@@ -347,20 +347,20 @@ def real(data_dir: Path, adapt: int = 0) -> tuple[list[dict[str, Any]], dict[str
         # The model's output brought back to the input's foreground median: how much of its
         # stripe reading is its brightening (energies scale with the gain squared).
         matched = model.astype(np.float64) / (1.0 + first.median_change)
+        # (method, output, seconds the model took to make it)
         variants = [
-            ("built-in model", model),
-            ("built-in model, median-matched", matched),
-            ("wavelet-fft", classical),
+            ("built-in model", model, t_model),
+            ("built-in model, median-matched", matched, None),
+            ("wavelet-fft", classical, None),
         ]
-        t_adapted = None
         if adapt:
             t0 = time.perf_counter()
             adapted = napari_restore.destripe(
                 img, "builtin", device="cpu", direction="horizontal", adapt_steps=adapt
             )
-            t_adapted = time.perf_counter() - t0
-            variants.append((f"built-in model, adapted ({adapt} steps)", adapted))
-        for name, out in variants:
+            seconds = time.perf_counter() - t0
+            variants.append((f"built-in model, adapted ({adapt} steps)", adapted, seconds))
+        for name, out, t_made in variants:
             t0 = time.perf_counter()
             m = measure_stripes(img, out)
             t_meter = time.perf_counter() - t0
@@ -371,11 +371,7 @@ def real(data_dir: Path, adapt: int = 0) -> tuple[list[dict[str, Any]], dict[str
                     "method": name,
                     **m.as_dict(),
                     "meter_seconds": t_meter,
-                    "model_seconds": t_model
-                    if name == "built-in model"
-                    else t_adapted
-                    if name.startswith("built-in model, adapted")
-                    else None,
+                    "model_seconds": t_made,
                 }
             )
             print(f"{label} / {name}: {m.verdict} ({t_meter:.2f} s)", flush=True)
