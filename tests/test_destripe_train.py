@@ -91,6 +91,43 @@ def test_clean_fraction_zero_keeps_the_stream_of_pairs(images):
     np.testing.assert_array_equal(x[:, 0], np.stack(striped))
 
 
+def test_bright_fraction_brightens_some_multiplicative_fields():
+    # Streaks where the sheet is stronger: with bright_fraction some multiplicative fields
+    # multiply by 1 + field (brighter than the clean patch), the rest still attenuate.
+    rng = np.random.default_rng(0)
+    clean = np.full((48, 48), 0.5, np.float32)
+    mix, modes = check_mix((1, 1, 1), ("multiplicative",))
+    outs = [random_degradation(rng, clean, mix, modes, bright_fraction=0.5) for _ in range(60)]
+    brighter = [o.max() > 0.5 + 1e-3 for o in outs]
+    darker = [o.min() < 0.5 - 1e-3 for o in outs]
+    assert 10 < sum(brighter) < 55 and 10 < sum(darker) < 55
+    # At most two fields of gain 1.9 (the strongest attenuation, 0.9, mirrored) on a patch.
+    assert all(o.max() <= 0.5 * 1.9**2 + 1e-5 for o in outs)
+    trainer = DestripeTrainer(
+        [clean * 100 + np.arange(48, dtype=np.float32)], tiny_config(bright_fraction=0.3)
+    )
+    assert trainer.metadata()["training"]["config"]["bright_fraction"] == 0.3
+
+
+def test_batch_source_feeds_the_training_steps(images):
+    # A trainer takes its batches from batch_source when one is set (the training script sets
+    # batches made in worker processes): training on the same batches gives the same weights.
+    donor = DestripeTrainer(images, tiny_config(val_patches=0))
+    batches = [donor._pairs(np.random.default_rng(k), donor.sources, 4) for k in range(3)]
+    runs = []
+    for _ in range(2):
+        trainer = DestripeTrainer(images, tiny_config(val_patches=0, steps=3))
+        feed = iter(batches)
+        trainer.batch_source = lambda feed=feed: next(feed)
+        run_to_end(trainer.train(), progress_bar=False)
+        runs.append(weights(trainer.model))
+    plain = DestripeTrainer(images, tiny_config(val_patches=0, steps=3))
+    run_to_end(plain.train(), progress_bar=False)
+    for key, value in runs[0].items():
+        torch.testing.assert_close(value, runs[1][key])
+    assert any(not torch.equal(v, weights(plain.model)[k]) for k, v in runs[0].items())
+
+
 def test_random_degradation_modes_and_types():
     rng = np.random.default_rng(0)
     clean = np.full((40, 40), 0.5, np.float32)
@@ -269,6 +306,8 @@ def test_perceptual_loss_with_vgg_weights(images, tmp_path, monkeypatch):
         ({"batch_size": 0}, "batch_size"),
         ({"clean_fraction": 1.0}, "clean_fraction"),
         ({"clean_fraction": -0.1}, "clean_fraction"),
+        ({"bright_fraction": 1.0}, "bright_fraction"),
+        ({"bright_fraction": -0.5}, "bright_fraction"),
     ],
 )
 def test_config_is_validated(changes, match):

@@ -45,6 +45,10 @@ class DestripeTrainConfig(TrainConfig):
         Probability, in [0, 1), that a training patch is left without stripes (its target is
         itself). Such pairs teach the network to leave stripe-free content alone; without them
         it only ever sees images that need correcting and "corrects" clean structures too.
+    bright_fraction : float
+        Probability, in [0, 1), that a multiplicative stripe field brightens instead of
+        attenuating (:func:`~napari_restore.destripe.data.random_degradation`), so that the
+        network does not learn that every correction brightens.
     base_channels, depth : int
         Width of the first level and number of down-sampling levels of the U-Net.
     reduction : int
@@ -92,6 +96,7 @@ class DestripeTrainConfig(TrainConfig):
     )
     modes: tuple[str, ...] = ("additive", "multiplicative")
     clean_fraction: float = 0.0
+    bright_fraction: float = 0.0
     base_channels: int = 16
     depth: int = 4
     reduction: int = 16
@@ -151,6 +156,11 @@ class DestripeTrainConfig(TrainConfig):
             raise RestoreInputError(
                 f"clean_fraction={self.clean_fraction!r} must be in [0, 1) (the share of "
                 "training patches left without stripes)."
+            )
+        if not (0.0 <= self.bright_fraction < 1.0):
+            raise RestoreInputError(
+                f"bright_fraction={self.bright_fraction!r} must be in [0, 1) (the share of "
+                "multiplicative stripe fields that brighten)."
             )
         if self.lr_schedule not in ("constant", "cosine"):
             raise RestoreInputError(f"lr_schedule={self.lr_schedule!r}: constant or cosine.")

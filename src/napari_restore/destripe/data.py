@@ -237,6 +237,7 @@ def random_degradation(
     clean: np.ndarray,
     mix: Mapping[str, float],
     modes: Sequence[str],
+    bright_fraction: float = 0.0,
 ) -> np.ndarray:
     """Striped version of a normalised clean patch, with freshly drawn random stripes.
 
@@ -250,6 +251,11 @@ def random_degradation(
         Probability of every stripe kind (sum 1), from :func:`check_mix`.
     modes : sequence of str
         Allowed modes; one is drawn (uniformly) per patch.
+    bright_fraction : float
+        Probability that a multiplicative stripe field brightens (gain ``1 + field``) instead of
+        attenuating (``1 - field``): streaks where the sheet is stronger. A network trained on
+        shadows alone learns that every correction brightens, and lifts a dense field of real
+        streaks to its upper envelope. 0 draws no extra random number (older streams stay).
 
     Returns
     -------
@@ -264,7 +270,12 @@ def random_degradation(
     for _ in range(n_fields):
         kind = kinds[int(rng.choice(len(kinds), p=p))]
         field = stripe_plane(shape, random_stripe_params(rng, kind, mode, shape), rng)
-        out = out * (1.0 - field) if mode == "multiplicative" else out + field
+        if mode == "additive":
+            out = out + field
+        elif bright_fraction > 0 and rng.random() < bright_fraction:
+            out = out * (1.0 + field)
+        else:
+            out = out * (1.0 - field)
     return out.astype(np.float32, copy=False)
 
 
@@ -274,9 +285,11 @@ def striped_batch(
     mix: Mapping[str, float],
     modes: Sequence[str],
     clean_fraction: float = 0.0,
+    bright_fraction: float = 0.0,
 ) -> np.ndarray:
     """Each patch of ``clean`` (``(N, H, W)``) with fresh random stripes
-    (:func:`random_degradation`), or left as it is with probability ``clean_fraction``.
+    (:func:`random_degradation`, ``bright_fraction`` passed on), or left as it is with
+    probability ``clean_fraction``.
 
     With ``clean_fraction == 0`` no extra random number is drawn, so streams of pairs made
     before stripe-free patches existed stay the same.
@@ -285,7 +298,7 @@ def striped_batch(
         [
             c
             if clean_fraction > 0 and rng.random() < clean_fraction
-            else random_degradation(rng, c, mix, modes)
+            else random_degradation(rng, c, mix, modes, bright_fraction)
             for c in clean
         ]
     )

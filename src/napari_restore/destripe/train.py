@@ -21,7 +21,7 @@ from __future__ import annotations
 import math
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
@@ -121,6 +121,11 @@ class DestripeTrainer(Trainer):
         plus ``val_psnr``, ``val_ssim`` on validation steps.
     val_input_psnr, val_input_ssim : float
         PSNR/SSIM of the striped validation patches themselves (the baseline).
+    batch_source : callable or None
+        Where training steps take their ``(striped, clean)`` batches, each ``(N, 1, P, P)``
+        float32; None (default) draws them here from the trainer's own random stream. A GPU
+        outruns one CPU core making stripes: the training script sets this to batches made in
+        worker processes.
     """
 
     task = "destripe"
@@ -155,6 +160,7 @@ class DestripeTrainer(Trainer):
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.learning_rate)
         self.step = 0
         self.history: list[dict[str, float]] = []
+        self.batch_source: Callable[[], tuple[np.ndarray, np.ndarray]] | None = None
         val_sources = (
             self.sources
             if val_images is None
@@ -188,7 +194,10 @@ class DestripeTrainer(Trainer):
         self, rng: np.random.Generator, sources: list[_Source], n: int
     ) -> tuple[np.ndarray, np.ndarray]:
         clean = np.stack([self._patch(rng, sources) for _ in range(n)])
-        striped = striped_batch(rng, clean, self._mix, self._modes, self.config.clean_fraction)
+        cfg = self.config
+        striped = striped_batch(
+            rng, clean, self._mix, self._modes, cfg.clean_fraction, cfg.bright_fraction
+        )
         return striped[:, None], clean[:, None]
 
     def _make_validation_set(self, sources: list[_Source], rng: np.random.Generator) -> None:
@@ -218,7 +227,10 @@ class DestripeTrainer(Trainer):
     def _train_step(self) -> dict[str, float]:
         cfg = self.config
         started = time.perf_counter()
-        x, y = self._pairs(self._rng, self.sources, cfg.batch_size)
+        if self.batch_source is not None:
+            x, y = self.batch_source()
+        else:
+            x, y = self._pairs(self._rng, self.sources, cfg.batch_size)
         xt = torch.from_numpy(x).to(self.device)
         yt = torch.from_numpy(y).to(self.device)
         lr = self._learning_rate(self.step)
