@@ -332,14 +332,16 @@ ZOOM = {
 }
 
 
-def real(data_dir: Path, adapt: int = 0) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+def real(
+    data_dir: Path, adapt: int = 0, model_file: str = "builtin", device: str = "cpu"
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """Meter rows for the real images; with ``adapt`` > 0 also the model adapted to each image
-    (``destripe(adapt_steps=adapt)``)."""
+    (``destripe(adapt_steps=adapt)``). ``model_file``: the built-in model or a model file."""
     rows, outputs = [], {}
     for label, img in load_real(data_dir):
         x = img.astype(np.float32)
         t0 = time.perf_counter()
-        model = napari_restore.destripe(img, "builtin", device="cpu", direction="horizontal")
+        model = napari_restore.destripe(img, model_file, device=device, direction="horizontal")
         t_model = time.perf_counter() - t0
         classical = wavelet_fft(x, **REAL_WAVELET)
         outputs[label] = (img, model, classical)
@@ -356,7 +358,7 @@ def real(data_dir: Path, adapt: int = 0) -> tuple[list[dict[str, Any]], dict[str
         if adapt:
             t0 = time.perf_counter()
             adapted = napari_restore.destripe(
-                img, "builtin", device="cpu", direction="horizontal", adapt_steps=adapt
+                img, model_file, device=device, direction="horizontal", adapt_steps=adapt
             )
             seconds = time.perf_counter() - t0
             variants.append((f"built-in model, adapted ({adapt} steps)", adapted, seconds))
@@ -431,6 +433,8 @@ def main() -> None:
     ap.add_argument(
         "--adapt", type=int, default=0, metavar="STEPS", help="also the model adapted per image"
     )
+    ap.add_argument("--model", default="builtin", help="our model: builtin or a model file")
+    ap.add_argument("--device", default="cpu", help="device of our model (cpu, cuda)")
     args = ap.parse_args()
     import torch
 
@@ -439,6 +443,8 @@ def main() -> None:
         "napari_restore": napari_restore.__version__,
         "machine": platform.platform(),
         "threads": torch.get_num_threads(),
+        "model": args.model,
+        "device": args.device,
         "load_average_at_start": list(os.getloadavg()),
     }
     if args.from_json is not None:
@@ -447,7 +453,9 @@ def main() -> None:
         result["synthetic"] = synthetic(args.data_dir, args.quick)
     if "synthetic" in result:
         result["synthetic"]["summary"] = summarise(result["synthetic"])
-    rows, outputs = ([], {}) if args.skip_real else real(args.data_dir, args.adapt)
+    rows, outputs = (
+        ([], {}) if args.skip_real else real(args.data_dir, args.adapt, args.model, args.device)
+    )
     if rows:
         result["real"] = rows
     elif args.from_json is not None:

@@ -45,6 +45,21 @@ CPU, one torch thread, in two phases)::
 Phase 2 exists because bright additive stripes taught the network to darken bright structures
 on real light-sheet images (SmartSPIM, SPIM): real stripes are shadows, i.e. attenuation.
 
+Phase 3, on a lent GPU (``benchmarks/gpu_train_destripe.sh``, which also judges the candidates):
+the corpus (below), 256-px patches (the inference tiles' size, which CBAM pools over), a
+quarter of the patches stripe-free, and half of the multiplicative stripe fields *brightening*
+(``--bright-fraction``: gain ``1 + field``), so that the network no longer learns that every
+correction brightens; batches made by seven worker processes (``--data-workers``)::
+
+    python scripts/train_destripe_model.py ../shared/data --corpus --init \
+        src/napari_restore/pretrained/destripe_default.safetensors --lr 3e-4 \
+        --bright-fraction 0.5 --clean-fraction 0.25 --modes multiplicative --patch-size 256 \
+        --batch-size 16 --data-workers 7 --device cuda --minutes 4.5 --snapshots \
+        --checkpoint-minutes 1.6 --no-eval --out runs/G
+
+The shipped model is its snapshot at step 11050 (``runs/G_step11050``; the run went on to step
+12877), chosen with the other GPU candidates as ``docs/model-card-destripe.md`` tells.
+
 Fine-tuning on the whole corpus (``--corpus``: ``train/`` minus whole validation sources, see
 :data:`VALIDATION_SOURCES`) from a trained model (``--init``: its weights and step count, a
 fresh optimizer, a cosine warm restart over ``--steps`` more steps), with stripe-free patches::
@@ -76,8 +91,10 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
+import tifffile  # noqa: E402
 import torch  # noqa: E402
 
+from napari_restore.destripe.batch_pool import PooledBatches  # noqa: E402
 from napari_restore.destripe.train import DestripeTrainConfig, DestripeTrainer  # noqa: E402
 from napari_restore.engine.model_files import load_model_file  # noqa: E402
 from napari_restore.io import read_image  # noqa: E402
@@ -158,7 +175,9 @@ def load_training_images(
         path = data / name
         if not path.is_file():
             sys.exit(f"missing training image {path}; pass the shared data directory")
-        arr = read_image(path)
+        # TIFFs straight through tifffile: the GPU machines have no zarr, which the package's
+        # reader uses to open TIFFs lazily.
+        arr = tifffile.imread(path) if path.suffix in (".tif", ".tiff") else read_image(path)
         if name in MULTICHANNEL:
             for c in range(arr.shape[0]):
                 images.append(arr[c])
@@ -187,6 +206,7 @@ def config_from_args(args: argparse.Namespace, steps: int) -> DestripeTrainConfi
         lr_schedule=args.lr_schedule or "cosine",
         modes=tuple(args.modes),
         clean_fraction=args.clean_fraction or 0.0,
+        bright_fraction=args.bright_fraction or 0.0,
         vgg_weights=str(args.vgg_weights) if args.vgg_weights else None,
     )
 
@@ -367,6 +387,20 @@ def main(argv: list[str] | None = None) -> int:
         help="share of training patches left without stripes (teaches the network to leave "
         "stripe-free structures alone; 0; resume: kept unless given)",
     )
+    p.add_argument(
+        "--bright-fraction",
+        type=float,
+        default=None,
+        help="share of multiplicative stripe fields that brighten instead of attenuating (0; "
+        "resume: kept unless given)",
+    )
+    p.add_argument(
+        "--data-workers",
+        type=int,
+        default=0,
+        help="make training batches in this many worker processes (for a GPU; 0: in the "
+        "training process, the stream of older runs)",
+    )
     p.add_argument("--extra-data", action="store_true", help="also train on EXTRA_TRAINING_FILES")
     p.add_argument(
         "--corpus",
@@ -413,17 +447,16 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     deadline = started + 60 * args.minutes
     if args.init is not None:
-        if args.steps is None:
-            sys.exit("--init needs --steps (how many fine-tuning steps)")
         # The warm restart begins at the model's own step count (its metadata; what resume reads).
         start = int(load_model_file(args.init, task="destripe")[1].get("steps", 0))
         more_init: dict[str, Any] = {
             "modes": tuple(args.modes),
-            "steps": start + args.steps,
+            "steps": start + (args.steps if args.steps is not None else 10**9),
             "lr_start_step": start,
             "learning_rate": args.lr if args.lr is not None else 3e-4,
             "lr_schedule": args.lr_schedule or "cosine",
             "clean_fraction": args.clean_fraction or 0.0,
+            "bright_fraction": args.bright_fraction or 0.0,
             "val_patches": args.val_patches,
             "val_every": args.val_every,
             "val_seconds": 0.0,  # validate by steps only: a 2-core CPU has no time to spare
@@ -434,12 +467,14 @@ def main(argv: list[str] | None = None) -> int:
         trainer = DestripeTrainer.resume(
             args.init, images, names=names, device=args.device, **more_init
         )
-        print(f"fine-tuning {args.init} from step {start} to {trainer.config.steps}")
+        print(f"fine-tuning {args.init} from step {start}")
     elif args.resume:
         # Continues to the step count planned by the first run (or --steps), within --minutes.
         more: dict[str, Any] = {"modes": tuple(args.modes)}
         if args.clean_fraction is not None:
             more["clean_fraction"] = args.clean_fraction
+        if args.bright_fraction is not None:
+            more["bright_fraction"] = args.bright_fraction
         if args.steps is not None:
             more["steps"] = args.steps
         if args.lr is not None:
@@ -453,15 +488,23 @@ def main(argv: list[str] | None = None) -> int:
     else:
         steps = args.steps if args.steps is not None else 10**9
         trainer = DestripeTrainer(images, config_from_args(args, steps), names=names)
-        if args.steps is None:
-            # Time 20 steps, then fit the step count (and so the cosine schedule) to the budget.
-            t0 = time.monotonic()
-            for _ in trainer.train(20):
-                pass
-            per_step = (time.monotonic() - t0) / 20
-            fitted = 20 + int(0.97 * (deadline - time.monotonic()) / per_step)
-            trainer.config = trainer.config.replace(steps=max(21, fitted))
-            print(f"{1000 * per_step:.0f} ms/step: planning {trainer.config.steps} steps")
+    pool = None
+    if args.data_workers > 0:
+        pool = PooledBatches(images, trainer.config, trainer.step, args.data_workers)
+        trainer.batch_source = pool
+    if args.steps is None and not args.resume:
+        # Time 20 steps (after 5 that warm up the workers and the device), then fit the step
+        # count, and so the cosine schedule, to the budget.
+        for _ in trainer.train(5):
+            pass
+        t0 = time.monotonic()
+        for _ in trainer.train(20):
+            pass
+        per_step = (time.monotonic() - t0) / 20
+        fitted = trainer.step + int(0.97 * (deadline - time.monotonic()) / per_step)
+        trainer.config = trainer.config.replace(steps=max(trainer.step + 1, fitted))
+        print(f"{1000 * per_step:.0f} ms/step: planning {trainer.config.steps} steps")
+    print(f"training to step {trainer.config.steps}")
     print(
         f"training {trainer.model.architecture()} on {trainer.device}; validation input PSNR "
         f"{trainer.val_input_psnr:.2f} dB"
@@ -496,6 +539,8 @@ def main(argv: list[str] | None = None) -> int:
                 break
     finally:
         gen.close()
+        if pool is not None:
+            pool.close()
     if trainer.history and "val_psnr" not in trainer.history[-1]:
         trainer.evaluate(record=True)
     trainer.save(checkpoint, overwrite=True)

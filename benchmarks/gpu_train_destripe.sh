@@ -1,0 +1,108 @@
+#!/usr/bin/env bash
+# Train candidate destriping models side by side on a lent GPU, then judge them against the
+# shipped model on the held-out crops (both stripe models, clean check) and on the real striped
+# images (stripe meter), all in one prepared run for the device machine:
+#
+#   device run:  bash benchmarks/gpu_train_destripe.sh .gpu/data     (carry .gpu; timeout_s 590)
+#
+# DATA is a data folder laid out like ../shared/data with the training images of
+# scripts/train_destripe_model.py (its TRAINING_FILES and the --corpus files of train/), the
+# held-out crops' files of benchmarks/_destripe_data.py (HELDOUT_SET: only the plane it reads,
+# the middle one, is needed) and the real striped images of bench_stripe_meter.py.
+#
+# Candidates (MINUTES of training each, all at once: one GPU, DATA_WORKERS processes each making
+# the stripes; 256-px patches, the size of inference tiles, so that CBAM's pooled statistics
+# in training match those of inference):
+#   A: the shipped model fine-tuned on the corpus (lr 3e-4, cosine warm restart), shadows only;
+#   B: as A, with 30 % of the multiplicative stripe fields brightening;
+#   C: a new model trained from scratch on the corpus (lr 1e-3, cosine), shadows only;
+#   D: as C, with 30 % brightening fields.
+# Every candidate leaves 25 % of its patches without stripes.
+#
+# Results under $OUT: <name>.tar (model, JSON, card, training log) for each candidate, eval.tar
+# (bench tables and meter JSON), and log.txt. CPU dry run (tiny sizes, a few minutes):
+#   DRY_RUN=1 OUT=/tmp/gpu_dry bash benchmarks/gpu_train_destripe.sh ../shared/data
+set -uo pipefail
+cd "$(dirname "$0")/.."
+export PYTHONPATH=src PYTHONUNBUFFERED=1
+DATA="${1:?usage: gpu_train_destripe.sh DATA_DIR}"
+OUT="${OUT:-out/gpu_train_destripe}"
+WORK="${WORK:-/tmp/gpu_train_destripe}"
+mkdir -p "$OUT" "$WORK/eval"
+exec > >(tee "$OUT/log.txt") 2>&1
+
+if [ "${DRY_RUN:-0}" = 1 ]; then
+    DEVICE=cpu MINUTES=0.3 DATA_WORKERS=1 SIZE="--patch-size 64 --batch-size 2 --val-patches 4"
+    QUICK="--quick"
+else
+    DEVICE=cuda MINUTES="${MINUTES:-5.5}" DATA_WORKERS="${DATA_WORKERS:-3}"
+    SIZE="--patch-size 256 --batch-size 16 --val-patches 32"
+    QUICK=""
+    nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv
+fi
+nproc
+SHIPPED=src/napari_restore/pretrained/destripe_default.safetensors
+COMMON="$DATA --corpus --no-eval --device $DEVICE --minutes $MINUTES --data-workers $DATA_WORKERS
+ --clean-fraction 0.25 --modes multiplicative --val-every 1000 $SIZE
+ --checkpoint-minutes ${SNAPSHOTS:-1000} ${SNAPSHOTS:+--snapshots}"
+train() {  # name, extra arguments
+    local name=$1
+    shift
+    # shellcheck disable=SC2086  # word splitting of the shared arguments is wanted
+    python3 scripts/train_destripe_model.py $COMMON --out "$WORK/$name" "$@" \
+        >"$WORK/$name.log" 2>&1
+    echo "$name finished: $(tail -n 1 "$WORK/$name.log")"
+    tar -C "$WORK" -cf "$OUT/$name.tar" "$name.safetensors" "$name.json" "$name.md" "$name.log"
+}
+date
+# RUNS: one candidate per line, its name and its own arguments ("$SHIPPED" is expanded).
+DEFAULT_RUNS='A --init $SHIPPED --lr 3e-4
+B --init $SHIPPED --lr 3e-4 --bright-fraction 0.3
+C --lr 1e-3
+D --lr 1e-3 --bright-fraction 0.3'
+RUNS="${RUNS:-$DEFAULT_RUNS}"
+NAMES=()
+# (waits name their jobs: a bare wait would also wait for the tee of the log)
+pids=()
+while read -r name run_args; do
+    # shellcheck disable=SC2086  # word splitting of the run's arguments is wanted
+    train "$name" ${run_args//\$SHIPPED/$SHIPPED} &
+    pids+=($!)
+    NAMES+=("$name")
+done <<<"$RUNS"
+wait "${pids[@]}"
+date
+for name in "${NAMES[@]}"; do tail -n 4 "$WORK/$name.log"; done
+if [ -n "${SNAPSHOTS:-}" ]; then  # the snapshots of every run, one tar each (under 16 MB)
+    for name in "${NAMES[@]}"; do
+        (cd "$WORK" && ls "$name"_step*.safetensors >/dev/null 2>&1 &&
+            tar -cf "$OUT/${name}_snapshots.tar" "$name"_step*.safetensors "$name"_step*.json)
+    done
+fi
+
+MODELS=()
+for name in "${NAMES[@]}"; do
+    [ -f "$WORK/$name.safetensors" ] && MODELS+=("$WORK/$name.safetensors")
+    for snap in "$WORK/$name"_step*.safetensors; do
+        [ -f "$snap" ] && MODELS+=("$snap")
+    done
+done
+peer_rows() {  # the stored peer rows of the full held-out set (a quick run has other crops)
+    [ -n "$QUICK" ] || echo "--peer-results benchmarks/results/destripe_heldout_cpu/$1/results.json"
+}
+for gen in project independent; do
+    python3 benchmarks/bench_destripe.py --data-dir "$DATA" --set heldout --generator "$gen" \
+        $QUICK --clean-check --speed-size 0 --peers '' --device "$DEVICE" \
+        $(peer_rows "$gen") \
+        --ablation "${MODELS[@]}" --out "$WORK/eval/$gen" >"$WORK/eval/$gen.log" 2>&1 &
+    pids+=($!)
+done
+wait "${pids[@]}"
+date
+for gen in project independent; do
+    echo "== $gen"
+    grep -h -E "^\| (regular|Gaussian)[^|]*\| (ours|ablation)[^|]*\| [0-9.]+ \| 0\." \
+        "$WORK/eval/$gen/results.md"
+done
+sed -n '/## Clean/,/## Our/p' "$WORK/eval/project/results.md" | cut -c1-400
+tar -C "$WORK" -cf "$OUT/eval.tar" eval
