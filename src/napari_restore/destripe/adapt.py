@@ -86,6 +86,7 @@ def fine_tune_progress(
     batch_size: int = ADAPT_BATCH,
     patch_size: int = ADAPT_PATCH,
     clean_fraction: float = ADAPT_CLEAN_FRACTION,
+    bright_fraction: float = 0.0,
     seed: int = 0,
     amp: bool = True,
 ) -> ProgressGenerator[nn.Module]:
@@ -104,6 +105,8 @@ def fine_tune_progress(
     learning_rate, batch_size, patch_size, clean_fraction
         Adam's constant rate, patches per step, their edge (clipped to the smallest target,
         to a multiple of 16), and the share of unstriped patches.
+    bright_fraction : float
+        Share of multiplicative stripe fields that brighten (as in the model's training).
     seed : int
         Seed of the patches and stripes (same seed, same adapted network on the CPU).
     amp : bool
@@ -136,7 +139,9 @@ def fine_tune_progress(
         torch.manual_seed(seed)
         for step in range(1, steps + 1):
             clean = _patches(rng, targets, batch_size, edge)
-            striped = striped_batch(rng, clean, probabilities, modes, clean_fraction)
+            striped = striped_batch(
+                rng, clean, probabilities, modes, clean_fraction, bright_fraction
+            )
             x = torch.from_numpy(striped[:, None]).to(device)
             y = torch.from_numpy(clean[:, None]).to(device)
             with autocast(device, enabled=amp):

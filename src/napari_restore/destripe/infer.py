@@ -287,9 +287,11 @@ class _Job:
     amp: bool
     only_striped: bool = True
     cleanup: bool = True
-    #: Stripe modes and kind weights the model was trained with (for adaptation).
+    #: Stripe modes, kind weights and share of brightening fields the model was trained with
+    #: (adaptation draws its stripes the same way).
     modes: tuple[str, ...] = ("multiplicative",)
     mix: Any = (1.0, 1.0, 1.0)
+    bright_fraction: float = 0.0
 
 
 def _prepare(
@@ -330,6 +332,7 @@ def _prepare(
         bool(cleanup),
         tuple(trained.get("modes", ("multiplicative",))),
         trained.get("stripe_mix", (1.0, 1.0, 1.0)),
+        float(trained.get("bright_fraction", 0.0)),
     )
 
 
@@ -366,7 +369,13 @@ def _adapted(image: Any, job: _Job, steps: int) -> ProgressGenerator[_Job]:
         message=f"destriping {len(chosen)} plane(s) to adapt to",
     )
     tuned = yield from fine_tune_progress(
-        job.net, targets, steps, modes=job.modes, mix=job.mix, amp=job.amp
+        job.net,
+        targets,
+        steps,
+        modes=job.modes,
+        mix=job.mix,
+        bright_fraction=job.bright_fraction,
+        amp=job.amp,
     )
     return dataclasses.replace(job, net=tuned)
 
