@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
 # Train candidate destriping models side by side on a lent GPU, then judge them against the
-# shipped model on the held-out crops (both stripe models, clean check) and on the real striped
-# images (stripe meter), all in one prepared run for the device machine:
+# shipped model on the held-out crops (both stripe models, clean check), all in one prepared
+# run for the device machine:
 #
 #   device run:  bash benchmarks/gpu_train_destripe.sh .gpu/data     (carry .gpu; timeout_s 590)
 #
 # DATA is a data folder laid out like ../shared/data with the training images of
 # scripts/train_destripe_model.py (its TRAINING_FILES and the --corpus files of train/), the
 # held-out crops' files of benchmarks/_destripe_data.py (HELDOUT_SET: only the plane it reads,
-# the middle one, is needed) and the real striped images of bench_stripe_meter.py.
+# the middle one, is needed).
 #
 # Candidates (MINUTES of training each, all at once: one GPU, DATA_WORKERS processes each making
 # the stripes; 256-px patches, the size of inference tiles, so that CBAM's pooled statistics
@@ -19,8 +19,11 @@
 #   D: as C, with 30 % brightening fields.
 # Every candidate leaves 25 % of its patches without stripes.
 #
-# Results under $OUT: <name>.tar (model, JSON, card, training log) for each candidate, eval.tar
-# (bench tables and meter JSON), and log.txt. CPU dry run (tiny sizes, a few minutes):
+# Results under $OUT: <name>.tar (model, JSON, card, training log) for each candidate, with
+# SNAPSHOTS=<minutes> also <name>_snapshots.tar, eval.tar (the bench tables), and log.txt. RUNS
+# replaces the candidates (one per line: name and arguments). The real-image stripe meter needs
+# PyWavelets, which the GPU machine lacks: run bench_stripe_meter.py --model <file> afterwards.
+# CPU dry run (tiny sizes, a few minutes):
 #   DRY_RUN=1 OUT=/tmp/gpu_dry bash benchmarks/gpu_train_destripe.sh ../shared/data
 set -uo pipefail
 cd "$(dirname "$0")/.."

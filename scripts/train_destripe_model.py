@@ -32,8 +32,8 @@ base channels, depth        1 thread      2 threads
 Hence the defaults: base 16, depth 4 (the paper's four levels), one thread: about 8000-9000
 steps in three hours.
 
-How the shipped model was trained (no GPU was lent to this project's sessions, so on the 2-core
-CPU, one torch thread, in two phases)::
+How the shipped model was trained (phases 1 and 2 on the 2-core CPU, one torch thread; phase 3
+on a GPU lent for one session, below)::
 
     # phase 1: steps 0-4098, additive and multiplicative stripes (schedule planned to 13527)
     python scripts/train_destripe_model.py ../shared/data --minutes 180 --threads 1 \
