@@ -109,6 +109,16 @@ class TrainDestripeWidget(TrainingDock, DockContainer):
             tooltip="Share of training patches left without stripes: the network learns to leave "
             "clean structures alone (0.2-0.3 helps on sparse bright objects).",
         )
+        self.bright_fraction = FloatSpinBox(
+            label="brightening stripes",
+            value=defaults.bright_fraction,
+            min=0,
+            max=0.9,
+            step=0.05,
+            tooltip="Share of multiplicative stripe fields that brighten instead of darkening: "
+            "a network trained on shadows only learns that every correction brightens, and "
+            "lifts real light-sheet images (the built-in model used 0.5).",
+        )
         self.perceptual_weight = FloatSpinBox(
             label="perceptual weight λ",
             value=defaults.perceptual_weight,
@@ -149,6 +159,7 @@ class TrainDestripeWidget(TrainingDock, DockContainer):
                 mix,
                 modes,
                 self.clean_fraction,
+                self.bright_fraction,
                 self.perceptual_weight,
                 self.vgg_weights,
                 self.download_vgg,
@@ -211,6 +222,7 @@ class TrainDestripeWidget(TrainingDock, DockContainer):
             stripe_mix={kind: spin.value for kind, spin in self.mix.items()},
             modes=modes,
             clean_fraction=self.clean_fraction.value,
+            bright_fraction=self.bright_fraction.value,
             base_channels=self.base_channels.value,
             depth=self.depth.value,
             seed=self.seed.value,

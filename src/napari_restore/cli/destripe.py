@@ -219,6 +219,15 @@ def register(sub: argparse._SubParsersAction) -> None:
         f"structures alone ({_TRAIN.clean_fraction:g}; 0.2-0.3 helps on sparse objects)",
     )
     t.add_argument(
+        "--bright-fraction",
+        type=float,
+        default=None,
+        metavar="F",
+        help="share of multiplicative stripe fields that brighten instead of darkening, so the "
+        f"network does not learn that every correction brightens ({_TRAIN.bright_fraction:g}; "
+        "the built-in model used 0.5)",
+    )
+    t.add_argument(
         "--base-channels",
         type=_positive_int,
         default=None,
@@ -360,6 +369,7 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
         "stripe_mix": parse_mix(args.mix) if args.mix else None,
         "modes": tuple(args.modes) if args.modes else None,
         "clean_fraction": args.clean_fraction,
+        "bright_fraction": args.bright_fraction,
         "base_channels": args.base_channels,
         "depth": args.depth,
         "seed": args.seed,
