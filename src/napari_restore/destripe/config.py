@@ -152,16 +152,15 @@ class DestripeTrainConfig(TrainConfig):
             raise RestoreInputError(
                 f"perceptual_weight={self.perceptual_weight!r} must be a number >= 0."
             )
-        if not (0.0 <= self.clean_fraction < 1.0):
-            raise RestoreInputError(
-                f"clean_fraction={self.clean_fraction!r} must be in [0, 1) (the share of "
-                "training patches left without stripes)."
-            )
-        if not (0.0 <= self.bright_fraction < 1.0):
-            raise RestoreInputError(
-                f"bright_fraction={self.bright_fraction!r} must be in [0, 1) (the share of "
-                "multiplicative stripe fields that brighten)."
-            )
+        for name, share in (
+            ("clean_fraction", "training patches left without stripes"),
+            ("bright_fraction", "multiplicative stripe fields that brighten"),
+        ):
+            value = getattr(self, name)
+            if not (0.0 <= value < 1.0):
+                raise RestoreInputError(
+                    f"{name}={value!r} must be in [0, 1) (the share of {share})."
+                )
         if self.lr_schedule not in ("constant", "cosine"):
             raise RestoreInputError(f"lr_schedule={self.lr_schedule!r}: constant or cosine.")
 
