@@ -57,11 +57,7 @@ from napari_restore.destripe.data import (
     normalise,
     sample_plane_indices,
 )
-from napari_restore.destripe.spectral import (
-    cap_stripe_wedge,
-    keep_stripe_shaped,
-    stripe_evidence,
-)
+from napari_restore.destripe.spectral import finish_plane, stripe_evidence
 from napari_restore.engine.model_files import load_model, model_paths
 from napari_restore.engine.options import InferenceOptions
 from napari_restore.engine.tiling import TileSettings, auto_tile_size, count_tiles, tile_predict
@@ -415,31 +411,48 @@ def _destripe_planes(
         raw = np.stack([np.asarray(image[i]) for i in chunk])
         planes = raw.swapaxes(-1, -2) if job.vertical else raw
         wedges = [stripe_evidence(p) if job.only_striped or job.cleanup else None for p in planes]
-        run = [k for k, w in enumerate(wedges) if not job.only_striped or w.striped]
+        # With the clean-up every plane goes through the network: a plane without stripe
+        # evidence may still get a stripe-shaped correction (spectral.finish_plane).
+        run = [
+            k
+            for k, w in enumerate(wedges)
+            if job.cleanup or not job.only_striped or (w is not None and w.striped)
+        ]
         units = per_plane * len(chunk)
         y = planes.astype(np.float32)
+        kept: set[int] = set()
         if run:
             x = normalise(planes[run], job.lo, job.hi)
-            skipped = len(chunk) - len(run)
             result = yield from nested_progress(
                 tile_predict(predict, x, job.settings, device=job.device),
                 done=done,
                 units=per_plane * len(run),
                 total=total,
                 stage="tiles",
-                message=f"planes {g0 + 1}-{g0 + len(chunk)} of {len(indices)}"
-                + (f" ({skipped} without stripes left unchanged)" if skipped else ""),
+                message=f"planes {g0 + 1}-{g0 + len(chunk)} of {len(indices)}",
             )
             y[run] = denormalise(result, job.lo, job.hi)
+            kept = set(run)
             if job.cleanup:
                 for k in run:
-                    shaped = keep_stripe_shaped(y[k], planes[k], wedges[k])
-                    y[k] = cap_stripe_wedge(shaped, planes[k], wedges[k])
+                    finished = finish_plane(y[k], planes[k], wedges[k])
+                    if finished is not None:
+                        y[k] = finished
+                    elif job.only_striped:
+                        kept.discard(k)
+            skipped = len(chunk) - len(kept)
+            if skipped:
+                yield Progress(
+                    done + units,
+                    total,
+                    stage="tiles",
+                    message=f"planes {g0 + 1}-{g0 + len(chunk)} of {len(indices)}: "
+                    f"{skipped} without stripes left unchanged",
+                )
         if job.vertical:
             y = y.swapaxes(-1, -2)
-        ran = set(run)
         for k, (i, plane) in enumerate(zip(chunk, y, strict=True)):
-            sink(i, cast_clipped(plane, job.dtype) if k in ran else _unchanged(raw[k], job.dtype))
+            sink(i, cast_clipped(plane, job.dtype) if k in kept else _unchanged(raw[k], job.dtype))
         done += units
     return None
 
