@@ -345,25 +345,32 @@ def _adapted(image: Any, job: _Job, steps: int) -> ProgressGenerator[_Job]:
         plane = np.asarray(image[i])
         if not job.only_striped or stripe_evidence(plane.T if job.vertical else plane).striped:
             striped.append(i)
-    if not striped:
-        yield Progress(0, 0, stage="adapt", message="no stripes found: nothing to adapt to")
-        return job
-    chosen = [striped[k] for k in sample_plane_indices((len(striped),), ADAPT_MAX_PLANES)]
+    # No plane shows stripes in its spectrum: the pipeline's second look at the network's
+    # correction (spectral.finish_plane) may still find some; those planes are the targets.
+    second_look = not striped and job.cleanup
+    pool = candidates if second_look else striped
+    chosen = [pool[k] for k in sample_plane_indices((len(pool),), ADAPT_MAX_PLANES)]
     targets: list[np.ndarray] = []
 
-    def keep(_: tuple[int, ...], plane: np.ndarray) -> None:
+    def keep(index: tuple[int, ...], plane: np.ndarray) -> None:
+        if second_look and np.array_equal(plane, np.asarray(image[index])):
+            return  # left as it was: no stripes to learn from
         work = plane.T if job.vertical else plane
         targets.append(normalise(work, job.lo, job.hi).astype(np.float32))
 
-    estimate = dataclasses.replace(job, dtype=np.dtype(np.float32))
-    yield from nested_progress(
-        _destripe_planes(image, estimate, keep, chosen),
-        done=0,
-        units=len(chosen),
-        total=len(chosen),
-        stage="adapt: first pass",
-        message=f"destriping {len(chosen)} plane(s) to adapt to",
-    )
+    if chosen:
+        estimate = dataclasses.replace(job, dtype=np.dtype(np.float32))
+        yield from nested_progress(
+            _destripe_planes(image, estimate, keep, chosen),
+            done=0,
+            units=len(chosen),
+            total=len(chosen),
+            stage="adapt: first pass",
+            message=f"destriping {len(chosen)} plane(s) to adapt to",
+        )
+    if not targets:
+        yield Progress(0, 0, stage="adapt", message="no stripes found: nothing to adapt to")
+        return job
     tuned = yield from fine_tune_progress(
         job.net,
         targets,
