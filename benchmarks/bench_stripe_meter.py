@@ -24,6 +24,7 @@ Usage (the data directory is an argument; tests never read it)::
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import math
 import os
@@ -207,7 +208,7 @@ def _rho(a: list[float], b: list[float]) -> float:
     return float(spearmanr(a[ok], b[ok]).statistic)
 
 
-def synthetic(data_dir: Path, quick: bool) -> dict[str, Any]:
+def synthetic(data_dir: Path, quick: bool, domain: str = "linear") -> dict[str, Any]:
     crops = load_clean(data_dir, quick)
     kinds = list(SIMULATOR) + list(HAND_MADE)
     rows: list[dict[str, Any]] = []
@@ -218,7 +219,7 @@ def synthetic(data_dir: Path, quick: bool) -> dict[str, Any]:
             p_in = psnr(striped, clean)
             for name, out in methods(striped, clean).items():
                 t0 = time.perf_counter()
-                m = measure_stripes(striped, out, direction="auto")
+                m = measure_stripes(striped, out, direction="auto", domain=domain)
                 t_meter.append(time.perf_counter() - t0)
                 gain = psnr(out, clean) - p_in
                 rows.append(
@@ -236,7 +237,8 @@ def synthetic(data_dir: Path, quick: bool) -> dict[str, Any]:
                 )
         print(f"{kind}: done", flush=True)
     clean_contrast = {
-        label: measure_stripes(clean, clean).stripe_contrast for label, clean in crops
+        label: measure_stripes(clean, clean, domain=domain).stripe_contrast
+        for label, clean in crops
     }
     return {
         "images": [label for label, _ in crops],
@@ -244,6 +246,7 @@ def synthetic(data_dir: Path, quick: bool) -> dict[str, Any]:
         "stripe_types": kinds,
         "clean_stripe_contrast": clean_contrast,
         "rows": rows,
+        "domain": domain,
         "meter_seconds_per_256px_plane": float(np.median(t_meter)),
     }
 
@@ -333,10 +336,15 @@ ZOOM = {
 
 
 def real(
-    data_dir: Path, adapt: int = 0, model_file: str = "builtin", device: str = "cpu"
+    data_dir: Path,
+    adapt: int = 0,
+    model_file: str = "builtin",
+    device: str = "cpu",
+    domains: tuple[str, ...] = ("linear",),
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """Meter rows for the real images; with ``adapt`` > 0 also the model adapted to each image
-    (``destripe(adapt_steps=adapt)``). ``model_file``: the built-in model or a model file."""
+    (``destripe(adapt_steps=adapt)``). ``model_file``: the built-in model or a model file.
+    One row per method and meter domain."""
     rows, outputs = [], {}
     for label, img in load_real(data_dir):
         x = img.astype(np.float32)
@@ -362,9 +370,9 @@ def real(
             )
             seconds = time.perf_counter() - t0
             variants.append((f"built-in model, adapted ({adapt} steps)", adapted, seconds))
-        for name, out, t_made in variants:
+        for (name, out, t_made), domain in itertools.product(variants, domains):
             t0 = time.perf_counter()
-            m = measure_stripes(img, out)
+            m = measure_stripes(img, out, domain=domain)
             t_meter = time.perf_counter() - t0
             rows.append(
                 {
@@ -376,7 +384,7 @@ def real(
                     "model_seconds": t_made,
                 }
             )
-            print(f"{label} / {name}: {m.verdict} ({t_meter:.2f} s)", flush=True)
+            print(f"{label} / {name} ({domain}): {m.verdict} ({t_meter:.2f} s)", flush=True)
     return rows, outputs
 
 
@@ -390,7 +398,11 @@ def figure(outputs: dict[str, Any], rows: list[dict[str, Any]], path: Path) -> N
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    verdict = {(r["image"], r["method"]): r["verdict"] for r in rows}
+    verdicts: dict[tuple[str, str], list[str]] = {}
+    for r in rows:  # one line per meter domain
+        line = r["verdict"] if r["domain"] == "linear" else f"log domain: {r['verdict']}"
+        verdicts.setdefault((r["image"], r["method"]), []).append(line)
+    verdict = {key: "\n".join(lines) for key, lines in verdicts.items()}
     fig, axes = plt.subplots(2 * len(outputs), 3, figsize=(13, 8.6 * len(outputs) / 1.5))
     for i, (label, (img, model, classical)) in enumerate(outputs.items()):
         lo, hi = np.percentile(img, (0.5, 99.5))
@@ -435,7 +447,14 @@ def main() -> None:
     )
     ap.add_argument("--model", default="builtin", help="our model: builtin or a model file")
     ap.add_argument("--device", default="cpu", help="device of our model (cpu, cuda)")
+    ap.add_argument(
+        "--domain",
+        choices=("linear", "log", "both"),
+        default="both",
+        help="meter domain: synthetic part in one domain (both: log), real images in one or both",
+    )
     args = ap.parse_args()
+    domains = ("linear", "log") if args.domain == "both" else (args.domain,)
     import torch
 
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
@@ -450,11 +469,13 @@ def main() -> None:
     if args.from_json is not None:
         result["synthetic"] = json.loads(args.from_json.read_text())["synthetic"]
     elif not args.skip_synthetic:
-        result["synthetic"] = synthetic(args.data_dir, args.quick)
+        result["synthetic"] = synthetic(args.data_dir, args.quick, domains[-1])
     if "synthetic" in result:
         result["synthetic"]["summary"] = summarise(result["synthetic"])
     rows, outputs = (
-        ([], {}) if args.skip_real else real(args.data_dir, args.adapt, args.model, args.device)
+        ([], {})
+        if args.skip_real
+        else real(args.data_dir, args.adapt, args.model, args.device, domains)
     )
     if rows:
         result["real"] = rows

@@ -233,6 +233,8 @@ def test_bad_options_are_refused(striped):
         measure_stripes(striped, striped, direction="diagonal")
     with pytest.raises(RestoreInputError, match="max_angle"):
         measure_stripes(striped, striped, max_angle=60)
+    with pytest.raises(RestoreInputError, match=r"domain='sqrt': linear .* or log"):
+        measure_stripes(striped, striped, domain="sqrt")
 
 
 def test_nan_in_a_later_plane_is_refused(striped):
@@ -271,3 +273,24 @@ def test_meter_imports_neither_torch_nor_a_gui():
         "assert not bad, bad"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_log_domain_reads_exact_removal_of_attenuation_stripes_as_stripes_only(clean, rng):
+    """Attenuation stripes multiply: removing them exactly takes away the stripe field times
+    the image, part of which lies outside the wedge. The linear domain calls that structure;
+    in the log domain the removed component is the (additive) stripe field itself."""
+    profile = ndimage.gaussian_filter1d(rng.normal(0, 1, clean.shape[0]), 1.2)
+    field = np.clip(0.35 + 0.25 * profile / profile.std(), 0.0, 0.8)[:, None]
+    shadowed = clean * (1 - field)
+    linear = measure_stripes(shadowed, clean)
+    log = measure_stripes(shadowed, clean, domain="log")
+    assert (linear.domain, log.domain) == ("linear", "log")
+    assert log.stripe_removed > 0.97
+    assert log.structure_changed < 0.005 < linear.structure_changed
+    # The intensity changes are measured on the intensities in both domains.
+    assert log.median_change == pytest.approx(linear.median_change)
+    assert log.as_dict()["domain"] == "log"
+    # Doing nothing removes nothing; a blur shows as structure changed.
+    assert measure_stripes(shadowed, shadowed, domain="log").stripe_removed == pytest.approx(0)
+    blurred = measure_stripes(shadowed, ndimage.gaussian_filter(shadowed, 2.0), domain="log")
+    assert blurred.structure_changed > max(0.01, 4 * log.structure_changed)

@@ -127,3 +127,33 @@ def test_mismatched_or_single_layers_say_why(viewer, qtbot, rng):
     compute(qtbot, widget)
     assert widget.table.value["data"] == [["cropped", "—", "—", "—", "—", "—"]]
     assert "'cropped' not compared: Shape mismatch" in widget.status.value
+
+
+def test_log_spectra_for_shadows(viewer, qtbot, tmp_path, rng):
+    """The stripe-spectra setting measures attenuation stripes in the log domain; it is only
+    offered without a ground truth, and the CSV says which domain was used."""
+    img = np.zeros((128, 144))
+    img[rng.integers(0, 128, 40), rng.integers(0, 144, 40)] = 5000
+    clean = ndimage.gaussian_filter(img, 3) * 40 + 200 + rng.normal(0, 5, img.shape)
+    profile = ndimage.gaussian_filter1d(rng.normal(0, 1, 128), 1.0)
+    shadowed = clean * (1 - np.clip(0.3 + 0.2 * profile / profile.std(), 0, 0.8))[:, None]
+    viewer.add_image(shadowed, name="raw")
+    restored = viewer.add_image(clean, name="restored", metadata={"napari_restore_source": "raw"})
+    widget = open_panel(viewer)
+    assert widget.domain.enabled is False  # a ground truth is picked: PSNR/SSIM mode
+    widget.ground_truth.value = None
+    assert widget.domain.enabled and widget.domain.value == "linear"
+    widget.images.value = [viewer.layers["raw"], restored]
+    compute(qtbot, widget)
+    linear = float(widget.table.value["data"][0][2])
+    widget.domain.value = "log"
+    compute(qtbot, widget)
+    [row] = widget.table.value["data"]
+    expected = measure_stripes(shadowed, clean, domain="log")
+    assert float(row[2]) == pytest.approx(100 * expected.structure_changed, abs=0.01)
+    assert float(row[2]) < 0.5 < linear  # exact removal of shadows: no structure change
+    out = tmp_path / "log.csv"
+    widget.csv_path.value = out
+    widget.export_button.clicked.emit()
+    with open(out, newline="") as fh:
+        assert [r["domain"] for r in csv.DictReader(fh)] == ["log"]

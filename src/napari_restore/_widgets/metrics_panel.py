@@ -58,6 +58,11 @@ NOREF_COLUMNS = ["layer", "stripes −%", "structure %", "median %", "mean %", "
 #: Width of the layer-name column the table's width is reserved for (names up to 170 px are
 #: shown whole, longer ones lose their middle).
 NAME_WIDTH = 150
+DOMAIN_TIP = (
+    "No-reference stripe meter: compare the spectra of the intensities (additive stripes) or "
+    "of their logarithm (attenuation stripes, e.g. light-sheet shadows, which multiply the "
+    "image; there an exact removal reads as stripes removed, not as structure changed)."
+)
 NO_GT_TIP = (
     "Leave empty (-----) to compare layers without a ground truth: pick the striped input and "
     "its restored versions below (same shape) for the no-reference stripe meter."
@@ -65,16 +70,18 @@ NO_GT_TIP = (
 
 
 def stripe_comparison_progress(
-    source: Any, others: list[Any]
+    source: Any, others: list[Any], domain: str = "linear"
 ) -> Generator[Progress, None, list[StripeMeasure | RestoreInputError]]:
     """Stripe meter of each of ``others`` against ``source``; a bad layer does not stop the rest.
 
     Yields a :class:`Progress` per plane measured; returns per layer its result or the error.
+    ``domain``: the meter's domain (``"linear"`` or ``"log"``, see
+    :func:`napari_restore.stripe_meter.measure_stripes`).
     """
     from napari_restore.stripe_meter import measure_stripes_steps
 
     per = int(np.prod(source.shape[:-2])) if len(source.shape) > 2 else 1
-    parts = [measure_stripes_steps(source, data) for data in others]
+    parts = [measure_stripes_steps(source, data, domain=domain) for data in others]
     return (yield from each_or_error(parts, units=per, step_of=lambda report: report[0]))
 
 
@@ -112,6 +119,16 @@ class MetricsPanel(DockContainer):
         self.data_range = FloatSpinBox(
             label="data range", value=1.0, min=1e-12, max=1e12, step=1, enabled=False
         )
+        self.domain = ComboBox(
+            label="stripe spectra",
+            choices=[
+                ("of intensities (additive stripes)", "linear"),
+                ("of log intensities (shadows)", "log"),
+            ],
+            value="linear",
+            tooltip=DOMAIN_TIP,
+        )
+        self.domain.enabled = self.ground_truth.value is None
         self.compute_button = PushButton(text="Compute")
         self.table = Table(value={"data": [], "index": [], "columns": COLUMNS})
         self.table.read_only = True
@@ -137,6 +154,7 @@ class MetricsPanel(DockContainer):
                 self.images,
                 self.auto_range,
                 self.data_range,
+                self.domain,
                 self.compute_button,
                 self.table,
                 self.verdict,
@@ -165,6 +183,7 @@ class MetricsPanel(DockContainer):
         self.images.changed.connect(self._schedule)
         self.auto_range.changed.connect(self._range_mode_changed)
         self.data_range.changed.connect(self._schedule)
+        self.domain.changed.connect(self._schedule)
         self.compute_button.changed.connect(self.compute)
         self.export_button.changed.connect(self._export_clicked)
         layers = napari_viewer.layers.events
@@ -210,6 +229,7 @@ class MetricsPanel(DockContainer):
         self._render()
 
     def _selection_changed(self, *_: Any) -> None:
+        self.domain.enabled = self.ground_truth.value is None  # the stripe meter's setting
         self.images.reset_choices()
         self._schedule()
 
@@ -302,7 +322,7 @@ class MetricsPanel(DockContainer):
                 refused.append(None)
             except RestoreInputError as err:
                 refused.append(err)
-        gen = stripe_comparison_progress(source_data, arrays)
+        gen = stripe_comparison_progress(source_data, arrays, self.domain.value)
 
         def done(results: list[StripeMeasure | RestoreInputError]) -> None:
             computed = iter(results)

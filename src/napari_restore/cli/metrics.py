@@ -55,6 +55,14 @@ def register(sub: argparse._SubParsersAction) -> None:
         default="auto",
         help="which way the stripes run (default: found per plane)",
     )
+    nr.add_argument(
+        "--domain",
+        choices=("linear", "log"),
+        default="linear",
+        help="compare spectra of the intensities (linear, default; additive stripes) or of "
+        "their logarithm (log; attenuation stripes such as light-sheet shadows, which multiply "
+        "the image)",
+    )
     p.set_defaults(func=run)
 
 
@@ -134,7 +142,10 @@ def run_no_reference(args: argparse.Namespace) -> int:
     _check_csv(args)
     source = open_image(args.ground_truth)
     rows = [
-        (str(path), measure_stripes(source, open_image(path), direction=args.direction))
+        (
+            str(path),
+            measure_stripes(source, open_image(path), direction=args.direction, domain=args.domain),
+        )
         for path in args.images
     ]
     if args.csv is not None:
@@ -148,7 +159,7 @@ def run_no_reference(args: argparse.Namespace) -> int:
         json.dump(payload, sys.stdout, indent=2)
         print()
     else:
-        print(f"input: {args.ground_truth} (no reference)")
+        print(f"input: {args.ground_truth} (no reference; spectra: {args.domain} domain)")
         print(format_stripe_table(rows, per_slice=args.per_slice))
         if args.csv is not None:
             print(f"wrote {args.csv}")

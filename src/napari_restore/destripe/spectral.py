@@ -41,9 +41,11 @@ import numpy as np
 from scipy import fft as sfft
 
 from napari_restore.stripe_meter import (
+    LOG_OFFSET,
     MIN_PLANE,
     StripeWedge,
     find_stripe_wedge,
+    log_offset,
     periodic_spectrum,
     ring_excess,
     spectrum_rings,
@@ -62,8 +64,6 @@ MIN_CAP_RING = 8
 # content (a 96 x 128 confocal crop of maize stem with weak stripes: MAE 0.11 grey levels
 # after the network, 0.52 with the clean-up).
 MIN_CAP_EDGE = 256
-# Log offset of the clean-up, as a share of the input's 1st-99.9th percentile range.
-LOG_OFFSET = 0.01
 # The stripe band that the network's correction is kept in: the input's stripe angles
 # widened by this many degrees, and by this many frequency steps across near the origin.
 BAND_MARGIN_DEG = 10.0
@@ -128,10 +128,9 @@ def _cap(z: np.ndarray, wedge: StripeWedge, min_ring: int) -> np.ndarray:
 
 
 def _log_offset(x: np.ndarray) -> np.float32:
-    """``eps`` of ``log(I + eps)``: :data:`LOG_OFFSET` of the 1st-99.9th percentile range,
-    plus the plane's negative part."""
-    lo, hi = np.percentile(x, (1.0, 99.9))
-    return np.float32(LOG_OFFSET * max(float(hi - lo), 1e-12) + max(0.0, -float(x.min())))
+    """``eps`` of ``log(I + eps)``, as the stripe meter's log domain takes it
+    (:data:`LOG_OFFSET` of the 1st-99.9th percentile range, plus the plane's negative part)."""
+    return np.float32(log_offset(x))
 
 
 def _log_change(restored: np.ndarray, input_plane: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
