@@ -400,7 +400,11 @@ def figure(outputs: dict[str, Any], rows: list[dict[str, Any]], path: Path) -> N
 
     verdicts: dict[tuple[str, str], list[str]] = {}
     for r in rows:  # one line per meter domain
-        line = r["verdict"] if r["domain"] == "linear" else f"log domain: {r['verdict']}"
+        if r["domain"] == "linear":
+            line = r["verdict"]
+        else:  # short, so that the titles of neighbouring panels do not overlap
+            removed = "—" if r["stripe_removed"] is None else f"{100 * r['stripe_removed']:.0f} %"
+            line = f"log domain: {removed} removed, {100 * r['structure_changed']:.2g} % structure"
         verdicts.setdefault((r["image"], r["method"]), []).append(line)
     verdict = {key: "\n".join(lines) for key, lines in verdicts.items()}
     fig, axes = plt.subplots(2 * len(outputs), 3, figsize=(13, 8.6 * len(outputs) / 1.5))
