@@ -9,6 +9,7 @@ import pytest
 
 import napari_restore.stripe_meter as meter_module
 from napari_restore._sample_data import load_sample
+from napari_restore._widgets.destripe import meter_domain
 from napari_restore.destripe.infer import destripe
 from napari_restore.simulate import simulate_stripes
 from napari_restore.stripe_meter import StripeMeasure, measure_stripes
@@ -41,11 +42,13 @@ def test_meter_numbers_after_a_run(viewer, qtbot, monkeypatch):
 
     out = viewer.layers["striped destriped"]
     restored = destripe(striped, "builtin", device="cpu")
-    expected = measure_stripes(striped, restored, direction="horizontal")  # the dock's default
+    # The dock's default direction; the built-in model removes shadows: the log domain.
+    expected = measure_stripes(striped, restored, direction="horizontal", domain="log")
     measure = widget.last_measure
     assert isinstance(measure, StripeMeasure)
+    assert measure.domain == "log"
     assert measure.stripe_removed == pytest.approx(expected.stripe_removed, abs=1e-9)
-    assert widget.meter.value == f"stripe meter (no reference): {expected.verdict}"
+    assert widget.meter.value == f"stripe meter (no reference, log domain): {expected.verdict}"
     assert out.metadata["stripe_meter"]["verdict"] == expected.verdict
     assert threads and threads[0] is not threading.main_thread()
 
@@ -60,3 +63,13 @@ def test_meter_failure_keeps_the_result(viewer, qtbot):
     assert "tiny destriped" in [layer.name for layer in viewer.layers]
     assert widget.meter.value.startswith("stripe meter: not measured")
     assert "16 x 16" in widget.meter.value
+
+
+def test_meter_domain_follows_the_stripes_the_model_was_trained_on():
+    def meta(modes):
+        return {"training": {"config": {"modes": modes}}}
+
+    assert meter_domain(meta(["multiplicative"])) == "log"
+    assert meter_domain(meta(["multiplicative", "additive"])) == "log"
+    assert meter_domain(meta(["additive"])) == "linear"
+    assert meter_domain({}) == "log"  # older model files: trained on shadows

@@ -51,8 +51,16 @@ TASK = "destripe"
 METER_PLANES = 8  # planes of a stack the stripe meter reads after a run
 
 
+def meter_domain(meta: dict[str, Any]) -> str:
+    """The stripe meter's domain for a model's results: ``"log"`` (stripes that multiply the
+    image, such as light-sheet shadows, read right there; docs/metrics.md) unless the model
+    was trained on additive stripes only."""
+    modes = meta.get("training", {}).get("config", {}).get("modes", ("multiplicative",))
+    return "linear" if tuple(modes) == ("additive",) else "log"
+
+
 def with_stripe_meter(
-    gen: ProgressGenerator[Any], image: Any, direction: str
+    gen: ProgressGenerator[Any], image: Any, direction: str, domain: str = "linear"
 ) -> ProgressGenerator[tuple[Any, Any]]:
     """Run a destripe generator, then the stripe meter on its result (in the same worker).
 
@@ -62,7 +70,9 @@ def with_stripe_meter(
     from napari_restore.stripe_meter import measure_stripes_steps
 
     out = yield from gen
-    meter = measure_stripes_steps(image, out, direction=direction, max_planes=METER_PLANES)
+    meter = measure_stripes_steps(
+        image, out, direction=direction, max_planes=METER_PLANES, domain=domain
+    )
     try:
         while True:
             step, total = next(meter)
@@ -79,8 +89,8 @@ def meter_text(measure: Any) -> str:
     """The dock's line about a run: the meter's three numbers, or why there are none."""
     if isinstance(measure, RestoreInputError):
         return f"stripe meter: not measured ({measure})"
-    planes = f" ({len(measure.planes)} planes)" if measure.planes else ""
-    return f"stripe meter (no reference){planes}: {measure.verdict}"
+    planes = f", {len(measure.planes)} planes" if measure.planes else ""
+    return f"stripe meter (no reference, {measure.domain} domain{planes}): {measure.verdict}"
 
 
 def describe_model(meta: dict[str, Any]) -> str:
@@ -273,6 +283,10 @@ class DestripeWidget(DockContainer):
         direction = self.direction.value
         only_striped, cleanup = self.only_striped.value, self.cleanup.value
         adapt_steps = self.adapt_steps.value if self.adapt.value else 0
+        try:
+            domain = meter_domain(self._metadata(self.model.value))
+        except (RestoreInputError, KeyError, OSError):
+            domain = "log"  # the built-in kind of model: attenuation stripes
 
         def work() -> ProgressGenerator[tuple[Any, Any]]:
             # Imported in the worker: torch may still be loading in the background.
@@ -287,7 +301,7 @@ class DestripeWidget(DockContainer):
                 cleanup=cleanup,
                 adapt_steps=adapt_steps,
             )
-            return (yield from with_stripe_meter(gen, data, direction))
+            return (yield from with_stripe_meter(gen, data, direction, domain))
 
         self.meter.value = ""
         self.runner.start(
