@@ -196,6 +196,7 @@ def stripe_meter(viewer: napari.Viewer) -> None:
     result.contrast_limits = layer.contrast_limits
     _, m = viewer.window.add_plugin_dock_widget(PLUGIN, "Metrics")
     m.ground_truth.value = None
+    m.domain.value = "log"  # the fine lines are shadows, as the Destripe dock measures them
     m.images.value = [layer, result]
     m.compute_button.clicked.emit()
     wait(lambda: bool(m.results) and not m.runner.running)
