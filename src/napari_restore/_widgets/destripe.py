@@ -135,9 +135,10 @@ class DestripeWidget(DockContainer):
         self.only_striped = CheckBox(
             text="leave planes without stripes unchanged",
             value=True,
-            tooltip="Planes whose spectrum shows no stripes are returned as they are (the "
-            "network would otherwise 'correct' structures it mistakes for shadows). Untick to "
-            "run the network on every plane.",
+            tooltip="Planes whose spectrum shows no stripes, and whose correction by the network "
+            "is no stripe pattern either, are returned as they are (the network would otherwise "
+            "'correct' structures it mistakes for shadows). Untick to keep the network's output "
+            "on every plane.",
         )
         self.cleanup = CheckBox(
             text="spectral clean-up of fine stripes",

@@ -116,8 +116,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--all-planes",
         action="store_true",
-        help="run the network on every plane, also on planes whose spectrum shows no stripes "
-        "(by default those are written unchanged)",
+        help="keep the network's output on every plane, also on planes without stripes (by "
+        "default a plane whose spectrum shows no stripes, and whose correction by the network "
+        "is no stripe pattern either, is written unchanged)",
     )
     p.add_argument(
         "--no-cleanup",

@@ -491,8 +491,10 @@ def destripe_progress(
     direction : {"horizontal", "vertical", "auto"}
         Direction in which the stripes run; ``"auto"`` uses :func:`detect_stripe_direction`.
     only_striped : bool
-        Leave planes whose spectrum shows no stripes unchanged (default; see
-        :mod:`napari_restore.destripe.spectral`). ``False`` runs the network on every plane.
+        Leave planes without stripes unchanged (default): those whose spectrum shows no
+        stripes and whose correction by the network is no stripe pattern either (with
+        ``cleanup``; see :func:`napari_restore.destripe.spectral.finish_plane`). ``False``
+        keeps the network's output on every plane.
     cleanup : bool
         After the network, keep only the stripe-shaped part of its correction (the band of
         the spectrum around the input's stripe angles, in the log domain), then scale the
