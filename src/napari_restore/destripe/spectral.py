@@ -5,8 +5,10 @@ stripe meter's spectral geometry (:func:`napari_restore.stripe_meter.find_stripe
 
 **Evidence.** A plane whose spectrum shows no stripe wedge (no stripe lines standing out of the
 angular power profile, or no ring where the wedge holds significantly more power than its
-angular neighbours) is returned unchanged: a network trained on striped patches otherwise
-"corrects" structures it reads as shadows (dark nuclei filled in, sparse objects brightened).
+angular neighbours) is returned unchanged, unless the network's correction of it is a stripe
+pattern of its own (the second look, :func:`finish_plane`): a network trained on striped
+patches otherwise "corrects" structures it reads as shadows (dark nuclei filled in, sparse
+objects brightened), and such corrections are blobs and texture, not stripe patterns.
 The detection thresholds are lower than the meter's (:data:`DETECT_PEAK_MAD`,
 :data:`DETECT_PEAK_RATIO`) so that faint and spread-out (tilted) stripes still count. On the 16
 held-out validation crops (``benchmarks/bench_destripe.py --set heldout``): clean crops flagged
