@@ -690,6 +690,12 @@ def spectrum_rings(shape: tuple[int, int]) -> np.ndarray:
     return _geometry(int(shape[0]), int(shape[1])).ring
 
 
+def spectrum_weights(shape: tuple[int, int]) -> np.ndarray:
+    """Weight of every ``rfft2`` pixel of a ``shape`` plane in a power sum over the whole
+    spectrum: 2 for columns standing for a conjugate pair, else 1."""
+    return _geometry(int(shape[0]), int(shape[1])).weight
+
+
 # -- one plane ----------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class _PlaneResult:

@@ -51,6 +51,7 @@ from napari_restore.stripe_meter import (
     periodic_spectrum,
     ring_excess,
     spectrum_rings,
+    spectrum_weights,
     stripe_band,
     stripe_rings,
 )
@@ -136,20 +137,26 @@ def _log_offset(x: np.ndarray) -> np.float32:
     return np.float32(log_offset(x))
 
 
-def _log_change(restored: np.ndarray, input_plane: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``log(restored + eps) - log(input + eps)`` and ``log(input + eps)`` (float32)."""
+def _log_change(
+    restored: np.ndarray, input_plane: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.float32]:
+    """``log(restored + eps) - log(input + eps)``, ``log(input + eps)`` (float32) and ``eps``."""
     x = np.asarray(input_plane, dtype=np.float32)
     eps = _log_offset(x)
     log_x = np.log(np.maximum(x, 0) + eps)
-    return np.log(np.maximum(restored, 0) + eps) - log_x, log_x
+    return np.log(np.maximum(restored, 0) + eps) - log_x, log_x, eps
 
 
 def _band_split(
-    change: np.ndarray, angles: tuple[float, ...], margin_deg: float, min_steps: float
+    change: np.ndarray,
+    spec: np.ndarray,
+    angles: tuple[float, ...],
+    margin_deg: float,
+    min_steps: float,
 ) -> tuple[np.ndarray, np.ndarray]:
     """``change`` = its part in the stripe band + the rest: returns the band part and the
-    part that is always kept (the mean and the smooth border part)."""
-    spec = periodic_spectrum(change)
+    part that is always kept (the mean and the smooth border part). ``spec`` is
+    ``periodic_spectrum(change)``."""
     smooth = change - sfft.irfft2(spec, s=change.shape).astype(np.float32)
     band = stripe_band(change.shape, angles, margin_deg, min_steps)
     part = sfft.irfft2(spec * band, s=change.shape).astype(np.float32)
@@ -209,17 +216,17 @@ def correction_stripes(
     none = CorrectionStripes((), 0.0, 0.0)
     if min(z.shape) < MIN_PLANE:
         return none
-    change, _ = _log_change(z, input_plane)
+    change, _, _ = _log_change(z, input_plane)
     own = stripe_evidence(change)
     if not own.striped:
         return none
     spec = periodic_spectrum(change)
-    power = (spec.real**2 + spec.imag**2).astype(np.float64)
-    power[:, 1 : (change.shape[1] + 1) // 2] *= 2  # columns standing for a conjugate pair
+    # Weighted like the wedge excess (conjugate pairs count twice); the mean left out.
+    power = spectrum_weights(change.shape) * (spec.real**2 + spec.imag**2)
     power[0, 0] = 0.0
-    total = float(power.sum())
+    total = float(power.sum(dtype=np.float64))
     share = own.excess / total if total > 0 else 0.0
-    part, _ = _band_split(change, own.angles, margin_deg, min_steps)
+    part, _ = _band_split(change, spec, own.angles, margin_deg, min_steps)
     return CorrectionStripes(own.angles, share, float(part.std(dtype=np.float64)))
 
 
@@ -268,9 +275,8 @@ def keep_stripe_shaped(
     angles = wedge if isinstance(wedge, tuple) else (wedge.angles if wedge.striped else ())
     if not angles or min(z.shape) < MIN_PLANE:
         return z.copy()
-    change, log_x = _log_change(z, input_plane)
-    part, kept = _band_split(change, angles, margin_deg, min_steps)
-    eps = _log_offset(np.asarray(input_plane, dtype=np.float32))
+    change, log_x, eps = _log_change(z, input_plane)
+    part, kept = _band_split(change, periodic_spectrum(change), angles, margin_deg, min_steps)
     return (np.exp(log_x + part + kept) - eps).astype(np.float32)
 
 
