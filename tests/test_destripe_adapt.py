@@ -36,19 +36,23 @@ def striped() -> np.ndarray:
     return simulate_stripes(clean, kind="regular", seed=3).image  # uint16, clear stripes
 
 
+def reports_and_result(gen):
+    """Every progress report of an engine generator, and its return value."""
+    reports = []
+    try:
+        while True:
+            reports.append(next(gen))
+    except StopIteration as stop:
+        return reports, stop.value
+
+
 def state(net: torch.nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.detach().clone() for k, v in net.state_dict().items()}
 
 
 def test_adaptation_reports_its_stages_and_leaves_the_model_alone(net, striped):
     before = state(net)
-    gen = destripe_progress(striped, net, device="cpu", adapt_steps=3)
-    reports = []
-    try:
-        while True:
-            reports.append(next(gen))
-    except StopIteration as stop:
-        out = stop.value
+    reports, out = reports_and_result(destripe_progress(striped, net, device="cpu", adapt_steps=3))
     stages = [p.stage for p in reports]
     assert stages[0] == "adapt: first pass" and stages[-1] == "tiles"
     steps = [p for p in reports if p.stage == "adapt"]
@@ -88,13 +92,7 @@ def test_fine_tune_learns_to_destripe_the_image_it_sees(net, striped):
 
 def test_a_plane_without_stripes_has_nothing_to_adapt_to(net):
     clean = load_sample("nuclei")[:128, :144]
-    reports = []
-    gen = destripe_progress(clean, net, device="cpu", adapt_steps=5)
-    try:
-        while True:
-            reports.append(next(gen))
-    except StopIteration as stop:
-        out = stop.value
+    reports, out = reports_and_result(destripe_progress(clean, net, device="cpu", adapt_steps=5))
     assert not any(p.losses for p in reports)  # no fine-tuning step ran
     assert any("nothing to adapt" in p.message for p in reports)
     np.testing.assert_array_equal(out, clean)
@@ -159,13 +157,9 @@ def test_planes_found_by_the_second_look_are_adapted_to():
     clean = load_sample("nuclei")[:128, :144]
     painter = RowPattern().eval()
     assert not np.array_equal(destripe(clean, painter, device="cpu"), clean)
-    gen = destripe_progress(clean, painter, device="cpu", adapt_steps=2)
-    reports = []
-    try:
-        while True:
-            reports.append(next(gen))
-    except StopIteration as stop:
-        out = stop.value
+    reports, out = reports_and_result(
+        destripe_progress(clean, painter, device="cpu", adapt_steps=2)
+    )
     assert not any("nothing to adapt" in p.message for p in reports)
     assert [p.step for p in reports if p.stage == "adapt"] == [1, 2]
     assert painter.depth.item() == pytest.approx(0.2)  # a copy was fine-tuned
