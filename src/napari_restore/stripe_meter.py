@@ -88,7 +88,7 @@ from collections.abc import Generator, Sequence
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import numpy as np
 from scipy import fft as sfft
@@ -100,7 +100,7 @@ from napari_restore.errors import RestoreInputError
 
 StripeDirection = Literal["auto", "horizontal", "vertical"]
 MeterDomain = Literal["linear", "log"]
-DOMAINS: tuple[str, ...] = ("linear", "log")
+DOMAINS: tuple[str, ...] = get_args(MeterDomain)
 
 MIN_PLANE = 16  # smallest plane edge the meter accepts (a spectrum needs a few rings)
 BIN_DEG = 0.25  # finest angle bin of the angular power profile
