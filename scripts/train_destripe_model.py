@@ -207,6 +207,7 @@ def config_from_args(args: argparse.Namespace, steps: int) -> DestripeTrainConfi
         modes=tuple(args.modes),
         clean_fraction=args.clean_fraction or 0.0,
         bright_fraction=args.bright_fraction or 0.0,
+        shadow_fraction=args.shadow_fraction or 0.0,
         vgg_weights=str(args.vgg_weights) if args.vgg_weights else None,
     )
 
@@ -395,6 +396,14 @@ def main(argv: list[str] | None = None) -> int:
         "resume: kept unless given)",
     )
     p.add_argument(
+        "--shadow-fraction",
+        type=float,
+        default=None,
+        help="share of stripe fields drawn as absorber shadows (sharp onsets that trail off, "
+        "fanned and bent; napari_restore.destripe.shadows) instead of the simulator's kinds "
+        "(0; resume: kept unless given)",
+    )
+    p.add_argument(
         "--data-workers",
         type=int,
         default=0,
@@ -457,6 +466,7 @@ def main(argv: list[str] | None = None) -> int:
             "lr_schedule": args.lr_schedule or "cosine",
             "clean_fraction": args.clean_fraction or 0.0,
             "bright_fraction": args.bright_fraction or 0.0,
+            "shadow_fraction": args.shadow_fraction or 0.0,
             "val_patches": args.val_patches,
             "val_every": args.val_every,
             "val_seconds": 0.0,  # validate by steps only: a 2-core CPU has no time to spare
@@ -475,6 +485,8 @@ def main(argv: list[str] | None = None) -> int:
             more["clean_fraction"] = args.clean_fraction
         if args.bright_fraction is not None:
             more["bright_fraction"] = args.bright_fraction
+        if args.shadow_fraction is not None:
+            more["shadow_fraction"] = args.shadow_fraction
         if args.steps is not None:
             more["steps"] = args.steps
         if args.lr is not None:

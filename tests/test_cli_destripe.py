@@ -118,6 +118,15 @@ def test_bright_fraction_is_recorded_and_checked(files, capsys):
     assert not list(files.glob("bad*"))
 
 
+def test_shadow_fraction_is_recorded_and_checked(files, capsys):
+    assert train(files, "--shadow-fraction", "0.5", "-o", str(files / "m")) == 0
+    meta = json.loads((files / "m.json").read_text())
+    assert meta["training"]["config"]["shadow_fraction"] == 0.5
+    assert train(files, "--shadow-fraction", "1", "-o", str(files / "bad")) == 2
+    assert "shadow_fraction" in capsys.readouterr().err
+    assert not list(files.glob("bad*"))
+
+
 def test_errors_leave_no_output(files, capsys):
     out = files / "out.tif"
     # Missing input.

@@ -18,6 +18,7 @@ from napari_restore.destripe.data import (
     random_degradation,
 )
 from napari_restore.destripe.infer import load_destripe_model
+from napari_restore.destripe.shadows import shadow_field
 from napari_restore.destripe.train import DestripeTrainConfig, DestripeTrainer
 from napari_restore.errors import RestoreInputError
 
@@ -107,6 +108,41 @@ def test_bright_fraction_brightens_some_multiplicative_fields():
         [clean * 100 + np.arange(48, dtype=np.float32)], tiny_config(bright_fraction=0.3)
     )
     assert trainer.metadata()["training"]["config"]["bright_fraction"] == 0.3
+
+
+def test_shadow_fraction_draws_absorber_shadows():
+    # Shadows start at their absorber: on a flat patch a shadow field leaves a stretch of every
+    # shadowed row untouched before (or, light from the other side, after) its onset, which
+    # the simulator's through-going or symmetrically fading stripes seldom do.
+    rng = np.random.default_rng(3)
+    onsets = 0
+    for _ in range(10):
+        field = shadow_field(rng, (64, 96), (0.5, 0.8))
+        assert field.shape == (64, 96) and field.dtype == np.float32
+        assert field.min() >= 0.0 and field.max() < 1.0
+        dark = field[field.max(axis=1) > 0.3]
+        assert len(dark)
+        # A shadowed row that is stripe-free over at least a fifth of the width, at one end.
+        clear = [min(np.argmax(r > 0.01), np.argmax(r[::-1] > 0.01)) for r in dark]
+        onsets += max(clear) > 96 // 5
+    assert onsets >= 2  # dense fields cover every row with several stripes
+    # The same seed, the same field; with shadow_fraction all fields are shadows.
+    one = shadow_field(np.random.default_rng(4), (64, 96), (0.5, 0.8))
+    np.testing.assert_array_equal(one, shadow_field(np.random.default_rng(4), (64, 96), (0.5, 0.8)))
+    clean = np.full((64, 96), 0.5, np.float32)
+    mix, modes = check_mix((1, 1, 1), ("multiplicative", "additive"))
+    outs = [random_degradation(rng, clean, mix, modes, shadow_fraction=0.99) for _ in range(12)]
+    assert all(o.shape == clean.shape and not np.array_equal(o, clean) for o in outs)
+    # 0 draws nothing extra: the older stream of pairs stays the same.
+    a = random_degradation(np.random.default_rng(9), clean, mix, modes)
+    b = random_degradation(np.random.default_rng(9), clean, mix, modes, shadow_fraction=0.0)
+    np.testing.assert_array_equal(a, b)
+    trainer = DestripeTrainer(
+        [clean * 100 + np.arange(96, dtype=np.float32)], tiny_config(shadow_fraction=0.4)
+    )
+    assert trainer.metadata()["training"]["config"]["shadow_fraction"] == 0.4
+    x, y = trainer._pairs(np.random.default_rng(1), trainer.sources, 4)
+    assert x.shape == y.shape == (4, 1, 32, 32)
 
 
 def test_batch_source_feeds_the_training_steps(images):
@@ -308,6 +344,8 @@ def test_perceptual_loss_with_vgg_weights(images, tmp_path, monkeypatch):
         ({"clean_fraction": -0.1}, "clean_fraction"),
         ({"bright_fraction": 1.0}, "bright_fraction"),
         ({"bright_fraction": -0.5}, "bright_fraction"),
+        ({"shadow_fraction": 1.0}, "shadow_fraction"),
+        ({"shadow_fraction": -0.1}, "shadow_fraction"),
     ],
 )
 def test_config_is_validated(changes, match):

@@ -119,6 +119,16 @@ class TrainDestripeWidget(TrainingDock, DockContainer):
             "a network trained on shadows only learns that every correction brightens, and "
             "lifts real light-sheet images (the built-in model used 0.5).",
         )
+        self.shadow_fraction = FloatSpinBox(
+            label="absorber shadows",
+            value=defaults.shadow_fraction,
+            min=0,
+            max=0.9,
+            step=0.05,
+            tooltip="Share of stripe fields drawn as the shadows of absorbers in the sheet: "
+            "stripes that start sharply, trail off, fan out and bend, as real light-sheet "
+            "shadows do (the simulator's stripes run through or fade symmetrically).",
+        )
         self.perceptual_weight = FloatSpinBox(
             label="perceptual weight λ",
             value=defaults.perceptual_weight,
@@ -160,6 +170,7 @@ class TrainDestripeWidget(TrainingDock, DockContainer):
                 modes,
                 self.clean_fraction,
                 self.bright_fraction,
+                self.shadow_fraction,
                 self.perceptual_weight,
                 self.vgg_weights,
                 self.download_vgg,
@@ -223,6 +234,7 @@ class TrainDestripeWidget(TrainingDock, DockContainer):
             modes=modes,
             clean_fraction=self.clean_fraction.value,
             bright_fraction=self.bright_fraction.value,
+            shadow_fraction=self.shadow_fraction.value,
             base_channels=self.base_channels.value,
             depth=self.depth.value,
             seed=self.seed.value,

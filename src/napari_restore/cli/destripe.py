@@ -229,6 +229,14 @@ def register(sub: argparse._SubParsersAction) -> None:
         "the built-in model used 0.5)",
     )
     t.add_argument(
+        "--shadow-fraction",
+        type=float,
+        default=None,
+        metavar="F",
+        help="share of stripe fields drawn as absorber shadows (sharp onsets that trail off, "
+        f"fanned and bent) instead of the simulator's kinds ({_TRAIN.shadow_fraction:g})",
+    )
+    t.add_argument(
         "--base-channels",
         type=_positive_int,
         default=None,
@@ -371,6 +379,7 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
         "modes": tuple(args.modes) if args.modes else None,
         "clean_fraction": args.clean_fraction,
         "bright_fraction": args.bright_fraction,
+        "shadow_fraction": args.shadow_fraction,
         "base_channels": args.base_channels,
         "depth": args.depth,
         "seed": args.seed,

@@ -87,6 +87,7 @@ def fine_tune_progress(
     patch_size: int = ADAPT_PATCH,
     clean_fraction: float = ADAPT_CLEAN_FRACTION,
     bright_fraction: float = 0.0,
+    shadow_fraction: float = 0.0,
     seed: int = 0,
     amp: bool = True,
 ) -> ProgressGenerator[nn.Module]:
@@ -107,6 +108,8 @@ def fine_tune_progress(
         to a multiple of 16), and the share of unstriped patches.
     bright_fraction : float
         Share of multiplicative stripe fields that brighten (as in the model's training).
+    shadow_fraction : float
+        Share of stripe fields drawn as absorber shadows (as in the model's training).
     seed : int
         Seed of the patches and stripes (same seed, same adapted network on the CPU).
     amp : bool
@@ -140,7 +143,7 @@ def fine_tune_progress(
         for step in range(1, steps + 1):
             clean = _patches(rng, targets, batch_size, edge)
             striped = striped_batch(
-                rng, clean, probabilities, modes, clean_fraction, bright_fraction
+                rng, clean, probabilities, modes, clean_fraction, bright_fraction, shadow_fraction
             )
             x = torch.from_numpy(striped[:, None]).to(device)
             y = torch.from_numpy(clean[:, None]).to(device)

@@ -49,6 +49,10 @@ class DestripeTrainConfig(TrainConfig):
         Probability, in [0, 1), that a multiplicative stripe field brightens instead of
         attenuating (:func:`~napari_restore.destripe.data.random_degradation`), so that the
         network does not learn that every correction brightens.
+    shadow_fraction : float
+        Probability, in [0, 1), that a stripe field is one sheet's absorber shadows (sharp
+        onsets that trail off, fanned and bent: :mod:`napari_restore.destripe.shadows`) instead
+        of a kind of ``stripe_mix``.
     base_channels, depth : int
         Width of the first level and number of down-sampling levels of the U-Net.
     reduction : int
@@ -97,6 +101,7 @@ class DestripeTrainConfig(TrainConfig):
     modes: tuple[str, ...] = ("additive", "multiplicative")
     clean_fraction: float = 0.0
     bright_fraction: float = 0.0
+    shadow_fraction: float = 0.0
     base_channels: int = 16
     depth: int = 4
     reduction: int = 16
@@ -155,6 +160,7 @@ class DestripeTrainConfig(TrainConfig):
         for name, share in (
             ("clean_fraction", "training patches left without stripes"),
             ("bright_fraction", "multiplicative stripe fields that brighten"),
+            ("shadow_fraction", "stripe fields drawn as absorber shadows"),
         ):
             value = getattr(self, name)
             if not (0.0 <= value < 1.0):

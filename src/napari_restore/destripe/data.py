@@ -31,6 +31,7 @@ from typing import Any
 
 import numpy as np
 
+from napari_restore.destripe.shadows import shadow_field
 from napari_restore.errors import RestoreInputError
 from napari_restore.simulate.stripes import (
     STRIPE_KINDS,
@@ -163,22 +164,34 @@ def random_stripe_params(
     -------
     StripeParams
     """
-    if mode == "multiplicative":
-        a_lo = rng.uniform(0.05, 0.5)
-        a_hi = min(0.9, a_lo + rng.uniform(0.05, 0.4))
-        polarity = "dark"
-    else:
-        a_lo = rng.uniform(0.02, 0.25)
-        a_hi = a_lo + rng.uniform(0.02, 0.25)
-        polarity = rng.choice(["dark", "bright", "mixed"])
+    amplitude, polarity = _strength(rng, mode)
     common: dict[str, Any] = {
         "kind": kind,
         "mode": mode,
-        "amplitude": (a_lo, a_hi),
-        "polarity": str(polarity),
+        "amplitude": amplitude,
+        "polarity": polarity,
         "seed": None,
     }
     return get_stripe_kind(kind).sample(rng, common, shape)
+
+
+def _strength(rng: np.random.Generator, mode: str) -> tuple[tuple[float, float], str]:
+    """Strength range and polarity of one training field (see :func:`random_stripe_params`)."""
+    if mode == "multiplicative":
+        a_lo = rng.uniform(0.05, 0.5)
+        return (a_lo, min(0.9, a_lo + rng.uniform(0.05, 0.4))), "dark"
+    a_lo = rng.uniform(0.02, 0.25)
+    return (a_lo, a_lo + rng.uniform(0.02, 0.25)), str(rng.choice(["dark", "bright", "mixed"]))
+
+
+def _shadows(rng: np.random.Generator, mode: str, shape: tuple[int, ...]) -> np.ndarray:
+    """An absorber-shadow field: attenuation, or a signed additive field of the same shapes."""
+    amplitude, polarity = _strength(rng, mode)
+    field = shadow_field(rng, (int(shape[0]), int(shape[1])), amplitude)
+    if mode == "multiplicative":
+        return field
+    sign = {"dark": -1.0, "bright": 1.0}.get(polarity, float(rng.choice([-1.0, 1.0])))
+    return (sign * field).astype(np.float32)
 
 
 def normalise_mix(mix: Mapping[str, float] | Sequence[float]) -> dict[str, float]:
@@ -238,6 +251,7 @@ def random_degradation(
     mix: Mapping[str, float],
     modes: Sequence[str],
     bright_fraction: float = 0.0,
+    shadow_fraction: float = 0.0,
 ) -> np.ndarray:
     """Striped version of a normalised clean patch, with freshly drawn random stripes.
 
@@ -256,6 +270,11 @@ def random_degradation(
         attenuating (``1 - field``): streaks where the sheet is stronger. A network trained on
         shadows alone learns that every correction brightens, and lifts a dense field of real
         streaks to its upper envelope. 0 draws no extra random number (older streams stay).
+    shadow_fraction : float
+        Probability that a field is one sheet's absorber shadows
+        (:func:`~napari_restore.destripe.shadows.shadow_field`: sharp onsets, trailing off,
+        fanned and bent) instead of a registered kind of the mix. 0 draws no extra random
+        number.
 
     Returns
     -------
@@ -268,8 +287,11 @@ def random_degradation(
     out = clean
     kinds, p = list(mix), np.fromiter(mix.values(), dtype=np.float64)
     for _ in range(n_fields):
-        kind = kinds[int(rng.choice(len(kinds), p=p))]
-        field = stripe_plane(shape, random_stripe_params(rng, kind, mode, shape), rng)
+        if shadow_fraction > 0 and rng.random() < shadow_fraction:
+            field = _shadows(rng, mode, shape)
+        else:
+            kind = kinds[int(rng.choice(len(kinds), p=p))]
+            field = stripe_plane(shape, random_stripe_params(rng, kind, mode, shape), rng)
         if mode == "additive":
             out = out + field
         elif bright_fraction > 0 and rng.random() < bright_fraction:
@@ -286,9 +308,11 @@ def striped_batch(
     modes: Sequence[str],
     clean_fraction: float = 0.0,
     bright_fraction: float = 0.0,
+    shadow_fraction: float = 0.0,
 ) -> np.ndarray:
     """Each patch of ``clean`` (``(N, H, W)``) with fresh random stripes
-    (:func:`random_degradation`, ``bright_fraction`` passed on), or left as it is with
+    (:func:`random_degradation`, ``bright_fraction`` and ``shadow_fraction`` passed on), or
+    left as it is with
     probability ``clean_fraction``.
 
     With ``clean_fraction == 0`` no extra random number is drawn, so streams of pairs made
@@ -298,7 +322,7 @@ def striped_batch(
         [
             c
             if clean_fraction > 0 and rng.random() < clean_fraction
-            else random_degradation(rng, c, mix, modes, bright_fraction)
+            else random_degradation(rng, c, mix, modes, bright_fraction, shadow_fraction)
             for c in clean
         ]
     )

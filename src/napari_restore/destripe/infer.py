@@ -283,11 +283,12 @@ class _Job:
     amp: bool
     only_striped: bool = True
     cleanup: bool = True
-    #: Stripe modes, kind weights and share of brightening fields the model was trained with
-    #: (adaptation draws its stripes the same way).
+    #: Stripe modes, kind weights and shares of brightening and shadow fields the model was
+    #: trained with (adaptation draws its stripes the same way).
     modes: tuple[str, ...] = ("multiplicative",)
     mix: Any = (1.0, 1.0, 1.0)
     bright_fraction: float = 0.0
+    shadow_fraction: float = 0.0
 
 
 def _prepare(
@@ -329,6 +330,7 @@ def _prepare(
         tuple(trained.get("modes", ("multiplicative",))),
         trained.get("stripe_mix", (1.0, 1.0, 1.0)),
         float(trained.get("bright_fraction", 0.0)),
+        float(trained.get("shadow_fraction", 0.0)),
     )
 
 
@@ -378,6 +380,7 @@ def _adapted(image: Any, job: _Job, steps: int) -> ProgressGenerator[_Job]:
         modes=job.modes,
         mix=job.mix,
         bright_fraction=job.bright_fraction,
+        shadow_fraction=job.shadow_fraction,
         amp=job.amp,
     )
     return dataclasses.replace(job, net=tuned)

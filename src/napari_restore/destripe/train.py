@@ -196,7 +196,13 @@ class DestripeTrainer(Trainer):
         clean = np.stack([self._patch(rng, sources) for _ in range(n)])
         cfg = self.config
         striped = striped_batch(
-            rng, clean, self._mix, self._modes, cfg.clean_fraction, cfg.bright_fraction
+            rng,
+            clean,
+            self._mix,
+            self._modes,
+            cfg.clean_fraction,
+            cfg.bright_fraction,
+            cfg.shadow_fraction,
         )
         return striped[:, None], clean[:, None]
 

@@ -1,0 +1,101 @@
+"""Absorber shadows: a training sampler of stripes that start somewhere and trail off.
+
+The simulator's line stripes (:mod:`napari_restore.simulate.stripes`) run through the patch or
+fade in and out symmetrically along their length. A real light-sheet shadow does neither: it
+starts abruptly behind the absorber that casts it (a penumbra of a few pixels), trails off as
+scattered light fills it in, and the shadows of one sheet fan out from its waist and bend with
+the sample's refractive index. A network trained only on the simulator's stripes leaves such
+sharp-ended shadows in place, so the destriper's training draws a share of its stripe fields
+here (``shadow_fraction``).
+
+Shapes drawn per field (all stripes of a field share a propagation direction, like the light of
+one sheet): a fan of ``n`` stripes whose angles grow linearly with their row (centre angle 0 with
+probability 0.4, else uniform in -30 to 30 degrees; spread up to 10 degrees), a common quadratic
+bend (up to 6 px of sag across the patch), per stripe a Gaussian or a flat-topped cross-section
+(a Gaussian-smoothed box: the shadow of an absorber wider than the penumbra), a logistic onset of
+0.3 to 4 px at the absorber, then a decay ``exp(-d / L)`` with ``L`` from a third of the patch to
+eight patch widths, slowly modulated by up to 30 %.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from scipy.special import erf, expit
+
+#: Fraction of a field's stripes with a flat-topped (box) cross-section.
+FLAT_TOP_PROBABILITY = 0.35
+
+
+def _log_uniform(rng: np.random.Generator, lo: float, hi: float) -> float:
+    return float(math.exp(rng.uniform(math.log(lo), math.log(hi))))
+
+
+def _cross_section(rng: np.random.Generator, d: np.ndarray) -> np.ndarray:
+    """Profile across one stripe at signed distances ``d`` (peak 1)."""
+    sigma = _log_uniform(rng, 0.5, 6.0)
+    if rng.random() < FLAT_TOP_PROBABILITY:
+        half = rng.uniform(1.0, 8.0)
+        scale = math.sqrt(2.0) * sigma
+        box = 0.5 * (erf((d + half) / scale) - erf((d - half) / scale))
+        return box / max(1e-9, float(erf(half / scale)))
+    return np.exp(-0.5 * (d / sigma) ** 2)
+
+
+def _along(rng: np.random.Generator, x: np.ndarray, width: int) -> np.ndarray:
+    """Strength along a stripe: zero before the absorber, a logistic onset, then a decay."""
+    start = rng.uniform(-0.4 * width, 0.95 * width)
+    edge = _log_uniform(rng, 0.3, 4.0)
+    decay = _log_uniform(rng, width / 3.0, 8.0 * width)
+    onset = expit((x - start) / edge)
+    trail = np.exp(-np.clip(x - start, 0.0, None) / decay)
+    depth = rng.uniform(0.0, 0.3)
+    wave = np.sin(2 * np.pi * x / _log_uniform(rng, 0.5 * width, 3.0 * width) + rng.uniform(0, 7))
+    return onset * trail * (1.0 + depth * wave)
+
+
+def shadow_field(
+    rng: np.random.Generator, shape: tuple[int, int], amplitude: tuple[float, float]
+) -> np.ndarray:
+    """Attenuation field ``1 - T`` (in ``[0, 1)``) of one sheet's absorber shadows.
+
+    Parameters
+    ----------
+    rng : numpy.random.Generator
+        Source of randomness.
+    shape : (int, int)
+        ``(height, width)`` of the patch; the light propagates along x (either way).
+    amplitude : (float, float)
+        Range of the stripes' strength (attenuation at the stripe's peak), drawn per stripe.
+
+    Returns
+    -------
+    numpy.ndarray
+        float32 field of ``shape``.
+    """
+    height, width = (int(s) for s in shape)
+    y = np.arange(height, dtype=np.float64)[:, None]
+    x = np.arange(width, dtype=np.float64)
+    centre = 0.0 if rng.random() < 0.4 else rng.uniform(-30.0, 30.0)
+    spread = rng.uniform(0.0, 10.0)
+    sag = rng.uniform(-6.0, 6.0)
+    bend = sag * (2.0 * x / max(1, width - 1) - 1.0) ** 2
+    tan_c = math.tan(math.radians(abs(centre) + spread))
+    # Rows from which a stripe can still cross the patch.
+    lo, hi = -tan_c * width - 10.0, height + tan_c * width + 10.0
+    density = _log_uniform(rng, 0.5, 12.0)
+    n = max(1, round(density * (hi - lo) / 100.0))
+    log_t = np.zeros((height, width))
+    for row in rng.uniform(lo, hi, n):
+        # A fan: the angle grows with the stripe's row, as rays from the sheet's waist.
+        theta = math.radians(centre + spread * (2.0 * (row - lo) / (hi - lo) - 1.0))
+        line = row + math.tan(theta) * (x - width / 2.0) + bend
+        d = (y - line[None, :]) * math.cos(theta)
+        strength = rng.uniform(*amplitude)
+        profile = _cross_section(rng, d) * _along(rng, x, width)[None, :]
+        log_t += np.log1p(-np.clip(strength * profile, 0.0, 0.95))
+    field = -np.expm1(log_t)
+    if rng.random() < 0.5:  # the sheet comes from the other side
+        field = field[:, ::-1]
+    return np.ascontiguousarray(field, dtype=np.float32)
