@@ -44,6 +44,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import _blind_stripes as blind
 import _destripe_data as bd
 import _destripe_peers as bp
 import _independent_stripes as ind
@@ -461,10 +462,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument(
         "--generator",
-        choices=["project", "independent"],
+        choices=["project", "independent", "blind"],
         default="project",
-        help="stripes from napari_restore.simulate (project) or from the benchmark's own, "
-        "independent stripe model (_independent_stripes.py)",
+        help="stripes from napari_restore.simulate (project), from the benchmark's own, "
+        "independent stripe model (_independent_stripes.py), or from a third one written "
+        "without reading the other two or the training sampler (_blind_stripes.py)",
     )
     p.add_argument(
         "--clean-check",
@@ -599,12 +601,13 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
                 continue
             params = bd.stripe_params(kind, mode)
             seeds = [bd.crop_seed(args.seed, ti, ci) for ci in range(len(crops))]
-            if args.generator == "independent":
+            if args.generator in ("independent", "blind"):
+                module = ind if args.generator == "independent" else blind
                 striped = [
-                    ind.degrade(c.clean, kind, mode, s)[0]
+                    module.degrade(c.clean, kind, mode, s)[0]
                     for c, s in zip(crops, seeds, strict=True)
                 ]
-                described: dict[str, Any] = {"generator": "independent (_independent_stripes)"}
+                described: dict[str, Any] = {"generator": f"{args.generator} ({module.__name__})"}
             else:
                 striped = [
                     bd.degrade(c, params.replace(seed=s)) for c, s in zip(crops, seeds, strict=True)
