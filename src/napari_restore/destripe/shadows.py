@@ -22,7 +22,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from scipy.special import erf, expit
 
 #: Fraction of a field's stripes with a flat-topped (box) cross-section.
 FLAT_TOP_PROBABILITY = 0.35
@@ -34,6 +33,8 @@ def _log_uniform(rng: np.random.Generator, lo: float, hi: float) -> float:
 
 def _cross_section(rng: np.random.Generator, d: np.ndarray) -> np.ndarray:
     """Profile across one stripe at signed distances ``d`` (peak 1)."""
+    from scipy.special import erf  # here: the Train dock's module must import without scipy
+
     sigma = _log_uniform(rng, 0.5, 6.0)
     if rng.random() < FLAT_TOP_PROBABILITY:
         half = rng.uniform(1.0, 8.0)
@@ -48,7 +49,7 @@ def _along(rng: np.random.Generator, x: np.ndarray, width: int) -> np.ndarray:
     start = rng.uniform(-0.4 * width, 0.95 * width)
     edge = _log_uniform(rng, 0.3, 4.0)
     decay = _log_uniform(rng, width / 3.0, 8.0 * width)
-    onset = expit((x - start) / edge)
+    onset = 0.5 * (1.0 + np.tanh(0.5 * (x - start) / edge))  # the logistic function
     trail = np.exp(-np.clip(x - start, 0.0, None) / decay)
     depth = rng.uniform(0.0, 0.3)
     wave = np.sin(2 * np.pi * x / _log_uniform(rng, 0.5 * width, 3.0 * width) + rng.uniform(0, 7))
