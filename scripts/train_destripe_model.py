@@ -73,8 +73,19 @@ fresh optimizer, a cosine warm restart over ``--steps`` more steps), with stripe
         --modes multiplicative --minutes 75 --out runs/corpus --no-eval
 
 Judge a run on the held-out crops (``benchmarks/bench_destripe.py --set heldout --model
-runs/corpus.safetensors``, both ``--generator`` values, ``--clean-check``) and on the real
+runs/corpus.safetensors``, every ``--generator`` value, ``--clean-check``) and on the real
 striped images (``benchmarks/bench_stripe_meter.py``) before it replaces the shipped model.
+
+With absorber shadows (``--shadow-fraction``: sharp-ended, fanned, bent stripes,
+``napari_restore.destripe.shadows``), as tried on the CPU on 2026-12-01 (+0.2 to +0.5 dB on the
+held-out sets in 1200 steps, not shipped: ``benchmarks/results/destripe_heldout_cpu/
+finetune_shadows/README.md``)::
+
+    python scripts/train_destripe_model.py ../shared/data --corpus \
+        --init src/napari_restore/pretrained/destripe_default.safetensors --lr 1e-4 \
+        --bright-fraction 0.5 --clean-fraction 0.25 --shadow-fraction 0.5 \
+        --modes multiplicative --patch-size 256 --batch-size 4 --threads 1 --steps 1200 \
+        --minutes 110 --snapshots --checkpoint-minutes 20 --no-eval --out runs/P4
 """
 
 from __future__ import annotations
