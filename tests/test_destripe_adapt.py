@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import tifffile
@@ -164,3 +166,35 @@ def test_planes_found_by_the_second_look_are_adapted_to():
     assert [p.step for p in reports if p.stage == "adapt"] == [1, 2]
     assert painter.depth.item() == pytest.approx(0.2)  # a copy was fine-tuned
     assert out.shape == clean.shape
+
+
+def test_adaptation_draws_stripes_as_the_model_was_trained(striped, tmp_path):
+    # The shares of brightening and shadow fields recorded in the model file are what the
+    # adaptation's random stripes use: the same weights, recorded with another shadow share,
+    # adapt differently.
+    from napari_restore.destripe.train import DestripeTrainConfig, DestripeTrainer
+
+    config = DestripeTrainConfig(
+        steps=0,
+        batch_size=2,
+        patch_size=32,
+        base_channels=4,
+        depth=2,
+        val_patches=0,
+        preview_every=0,
+        device="cpu",
+        modes=("multiplicative",),
+        shadow_fraction=0.8,
+    )
+    trainer = DestripeTrainer([load_sample("nuclei")[:96, :96]], config)
+    with_shadows = trainer.save(tmp_path / "shadows")
+    without = trainer.save(tmp_path / "plain")
+    meta = json.loads(without.with_suffix(".json").read_text())
+    assert meta["training"]["config"]["shadow_fraction"] == 0.8
+    meta["training"]["config"]["shadow_fraction"] = 0.0
+    without.with_suffix(".json").write_text(json.dumps(meta))
+    image = striped[:64, :64]
+    same = [destripe(image, with_shadows, device="cpu", adapt_steps=2) for _ in range(2)]
+    np.testing.assert_array_equal(same[0], same[1])
+    other = destripe(image, without, device="cpu", adapt_steps=2)
+    assert not np.array_equal(same[0], other)
