@@ -9,12 +9,13 @@ sharp-ended shadows in place, so the destriper's training draws a share of its s
 here (``shadow_fraction``).
 
 Shapes drawn per field (all stripes of a field share a propagation direction, like the light of
-one sheet): a fan of ``n`` stripes whose angles grow linearly with their row (centre angle 0 with
-probability 0.4, else uniform in -30 to 30 degrees; spread up to 10 degrees), a common quadratic
-bend (up to 6 px of sag across the patch), per stripe a Gaussian or a flat-topped cross-section
-(a Gaussian-smoothed box: the shadow of an absorber wider than the penumbra), a logistic onset of
-0.3 to 4 px at the absorber, then a decay ``exp(-d / L)`` with ``L`` from a third of the patch to
-eight patch widths, slowly modulated by up to 30 %.
+one sheet): a fan of 0.5 to 12 stripes per 100 rows (log-uniform, at least one) whose angles grow
+linearly with their row (centre angle 0 with probability 0.4, else uniform in -30 to 30 degrees;
+spread up to 10 degrees), a common quadratic bend (up to 6 px of sag across the patch), per
+stripe a Gaussian or a flat-topped cross-section (a Gaussian-smoothed box: the shadow of an
+absorber wider than the penumbra), a logistic onset of 0.3 to 4 px at the absorber, then a decay
+``exp(-d / L)`` with ``L`` from a third of the patch to eight patch widths, slowly modulated by
+up to 30 %.
 """
 
 from __future__ import annotations
