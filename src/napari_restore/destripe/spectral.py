@@ -164,6 +164,11 @@ def _band_split(
     return part, smooth + mean
 
 
+def _from_log(log_x: np.ndarray, eps: np.float32, part: np.ndarray, kept: np.ndarray) -> np.ndarray:
+    """The input with the band part and the always-kept part of its log correction applied."""
+    return (np.exp(log_x + part + kept) - eps).astype(np.float32)
+
+
 @dataclass(frozen=True)
 class CorrectionStripes:
     """How stripe-like the network's correction of a plane is (:func:`correction_stripes`).
@@ -212,22 +217,32 @@ def correction_stripes(
     CorrectionStripes
         All zero (no angles) when the correction shows no stripe lines.
     """
+    return _correction_parts(restored, input_plane, margin_deg, min_steps)[0]
+
+
+def _correction_parts(
+    restored: np.ndarray, input_plane: np.ndarray, margin_deg: float, min_steps: float
+) -> tuple[CorrectionStripes, tuple[np.ndarray, np.float32, np.ndarray, np.ndarray] | None]:
+    """:func:`correction_stripes`, and what :func:`_from_log` needs to keep the correction's
+    stripe-shaped part around the angles found (``None`` when there are none), so that the
+    second look does not compute the correction and its spectrum again."""
     z = np.asarray(restored, dtype=np.float32)
     none = CorrectionStripes((), 0.0, 0.0)
     if min(z.shape) < MIN_PLANE:
-        return none
-    change, _, _ = _log_change(z, input_plane)
+        return none, None
+    change, log_x, eps = _log_change(z, input_plane)
     own = stripe_evidence(change)
     if not own.striped:
-        return none
+        return none, None
     spec = periodic_spectrum(change)
     # Weighted like the wedge excess (conjugate pairs count twice); the mean left out.
     power = spectrum_weights(change.shape) * (spec.real**2 + spec.imag**2)
     power[0, 0] = 0.0
     total = float(power.sum(dtype=np.float64))
     share = own.excess / total if total > 0 else 0.0
-    part, _ = _band_split(change, spec, own.angles, margin_deg, min_steps)
-    return CorrectionStripes(own.angles, share, float(part.std(dtype=np.float64)))
+    part, kept = _band_split(change, spec, own.angles, margin_deg, min_steps)
+    stats = CorrectionStripes(own.angles, share, float(part.std(dtype=np.float64)))
+    return stats, (log_x, eps, part, kept)
 
 
 def keep_stripe_shaped(
@@ -277,7 +292,7 @@ def keep_stripe_shaped(
         return z.copy()
     change, log_x, eps = _log_change(z, input_plane)
     part, kept = _band_split(change, periodic_spectrum(change), angles, margin_deg, min_steps)
-    return (np.exp(log_x + part + kept) - eps).astype(np.float32)
+    return _from_log(log_x, eps, part, kept)
 
 
 def cap_stripe_wedge(
@@ -359,9 +374,10 @@ def finish_plane(
     if wedge.striped:
         shaped = keep_stripe_shaped(restored, input_plane, wedge)
         return cap_stripe_wedge(shaped, input_plane, wedge)
-    own = correction_stripes(restored, input_plane)
+    own, parts = _correction_parts(restored, input_plane, BAND_MARGIN_DEG, BAND_MIN_STEPS)
     if own.excess_share >= SECOND_LOOK_EXCESS and own.amplitude >= SECOND_LOOK_AMPLITUDE:
-        return keep_stripe_shaped(restored, input_plane, own.angles)
+        # keep_stripe_shaped(restored, input_plane, own.angles), from the parts at hand
+        return _from_log(*parts)
     return None
 
 
