@@ -855,9 +855,7 @@ def measure_stripes_steps(
         y = _float_plane(restored[index], "restored image")
         results.append(_measure_plane(x, y, direction, max_angle, domain))
         yield i + 1, len(chosen)
-    m = replace(
-        _combine(results, lead, max_angle, tuple(int(s) for s in input.shape)), domain=domain
-    )
+    m = _combine(results, lead, max_angle, tuple(int(s) for s in input.shape), domain)
     return replace(m, planes=tuple(int(f) for f in chosen)) if lead else m
 
 
