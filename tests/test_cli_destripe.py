@@ -100,30 +100,21 @@ def test_perceptual_weight_without_vgg_weights(files, capsys, monkeypatch):
     assert not list(files.glob("model*"))
 
 
-def test_clean_fraction_is_recorded_and_checked(files, capsys):
-    assert train(files, "--clean-fraction", "0.25", "-o", str(files / "m")) == 0
+@pytest.mark.parametrize(
+    ("name", "good", "bad"),
+    [
+        ("clean_fraction", "0.25", "1.5"),
+        ("bright_fraction", "0.5", "1"),
+        ("shadow_fraction", "0.5", "1"),
+    ],
+)
+def test_training_shares_are_recorded_and_checked(files, capsys, name, good, bad):
+    flag = "--" + name.replace("_", "-")
+    assert train(files, flag, good, "-o", str(files / "m")) == 0
     meta = json.loads((files / "m.json").read_text())
-    assert meta["training"]["config"]["clean_fraction"] == 0.25
-    assert train(files, "--clean-fraction", "1.5", "-o", str(files / "bad")) == 2
-    assert "clean_fraction" in capsys.readouterr().err
-    assert not list(files.glob("bad*"))
-
-
-def test_bright_fraction_is_recorded_and_checked(files, capsys):
-    assert train(files, "--bright-fraction", "0.5", "-o", str(files / "m")) == 0
-    meta = json.loads((files / "m.json").read_text())
-    assert meta["training"]["config"]["bright_fraction"] == 0.5
-    assert train(files, "--bright-fraction", "1", "-o", str(files / "bad")) == 2
-    assert "bright_fraction" in capsys.readouterr().err
-    assert not list(files.glob("bad*"))
-
-
-def test_shadow_fraction_is_recorded_and_checked(files, capsys):
-    assert train(files, "--shadow-fraction", "0.5", "-o", str(files / "m")) == 0
-    meta = json.loads((files / "m.json").read_text())
-    assert meta["training"]["config"]["shadow_fraction"] == 0.5
-    assert train(files, "--shadow-fraction", "1", "-o", str(files / "bad")) == 2
-    assert "shadow_fraction" in capsys.readouterr().err
+    assert meta["training"]["config"][name] == float(good)
+    assert train(files, flag, bad, "-o", str(files / "bad")) == 2
+    assert name in capsys.readouterr().err
     assert not list(files.glob("bad*"))
 
 

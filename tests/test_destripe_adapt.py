@@ -21,6 +21,7 @@ from napari_restore.destripe.data import (
     sample_plane_indices,
 )
 from napari_restore.destripe.infer import destripe, destripe_file, destripe_progress
+from napari_restore.destripe.train import DestripeTrainConfig, DestripeTrainer
 from napari_restore.errors import RestoreInputError
 from napari_restore.models.rescbam_unet import ResCBAMUNet
 from napari_restore.simulate import simulate_stripes
@@ -172,8 +173,6 @@ def test_adaptation_draws_stripes_as_the_model_was_trained(striped, tmp_path):
     # The shares of brightening and shadow fields recorded in the model file are what the
     # adaptation's random stripes use: the same weights, recorded with another shadow share,
     # adapt differently.
-    from napari_restore.destripe.train import DestripeTrainConfig, DestripeTrainer
-
     config = DestripeTrainConfig(
         steps=0,
         batch_size=2,
