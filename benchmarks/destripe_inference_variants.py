@@ -1,0 +1,302 @@
+"""Inference-side variants of the destriping pipeline on the held-out crops (no training).
+
+Bar 1 of the destriping issue is not met on stripes unlike the training sampler's. Before the
+next training run this measures whether anything *around* the shipped network closes the gap.
+For the 16 held-out crops of ``bench_destripe.py --set heldout`` and the stripes of all three
+stripe models (``project``, ``independent``, ``blind``; multiplicative, the same seeds as
+``bench_destripe.py``), mean PSNR (dB, outputs clipped to [0, 1]) of
+
+- ``pipeline``: the default ``destripe`` (evidence, stripe-shaped correction, notch);
+- ``network only``: the network's output on every plane;
+- ``rotate to stripe angle``: planes whose stripe evidence has a strongest angle of at least
+  4 degrees are rotated (bicubic, canvas grown, reflected borders) so that those stripes run
+  along x, the network's log-correction is rotated back and applied to the unresampled input,
+  then the pipeline's own steps;
+- ``reflect pad N``: each crop reflect-padded by N px before the network (more context at the
+  borders of one-tile planes), cropped back;
+- ``flip average 2 / 4``: the log-corrections of the crop and its mirror images (x; x, y, both)
+  averaged (test-time augmentation);
+- ``notch ratio K``: the notch scales down only coefficients above K times their angular
+  neighbours' power (``cap_stripe_wedge(min_ratio=K)``; default 1).
+
+Also the clean crops that the evidence flags (the others come back bit for bit with every
+variant), and with ``--real`` the stripe meter on the real striped images for the notch ratios
+(which is where they pay).
+
+Usage (project venv; about 6 minutes on the 2-core CPU, one torch thread)::
+
+    PYTHONPATH=src python benchmarks/destripe_inference_variants.py \
+        --data-dir ../shared/data --out out/inference_variants [--real]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import _blind_stripes as blind
+import _destripe_data as bd
+import _independent_stripes as ind
+
+GENERATORS = ("project", "independent", "blind")
+ROTATE_MIN_DEG = 4.0
+PADS = (32, 128)
+RATIOS = (2.0, 4.0, 9.0)
+
+
+def psnr(image: np.ndarray, clean: np.ndarray) -> float:
+    """PSNR (dB, data range 1) of ``image`` clipped to [0, 1]; 100 for identical images."""
+    err = np.mean((np.clip(image, 0, 1).astype(np.float64) - clean) ** 2)
+    return float(10 * np.log10(1.0 / err)) if err > 0 else 100.0
+
+
+def striped_sets(crops: list[bd.Crop]) -> dict[tuple[str, str], list[np.ndarray]]:
+    """The striped crops of every generator and type, seeded as in ``bench_destripe.py``."""
+    sets = {}
+    for gen in GENERATORS:
+        for ti, kind in enumerate(bd.STRIPE_TYPES):
+            seeds = [bd.crop_seed(2024, ti, ci) for ci in range(len(crops))]
+            if gen == "project":
+                params = bd.stripe_params(kind, "multiplicative")
+                sets[gen, kind] = [
+                    bd.degrade(c, params.replace(seed=s)) for c, s in zip(crops, seeds, strict=True)
+                ]
+            else:
+                module = ind if gen == "independent" else blind
+                sets[gen, kind] = [
+                    module.degrade(c.clean, kind, "multiplicative", s)[0]
+                    for c, s in zip(crops, seeds, strict=True)
+                ]
+    return sets
+
+
+class Variants:
+    """The network's output under each variant, in the input's units (before the pipeline's
+    own steps)."""
+
+    def __init__(self, model: str) -> None:
+        from napari_restore import destripe, load_destripe_model
+
+        self._destripe = destripe
+        self.net = load_destripe_model(model, "cpu")
+
+    def network(self, x: np.ndarray) -> np.ndarray:
+        """The network alone on ``x`` (every plane, no evidence check, no clean-up)."""
+        return self._destripe(
+            np.ascontiguousarray(x, dtype=np.float32),
+            model=self.net,
+            device="cpu",
+            direction="horizontal",
+            output_dtype="float32",
+            only_striped=False,
+            cleanup=False,
+        )
+
+    @staticmethod
+    def _apply(x: np.ndarray, log_correction: np.ndarray) -> np.ndarray:
+        from napari_restore.destripe.spectral import _log_offset
+
+        eps = _log_offset(x)
+        return (np.exp(np.log(np.maximum(x, 0) + eps) + log_correction) - eps).astype(np.float32)
+
+    @staticmethod
+    def _log_change(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        from napari_restore.destripe.spectral import _log_offset
+
+        eps = _log_offset(x)
+        return np.log(np.maximum(y, 0) + eps) - np.log(np.maximum(x, 0) + eps)
+
+    def rotated(self, x: np.ndarray, angle: float) -> np.ndarray:
+        """The network's correction found on ``x`` rotated by ``angle`` degrees, rotated back."""
+        from scipy import ndimage as ndi
+
+        xr = ndi.rotate(x, angle, reshape=True, order=3, mode="reflect").astype(np.float32)
+        change = self._log_change(xr, self.network(xr))
+        back = ndi.rotate(change, -angle, reshape=True, order=1, mode="reflect")
+        top, left = (back.shape[0] - x.shape[0]) // 2, (back.shape[1] - x.shape[1]) // 2
+        return self._apply(x, back[top : top + x.shape[0], left : left + x.shape[1]])
+
+    def padded(self, x: np.ndarray, pad: int) -> np.ndarray:
+        """The network on ``x`` reflect-padded by ``pad`` px, cropped back."""
+        return self.network(np.pad(x, pad, mode="reflect"))[pad:-pad, pad:-pad]
+
+    def flipped(self, x: np.ndarray, first: np.ndarray, n: int) -> np.ndarray:
+        """The log-corrections of ``x`` and ``n - 1`` mirror images of it, averaged."""
+        flips = [(slice(None), slice(None, None, -1))]
+        if n == 4:
+            flips += [(slice(None, None, -1), slice(None)), (slice(None, None, -1),) * 2]
+        changes = [self._log_change(x, first)]
+        for f in flips:
+            changes.append(self._log_change(x, self.network(x[f])[f]))
+        return self._apply(x, np.mean(changes, axis=0))
+
+
+def finish(raw: np.ndarray, x: np.ndarray, ratio: float = 1.0) -> np.ndarray:
+    """The pipeline's steps after the network (``spectral.finish_plane``), optionally with
+    another notch ratio."""
+    from napari_restore.destripe import spectral as sp
+
+    wedge = sp.stripe_evidence(x)
+    if wedge.striped:
+        shaped = sp.keep_stripe_shaped(raw, x, wedge)
+        return sp.cap_stripe_wedge(shaped, x, wedge, min_ratio=ratio)
+    out = sp.finish_plane(raw, x, wedge)
+    return x if out is None else out
+
+
+def evaluate(v: Variants, x: np.ndarray, clean: np.ndarray) -> dict[str, float]:
+    """PSNR of every variant on one striped crop."""
+    from napari_restore.destripe.spectral import stripe_evidence
+
+    raw = v.network(x)
+    scores = {"pipeline": psnr(finish(raw, x), clean), "network only": psnr(raw, clean)}
+    wedge = stripe_evidence(x)
+    turn = wedge.striped and abs(wedge.angles[0]) >= ROTATE_MIN_DEG
+    rotated = v.rotated(x, wedge.angles[0]) if turn else raw
+    scores["rotate to stripe angle"] = psnr(finish(rotated, x), clean)
+    for pad in PADS:
+        scores[f"reflect pad {pad}"] = psnr(finish(v.padded(x, pad), x), clean)
+    for n in (2, 4):
+        scores[f"flip average {n}"] = psnr(finish(v.flipped(x, raw, n), x), clean)
+    for ratio in RATIOS:
+        scores[f"notch ratio {ratio:g}"] = psnr(finish(raw, x, ratio), clean)
+    return scores
+
+
+def real_images(data_dir: Path, model: str) -> list[dict[str, Any]]:
+    """Stripe meter (log and linear domains) on the real striped images per notch ratio."""
+    import imageio.v3 as iio
+    import tifffile
+
+    import napari_restore
+    from napari_restore.destripe import spectral as sp
+    from napari_restore.stripe_meter import measure_stripes
+
+    bundled = Path(napari_restore.__file__).parent / "data" / "smartspim_striped.tif"
+    images = {
+        "SPIM (Tosi), 2048²": tifffile.imread(data_dir / "real_striped_spim_tosi.tif"),
+        "SmartSPIM (AIND png)": iio.imread(data_dir / "real_striped_smartspim_aind.png")[..., 0],
+        "SmartSPIM (bundled sample)": tifffile.imread(bundled),
+    }
+    net = napari_restore.load_destripe_model(model, "cpu")
+    defaults = sp.cap_stripe_wedge.__kwdefaults__
+    rows = []
+    try:
+        for ratio in (1.0, *RATIOS):
+            defaults["min_ratio"] = ratio  # the default pipeline, with this notch ratio
+            for label, img in images.items():
+                out = napari_restore.destripe(img, net, device="cpu", direction="horizontal")
+                for domain in ("log", "linear"):
+                    m = measure_stripes(img, out, domain=domain)
+                    rows.append({"ratio": ratio, "image": label, "domain": domain, **m.as_dict()})
+                    print(f"notch ratio {ratio:g} / {label} ({domain}): {m.verdict}", flush=True)
+    finally:
+        defaults["min_ratio"] = 1.0
+    return rows
+
+
+def to_markdown(res: dict[str, Any]) -> str:
+    """Mean PSNR per set and variant, the flagged clean crops, the real images."""
+    sets = list(res["means"])
+    variants = list(res["means"][sets[0]])
+    lines = [
+        "# Inference-side variants of the destriping pipeline (held-out crops)",
+        "",
+        f"`{res['command']}`; model {res['model']}; CPU, one torch thread, load average "
+        f"{res['load_average_start']} at the start; {res['seconds']:.0f} s.",
+        "",
+        "Mean PSNR (dB) over the 16 held-out crops; difference to the default pipeline in "
+        "brackets.",
+        "",
+        "| variant | " + " | ".join(sets) + " |",
+        "|---|" + "---|" * len(sets),
+    ]
+    for name in variants:
+        cells = []
+        for s in sets:
+            value, base = res["means"][s][name], res["means"][s]["pipeline"]
+            cells.append(f"{value:.2f}" + ("" if name == "pipeline" else f" ({value - base:+.2f})"))
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    lines += ["", "Clean crops flagged by the stripe evidence (PSNR against themselves, dB):", ""]
+    for name, per in res["clean_flagged"].items():
+        lines.append(f"- {name}: " + ", ".join(f"{k} {v:.1f}" for k, v in per.items()))
+    if res.get("real"):
+        lines += [
+            "",
+            "| notch ratio | image | domain | stripes removed | structure changed | median |",
+            "|---|---|---|---|---|---|",
+        ]
+        for r in res["real"]:
+            removed = r["stripe_removed"]
+            removed = "—" if removed is None else f"{100 * removed:.1f} %"
+            lines.append(
+                f"| {r['ratio']:g} | {r['image']} | {r['domain']} | {removed} | "
+                f"{100 * r['structure_changed']:.2f} % | {100 * r['median_change']:+.1f} % |"
+            )
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    """Run the variants; write ``results.json`` and ``results.md`` to ``--out``."""
+    ap = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    ap.add_argument("--data-dir", type=Path, default=Path(__file__).parents[2] / "shared/data")
+    ap.add_argument("--model", default="builtin")
+    ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--real", action="store_true", help="also the real images per notch ratio")
+    args = ap.parse_args(argv)
+    import torch
+
+    torch.set_num_threads(1)
+    t0, load0 = time.perf_counter(), [round(a, 2) for a in os.getloadavg()]
+    crops = bd.load_heldout(args.data_dir)
+    v = Variants(args.model)
+    means: dict[str, dict[str, float]] = {}
+    for (gen, kind), striped in striped_sets(crops).items():
+        per = [evaluate(v, x, c.clean) for x, c in zip(striped, crops, strict=True)]
+        means[f"{gen} {kind}"] = {k: float(np.mean([p[k] for p in per])) for k in per[0]}
+        print(
+            f"{gen} {kind}: "
+            + ", ".join(f"{k} {m:.2f}" for k, m in means[f"{gen} {kind}"].items()),
+            flush=True,
+        )
+    from napari_restore.destripe.spectral import stripe_evidence
+
+    flagged: dict[str, dict[str, float]] = {}
+    for c in crops:
+        if stripe_evidence(c.clean).striped:
+            raw = v.network(c.clean)
+            flagged[c.name] = {"pipeline": psnr(finish(raw, c.clean), c.clean)}
+            for ratio in RATIOS:
+                flagged[c.name][f"notch ratio {ratio:g}"] = psnr(
+                    finish(raw, c.clean, ratio), c.clean
+                )
+    res: dict[str, Any] = {
+        "command": " ".join(
+            ["python benchmarks/destripe_inference_variants.py", *(argv or sys.argv[1:])]
+        ),
+        "model": args.model,
+        "load_average_start": load0,
+        "means": means,
+        "clean_flagged": flagged,
+        "real": real_images(args.data_dir, args.model) if args.real else [],
+    }
+    res["seconds"] = time.perf_counter() - t0
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "results.json").write_text(json.dumps(res, indent=1) + "\n")
+    md = to_markdown(res)
+    (args.out / "results.md").write_text(md)
+    print(md)
+    return res
+
+
+if __name__ == "__main__":
+    main()
