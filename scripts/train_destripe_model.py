@@ -105,6 +105,7 @@ sys.path.insert(0, str(ROOT / "src"))
 import tifffile  # noqa: E402
 import torch  # noqa: E402
 
+from napari_restore.cli.destripe import parse_mix  # noqa: E402
 from napari_restore.destripe.batch_pool import PooledBatches  # noqa: E402
 from napari_restore.destripe.train import DestripeTrainConfig, DestripeTrainer  # noqa: E402
 from napari_restore.engine.model_files import load_model_file  # noqa: E402
@@ -219,6 +220,7 @@ def config_from_args(args: argparse.Namespace, steps: int) -> DestripeTrainConfi
         clean_fraction=args.clean_fraction or 0.0,
         bright_fraction=args.bright_fraction or 0.0,
         shadow_fraction=args.shadow_fraction or 0.0,
+        **({"stripe_mix": parse_mix(args.mix)} if args.mix else {}),
         vgg_weights=str(args.vgg_weights) if args.vgg_weights else None,
     )
 
@@ -415,6 +417,14 @@ def main(argv: list[str] | None = None) -> int:
         "(0; resume: kept unless given)",
     )
     p.add_argument(
+        "--mix",
+        nargs="+",
+        metavar="KIND=W",
+        default=None,
+        help="relative frequencies of the stripe kinds, e.g. regular=1 gaussian=1 tilted=1 "
+        "bands=1 (default: the three kinds of Wei et al., equally; resume: kept unless given)",
+    )
+    p.add_argument(
         "--data-workers",
         type=int,
         default=0,
@@ -478,6 +488,7 @@ def main(argv: list[str] | None = None) -> int:
             "clean_fraction": args.clean_fraction or 0.0,
             "bright_fraction": args.bright_fraction or 0.0,
             "shadow_fraction": args.shadow_fraction or 0.0,
+            **({"stripe_mix": parse_mix(args.mix)} if args.mix else {}),
             "val_patches": args.val_patches,
             "val_every": args.val_every,
             "val_seconds": 0.0,  # validate by steps only: a 2-core CPU has no time to spare
@@ -498,6 +509,8 @@ def main(argv: list[str] | None = None) -> int:
             more["bright_fraction"] = args.bright_fraction
         if args.shadow_fraction is not None:
             more["shadow_fraction"] = args.shadow_fraction
+        if args.mix:
+            more["stripe_mix"] = parse_mix(args.mix)
         if args.steps is not None:
             more["steps"] = args.steps
         if args.lr is not None:

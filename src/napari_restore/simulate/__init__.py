@@ -1,4 +1,5 @@
-"""Degradation models: synthetic stripes (Wei et al. 2022) and Poisson-Gaussian camera noise."""
+"""Degradation models: synthetic stripes (Wei et al. 2022, plus periodic banding) and
+Poisson-Gaussian camera noise."""
 
 from napari_restore.simulate.noise import NoiseResult, simulate_noise
 from napari_restore.simulate.stripes import (
@@ -14,6 +15,9 @@ from napari_restore.simulate.stripes import (
     stripe_kinds,
     stripe_plane,
 )
+
+# Registers the "bands" kind (after the built-in kinds, so they stay first in the registry).
+from napari_restore.simulate import bands  # noqa: F401  isort: skip
 
 __all__ = [
     "STRIPE_KINDS",
