@@ -32,6 +32,7 @@ def main() -> None:
         ("tilted", {}),
         ("tilted", {"length": (200.0, 2000.0)}),
         ("tilted", {"density": 10.0, "width": (2.0, 8.0)}),
+        ("bands", {}),
     ]
     print(f"{'type':<10} {'mode':<15} {'extra':<34} {'median s':>9} {'min s':>7}")
     for kind, extra in cases:

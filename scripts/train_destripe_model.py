@@ -86,6 +86,18 @@ finetune_shadows/README.md``)::
         --bright-fraction 0.5 --clean-fraction 0.25 --shadow-fraction 0.5 \
         --modes multiplicative --patch-size 256 --batch-size 4 --threads 1 --steps 1200 \
         --minutes 110 --snapshots --checkpoint-minutes 20 --no-eval --out runs/P4
+
+With the fourth stripe kind, periodic bands (``napari_restore.simulate.bands``), in the mix
+(``--mix regular=1 gaussian=1 tilted=1 bands=1``; without ``--mix`` the three kinds of Wei et
+al., equally often), as in run P6 of 2026-12-01 (``benchmarks/results/destripe_heldout_cpu/
+finetune_bands/README.md``)::
+
+    python scripts/train_destripe_model.py ../shared/data --corpus \
+        --init src/napari_restore/pretrained/destripe_default.safetensors --lr 1e-4 \
+        --bright-fraction 0.5 --clean-fraction 0.25 --shadow-fraction 0.5 \
+        --mix regular=1 gaussian=1 tilted=1 bands=1 --modes multiplicative --patch-size 256 \
+        --batch-size 4 --val-patches 16 --val-every 500 --threads 1 --steps 3300 --minutes 80 \
+        --snapshots --checkpoint-minutes 15 --no-eval --out runs/P6
 """
 
 from __future__ import annotations

@@ -64,7 +64,8 @@ def _envelope(rng: np.random.Generator, width: int) -> np.ndarray:
     stop = start + rng.uniform(0.3, 1.2) * width
     edge = math.exp(rng.uniform(0.0, math.log(30.0)))
     x = np.arange(width, dtype=np.float64)
-    return 1.0 / (1.0 + np.exp(-(x - start) / edge)) / (1.0 + np.exp(-(stop - x) / edge))
+    # logistic(z) = (1 + tanh(z / 2)) / 2, without overflow far from the ends
+    return 0.25 * (1 + np.tanh((x - start) / (2 * edge))) * (1 + np.tanh((stop - x) / (2 * edge)))
 
 
 def draw_bands(
