@@ -28,8 +28,8 @@ def test_bands_run_along_x_at_the_given_mean_spacing(seed):
     period = 16.0
     clean = np.full((512, 256), 1.0, dtype=np.float32)
     field = simulate_stripes(clean, kind="bands", period=period, seed=seed).field.astype(float)
-    assert 0.0 <= field.min() and field.max() < 1.0
-    assert field.max() > 0.05
+    assert -1.0 < field.min() and field.max() < 1.0
+    assert np.abs(field).max() > 0.05
     # Straight bands: the attenuation is a row profile times an envelope along x (rank 1).
     s = np.linalg.svd(field, compute_uv=False)
     assert s[1] < 1e-4 * s[0]
@@ -40,6 +40,21 @@ def test_bands_run_along_x_at_the_given_mean_spacing(seed):
     corr = [np.dot(profile[:-lag], profile[lag:]) / (profile.size - lag) for lag in lags]
     best = lags[int(np.argmax(corr))]
     assert (1 - MAX_CHIRP / 2) * period <= best <= (1 + MAX_CHIRP / 2) * period
+
+
+def test_multiplicative_bands_dim_from_an_untouched_level_or_keep_the_mean():
+    clean = np.full((512, 64), 1.0, dtype=np.float32)
+    dimming = centred = 0
+    for seed in range(16):
+        field = simulate_stripes(clean, kind="bands", period=16.0, seed=seed).field
+        if field.min() >= 0:  # bands that only dim, from an untouched level between them
+            dimming += 1
+            assert np.isclose(np.percentile(field, 1), 0, atol=0.02)
+        else:  # fringes: as much brighter as darker, the mean intensity kept
+            centred += 1
+            rows = field[:, field.std(axis=0).argmax()]  # a column inside the banded extent
+            assert abs(rows.mean()) < 0.1 * np.abs(rows).max()
+    assert dimming and centred
 
 
 def test_additive_bands_follow_the_polarity():

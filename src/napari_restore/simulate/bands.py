@@ -13,7 +13,11 @@ exact period) left such banding in place on held-out images. This kind draws it:
 - the spacing drifts linearly across the plane by up to ±30 % of ``period`` (chirp);
 - the strength varies from band to band (:func:`~napari_restore.simulate.stripes.
   signed_amplitudes`, interpolated between bands);
-- with probability one half the banding covers only an x interval with soft (logistic) ends.
+- with probability one half the banding covers only an x interval with soft (logistic) ends;
+- multiplicative bands: with probability one half the profile is centred on its mean over a
+  cycle, fringes that brighten as much as they darken and leave the mean intensity alone
+  (interference), instead of bands that only dim from an untouched level (they have a negative
+  attenuation where they brighten). Additive bands keep their polarity.
 
 Registered on import (``napari_restore.simulate`` imports this module), so the simulator, the
 training sampler, the docks and the command line offer it like the built-in kinds.
@@ -40,8 +44,9 @@ MAX_CHIRP = 0.3
 _CYCLE_SAMPLES = 256
 
 
-def _profile(rng: np.random.Generator, phase: np.ndarray) -> np.ndarray:
-    """A random periodic profile in [0, 1] of ``phase`` (in cycles)."""
+def _profile(rng: np.random.Generator, phase: np.ndarray, may_centre: bool) -> np.ndarray:
+    """A random periodic profile of ``phase`` (in cycles): in [0, 1], or (half of the time, if
+    ``may_centre``) that minus its mean over a cycle."""
     n = int(rng.integers(1, 5))
     k = np.arange(1, n + 1, dtype=np.float64)
     weights = rng.uniform(0.2, 1.0, n) / k ** rng.uniform(0.5, 2.0)
@@ -53,7 +58,9 @@ def _profile(rng: np.random.Generator, phase: np.ndarray) -> np.ndarray:
 
     cycle = wave(np.arange(_CYCLE_SAMPLES) / _CYCLE_SAMPLES)
     lo, hi = float(cycle.min()), float(cycle.max())
-    return np.clip((wave(phase) - lo) / max(hi - lo, 1e-12), 0.0, 1.0) ** power
+    centred = rng.random() < 0.5 and may_centre
+    centre = float(np.mean(((cycle - lo) / max(hi - lo, 1e-12)) ** power)) if centred else 0.0
+    return np.clip((wave(phase) - lo) / max(hi - lo, 1e-12), 0.0, 1.0) ** power - centre
 
 
 def _envelope(rng: np.random.Generator, width: int) -> np.ndarray:
@@ -95,7 +102,7 @@ def draw_bands(
     phase = rng.uniform(0, 1) + np.concatenate([[0.0], np.cumsum(1.0 / spacing[:-1])])
     bands = int(np.ceil(phase[-1])) + 2
     strength = np.interp(phase, np.arange(bands), signed_amplitudes(rng, params, bands))
-    rows = strength * _profile(rng, phase)
+    rows = strength * _profile(rng, phase, params.mode == "multiplicative")
     field = rows[:, None] * _envelope(rng, width)[None, :]
     return np.log1p(-field) if params.mode == "multiplicative" else field
 

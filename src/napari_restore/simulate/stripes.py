@@ -438,8 +438,9 @@ def stripe_plane(
     Returns
     -------
     numpy.ndarray
-        float32 field of ``shape``: the attenuation in [0, 1) for multiplicative stripes, or the
-        signed amplitude in units of the image range for additive stripes.
+        float32 field of ``shape``: the attenuation in [0, 1) for multiplicative stripes
+        (negative where a kind's stripes brighten, as centred ``"bands"`` do), or the signed
+        amplitude in units of the image range for additive stripes.
     """
     height, width = (int(s) for s in shape)
     plane = get_stripe_kind(params.kind).draw(rng, params, (height, width))
