@@ -140,6 +140,19 @@ def test_cap_keeps_the_mean_and_everything_outside_the_wedge():
     np.testing.assert_array_equal(cap_stripe_wedge(clean, clean, stripe_evidence(clean)), clean)
 
 
+def test_a_higher_notch_ratio_spares_more_and_removes_less():
+    fine = fine_lines(cells(seed=2))
+    wedge = stripe_evidence(fine)
+    removed = [
+        measure_stripes(fine, cap_stripe_wedge(fine, fine, wedge, min_ratio=r)).stripe_removed
+        for r in (1.0, 4.0, 1e12)
+    ]
+    assert removed[0] > removed[1] > removed[2]
+    # Above every coefficient's ratio, the notch leaves the plane as it was.
+    unchanged = cap_stripe_wedge(fine, fine, wedge, min_ratio=1e12)
+    np.testing.assert_allclose(unchanged, fine, rtol=1e-4, atol=1e-4 * float(fine.max()))
+
+
 def test_only_the_stripe_shaped_part_of_the_correction_is_kept():
     """A network output that removed the stripes *and* invented a round blob: the blob goes,
     the stripe correction stays."""
