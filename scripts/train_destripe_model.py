@@ -89,8 +89,9 @@ finetune_shadows/README.md``)::
 
 With the fourth stripe kind, periodic bands (``napari_restore.simulate.bands``), in the mix
 (``--mix regular=1 gaussian=1 tilted=1 bands=1``; without ``--mix`` the three kinds of Wei et
-al., equally often), as in run P6 of 2026-12-01 (``benchmarks/results/destripe_heldout_cpu/
-finetune_bands/README.md``)::
+al., equally often), as in runs P6 and P7 of 2026-12-01 (not shipped: the real SPIM image's
+level moved beyond bar 3; ``benchmarks/results/destripe_heldout_cpu/finetune_bands/README.md``;
+P6 drew the first, dimming-only version of the bands, so this command now draws P7's)::
 
     python scripts/train_destripe_model.py ../shared/data --corpus \
         --init src/napari_restore/pretrained/destripe_default.safetensors --lr 1e-4 \
