@@ -23,7 +23,7 @@ Also the clean crops that the evidence flags (the others come back bit for bit w
 variant), and with ``--real`` the stripe meter on the real striped images for the notch ratios
 (which is where they pay).
 
-Usage (project venv; about 6 minutes on the 2-core CPU, one torch thread)::
+Usage (project venv; about 3 minutes with ``--real`` on the 2-core CPU, one torch thread)::
 
     PYTHONPATH=src python benchmarks/destripe_inference_variants.py \
         --data-dir ../shared/data --out out/inference_variants [--real]
