@@ -25,6 +25,8 @@ import tifffile
 
 from napari_restore.simulate import StripeParams, simulate_stripes
 
+GENERATORS = ("project", "independent", "blind")
+
 FLY_FILE = "widefield_fly_nuclei_cellprofiler.tif"
 CLEARMAP_FILE = "lsfm_idisco_brain_clearmap.tif"
 CROP = 512
@@ -141,6 +143,22 @@ def degrade(crop: Crop, params: StripeParams) -> np.ndarray:
     """
     striped = simulate_stripes(crop.clean, params, output_dtype="float32").image
     return np.clip(striped, 0.0, 1.0)
+
+
+def striped_crops(
+    crops: list[Crop], generator: str, kind: str, mode: str, seeds: list[int]
+) -> list[np.ndarray]:
+    """The crops with one stripe type of one stripe model, a seed each: ``"project"`` the
+    simulator with the project's defaults (:func:`degrade`), ``"independent"`` and ``"blind"``
+    the benchmark's own stripe models (``_independent_stripes.py``, ``_blind_stripes.py``)."""
+    if generator == "project":
+        params = stripe_params(kind, mode)
+        return [degrade(c, params.replace(seed=s)) for c, s in zip(crops, seeds, strict=True)]
+    import _blind_stripes
+    import _independent_stripes
+
+    module = {"independent": _independent_stripes, "blind": _blind_stripes}[generator]
+    return [module.degrade(c.clean, kind, mode, s)[0] for c, s in zip(crops, seeds, strict=True)]
 
 
 def params_dict(params: StripeParams) -> dict[str, Any]:

@@ -23,7 +23,6 @@ import numpy as np
 import torch
 
 import _destripe_data as bd
-import _independent_stripes as ind
 import napari_restore
 
 spectral = importlib.import_module("napari_restore.destripe.spectral")
@@ -48,15 +47,9 @@ def main() -> None:
     truth = [c.clean.astype(np.float32) for c in crops]
     sets = {"clean": truth}
     for ti, kind in enumerate(bd.STRIPE_TYPES):
-        params = bd.stripe_params(kind, "multiplicative")
         seeds = [bd.crop_seed(2024, ti, ci) for ci in range(len(crops))]
-        sets[f"simulator {kind}"] = [
-            bd.degrade(c, params.replace(seed=s)) for c, s in zip(crops, seeds, strict=True)
-        ]
-        sets[f"independent {kind}"] = [
-            ind.degrade(c.clean, kind, "multiplicative", s)[0]
-            for c, s in zip(crops, seeds, strict=True)
-        ]
+        for gen, label in (("project", "simulator"), ("independent", "independent")):
+            sets[f"{label} {kind}"] = bd.striped_crops(crops, gen, kind, "multiplicative", seeds)
 
     print("| set | detected | gated | ungated | gated, missed crops | ungated, missed crops |")
     print("|---|---|---|---|---|---|")

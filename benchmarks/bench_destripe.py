@@ -599,20 +599,13 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         for ti, kind in enumerate(bd.STRIPE_TYPES):
             if kind not in kinds:
                 continue
-            params = bd.stripe_params(kind, mode)
             seeds = [bd.crop_seed(args.seed, ti, ci) for ci in range(len(crops))]
+            striped = bd.striped_crops(crops, args.generator, kind, mode, seeds)
             if args.generator in ("independent", "blind"):
                 module = ind if args.generator == "independent" else blind
-                striped = [
-                    module.degrade(c.clean, kind, mode, s)[0]
-                    for c, s in zip(crops, seeds, strict=True)
-                ]
                 described: dict[str, Any] = {"generator": f"{args.generator} ({module.__name__})"}
             else:
-                striped = [
-                    bd.degrade(c, params.replace(seed=s)) for c, s in zip(crops, seeds, strict=True)
-                ]
-                described = bd.params_dict(params.replace(seed=None))
+                described = bd.params_dict(bd.stripe_params(kind, mode).replace(seed=None))
             stripes[mode][kind] = {"params": described, "seeds": seeds}
             rows = [{"kind": "input", "method": "striped input", **score_outputs(striped, cleans)}]
             log(f"[{mode} / {kind}] input {rows[0]['psnr']:.2f} dB")

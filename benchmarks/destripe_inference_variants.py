@@ -43,11 +43,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import _blind_stripes as blind
 import _destripe_data as bd
-import _independent_stripes as ind
 
-GENERATORS = ("project", "independent", "blind")
 ROTATE_MIN_DEG = 4.0
 PADS = (32, 128)
 RATIOS = (2.0, 4.0, 9.0)
@@ -60,23 +57,16 @@ def psnr(image: np.ndarray, clean: np.ndarray) -> float:
 
 
 def striped_sets(crops: list[bd.Crop]) -> dict[tuple[str, str], list[np.ndarray]]:
-    """The striped crops of every generator and type, seeded as in ``bench_destripe.py``."""
-    sets = {}
-    for gen in GENERATORS:
-        for ti, kind in enumerate(bd.STRIPE_TYPES):
-            seeds = [bd.crop_seed(2024, ti, ci) for ci in range(len(crops))]
-            if gen == "project":
-                params = bd.stripe_params(kind, "multiplicative")
-                sets[gen, kind] = [
-                    bd.degrade(c, params.replace(seed=s)) for c, s in zip(crops, seeds, strict=True)
-                ]
-            else:
-                module = ind if gen == "independent" else blind
-                sets[gen, kind] = [
-                    module.degrade(c.clean, kind, "multiplicative", s)[0]
-                    for c, s in zip(crops, seeds, strict=True)
-                ]
-    return sets
+    """The striped crops of every stripe model and type, seeded as in ``bench_destripe.py``."""
+    seeds = {
+        kind: [bd.crop_seed(2024, ti, ci) for ci in range(len(crops))]
+        for ti, kind in enumerate(bd.STRIPE_TYPES)
+    }
+    return {
+        (gen, kind): bd.striped_crops(crops, gen, kind, "multiplicative", seeds[kind])
+        for gen in bd.GENERATORS
+        for kind in bd.STRIPE_TYPES
+    }
 
 
 class Variants:
@@ -103,17 +93,18 @@ class Variants:
 
     @staticmethod
     def _apply(x: np.ndarray, log_correction: np.ndarray) -> np.ndarray:
-        from napari_restore.destripe.spectral import _log_offset
+        """``x`` times ``exp(log_correction)``, in the pipeline's ``log(I + eps)``."""
+        from napari_restore.destripe.spectral import _from_log, _log_offset
 
         eps = _log_offset(x)
-        return (np.exp(np.log(np.maximum(x, 0) + eps) + log_correction) - eps).astype(np.float32)
+        return _from_log(np.log(np.maximum(x, 0) + eps), eps, log_correction, np.float32(0))
 
     @staticmethod
     def _log_change(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-        from napari_restore.destripe.spectral import _log_offset
+        """The pipeline's log-domain change from ``x`` to ``y``."""
+        from napari_restore.destripe.spectral import _log_change
 
-        eps = _log_offset(x)
-        return np.log(np.maximum(y, 0) + eps) - np.log(np.maximum(x, 0) + eps)
+        return _log_change(y, x)[0]
 
     def rotated(self, x: np.ndarray, angle: float) -> np.ndarray:
         """The network's correction found on ``x`` rotated by ``angle`` degrees, rotated back."""
@@ -141,15 +132,11 @@ class Variants:
 
 
 def finish(raw: np.ndarray, x: np.ndarray, ratio: float = 1.0) -> np.ndarray:
-    """The pipeline's steps after the network (``spectral.finish_plane``), optionally with
-    another notch ratio."""
-    from napari_restore.destripe import spectral as sp
+    """The pipeline's steps after the network (``spectral.finish_plane``, with this notch
+    ratio)."""
+    from napari_restore.destripe.spectral import finish_plane, stripe_evidence
 
-    wedge = sp.stripe_evidence(x)
-    if wedge.striped:
-        shaped = sp.keep_stripe_shaped(raw, x, wedge)
-        return sp.cap_stripe_wedge(shaped, x, wedge, min_ratio=ratio)
-    out = sp.finish_plane(raw, x, wedge)
+    out = finish_plane(raw, x, stripe_evidence(x), min_ratio=ratio)
     return x if out is None else out
 
 
@@ -188,7 +175,7 @@ def real_images(data_dir: Path, model: str) -> list[dict[str, Any]]:
         "SmartSPIM (bundled sample)": tifffile.imread(bundled),
     }
     net = napari_restore.load_destripe_model(model, "cpu")
-    defaults = sp.cap_stripe_wedge.__kwdefaults__
+    defaults = sp.finish_plane.__kwdefaults__  # what destripe() calls after the network
     rows = []
     try:
         for ratio in (1.0, *RATIOS):

@@ -352,7 +352,7 @@ def cap_stripe_wedge(
 
 
 def finish_plane(
-    restored: np.ndarray, input_plane: np.ndarray, wedge: StripeWedge
+    restored: np.ndarray, input_plane: np.ndarray, wedge: StripeWedge, *, min_ratio: float = 1.0
 ) -> np.ndarray | None:
     """The destriper's per-plane decision after the network (the default pipeline).
 
@@ -374,6 +374,8 @@ def finish_plane(
         The input plane.
     wedge : StripeWedge
         :func:`stripe_evidence` of the input plane.
+    min_ratio : float
+        The notch's ratio (:func:`cap_stripe_wedge`; default 1).
 
     Returns
     -------
@@ -382,7 +384,7 @@ def finish_plane(
     """
     if wedge.striped:
         shaped = keep_stripe_shaped(restored, input_plane, wedge)
-        return cap_stripe_wedge(shaped, input_plane, wedge)
+        return cap_stripe_wedge(shaped, input_plane, wedge, min_ratio=min_ratio)
     own, parts = _correction_parts(restored, input_plane, BAND_MARGIN_DEG, BAND_MIN_STEPS)
     if own.excess_share >= SECOND_LOOK_EXCESS and own.amplitude >= SECOND_LOOK_AMPLITUDE:
         # keep_stripe_shaped(restored, input_plane, own.angles), from the parts at hand
