@@ -16,6 +16,7 @@ exactly [0, 1] and the data range of all metrics is 1.
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -123,6 +124,18 @@ def load_crops(data_dir: Path, quick: bool = False) -> list[Crop]:
         clean, clip = normalise(raw)
         crops.append(Crop(name, file, where, clean, clip))
     return crops
+
+
+def clip01(image: np.ndarray) -> np.ndarray:
+    """Output clipped to the clean range [0, 1] (float64)."""
+    return np.clip(np.asarray(image, dtype=np.float64), 0.0, 1.0)
+
+
+def fast_psnr(image: np.ndarray, clean: np.ndarray) -> float:
+    """PSNR with the data range of ``clean`` (used to rank sweep settings)."""
+    mse = float(np.mean((clip01(image) - clean) ** 2))
+    rng = float(clean.max() - clean.min())
+    return math.inf if mse == 0 else 10.0 * math.log10(rng * rng / mse)
 
 
 def stripe_params(kind: str, mode: str) -> StripeParams:

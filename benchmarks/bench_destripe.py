@@ -48,6 +48,7 @@ import _blind_stripes as blind
 import _destripe_data as bd
 import _destripe_peers as bp
 import _independent_stripes as ind
+from _destripe_data import clip01, fast_psnr  # figures.py imports them from here
 from napari_restore.metrics import compute_metrics
 
 CLAIM_MARGIN_DB = 3.0
@@ -55,18 +56,6 @@ CLAIM_MARGIN_DB = 3.0
 
 # ---------------------------------------------------------------------------------------------
 # evaluation helpers
-
-
-def clip01(image: np.ndarray) -> np.ndarray:
-    """Output clipped to the clean range [0, 1] (float64)."""
-    return np.clip(np.asarray(image, dtype=np.float64), 0.0, 1.0)
-
-
-def fast_psnr(image: np.ndarray, clean: np.ndarray) -> float:
-    """PSNR with the data range of ``clean`` (used to rank sweep settings)."""
-    mse = float(np.mean((clip01(image) - clean) ** 2))
-    rng = float(clean.max() - clean.min())
-    return math.inf if mse == 0 else 10.0 * math.log10(rng * rng / mse)
 
 
 def score_outputs(outputs: Sequence[np.ndarray], cleans: Sequence[np.ndarray]) -> dict[str, Any]:

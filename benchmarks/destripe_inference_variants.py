@@ -50,12 +50,6 @@ PADS = (32, 128)
 RATIOS = (2.0, 4.0, 9.0)
 
 
-def psnr(image: np.ndarray, clean: np.ndarray) -> float:
-    """PSNR (dB, data range 1) of ``image`` clipped to [0, 1]; 100 for identical images."""
-    err = np.mean((np.clip(image, 0, 1).astype(np.float64) - clean) ** 2)
-    return float(10 * np.log10(1.0 / err)) if err > 0 else 100.0
-
-
 def striped_sets(crops: list[bd.Crop]) -> dict[tuple[str, str], list[np.ndarray]]:
     """The striped crops of every stripe model and type, seeded as in ``bench_destripe.py``."""
     seeds = {
@@ -145,17 +139,20 @@ def evaluate(v: Variants, x: np.ndarray, clean: np.ndarray) -> dict[str, float]:
     from napari_restore.destripe.spectral import stripe_evidence
 
     raw = v.network(x)
-    scores = {"pipeline": psnr(finish(raw, x), clean), "network only": psnr(raw, clean)}
+    scores = {
+        "pipeline": bd.fast_psnr(finish(raw, x), clean),
+        "network only": bd.fast_psnr(raw, clean),
+    }
     wedge = stripe_evidence(x)
     turn = wedge.striped and abs(wedge.angles[0]) >= ROTATE_MIN_DEG
     rotated = v.rotated(x, wedge.angles[0]) if turn else raw
-    scores["rotate to stripe angle"] = psnr(finish(rotated, x), clean)
+    scores["rotate to stripe angle"] = bd.fast_psnr(finish(rotated, x), clean)
     for pad in PADS:
-        scores[f"reflect pad {pad}"] = psnr(finish(v.padded(x, pad), x), clean)
+        scores[f"reflect pad {pad}"] = bd.fast_psnr(finish(v.padded(x, pad), x), clean)
     for n in (2, 4):
-        scores[f"flip average {n}"] = psnr(finish(v.flipped(x, raw, n), x), clean)
+        scores[f"flip average {n}"] = bd.fast_psnr(finish(v.flipped(x, raw, n), x), clean)
     for ratio in RATIOS:
-        scores[f"notch ratio {ratio:g}"] = psnr(finish(raw, x, ratio), clean)
+        scores[f"notch ratio {ratio:g}"] = bd.fast_psnr(finish(raw, x, ratio), clean)
     return scores
 
 
@@ -261,9 +258,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     for c in crops:
         if stripe_evidence(c.clean).striped:
             raw = v.network(c.clean)
-            flagged[c.name] = {"pipeline": psnr(finish(raw, c.clean), c.clean)}
+            flagged[c.name] = {"pipeline": bd.fast_psnr(finish(raw, c.clean), c.clean)}
             for ratio in RATIOS:
-                flagged[c.name][f"notch ratio {ratio:g}"] = psnr(
+                flagged[c.name][f"notch ratio {ratio:g}"] = bd.fast_psnr(
                     finish(raw, c.clean, ratio), c.clean
                 )
     res: dict[str, Any] = {

@@ -28,7 +28,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import _destripe_data as bd
-from destripe_inference_variants import psnr, striped_sets
+from destripe_inference_variants import striped_sets
 
 
 def real_images(data_dir: Path) -> dict[str, np.ndarray]:
@@ -58,14 +58,16 @@ def screen(model: str, crops: list[bd.Crop], sets: dict, real: dict) -> dict[str
 
     means = {
         f"{gen} {kind}": float(
-            np.mean([psnr(run(x), c.clean) for x, c in zip(xs, crops, strict=True)])
+            np.mean([bd.fast_psnr(run(x), c.clean) for x, c in zip(xs, crops, strict=True)])
         )
         for (gen, kind), xs in sets.items()
     }
     clean = []
     for c in crops:
         y = np.clip(run(c.clean), 0, 1)
-        clean.append((psnr(y, c.clean), 100 * (float(y.mean()) / float(c.clean.mean()) - 1)))
+        clean.append(
+            (bd.fast_psnr(y, c.clean), 100 * (float(y.mean()) / float(c.clean.mean()) - 1))
+        )
     meter = {}
     for name, img in real.items():
         m = measure_stripes(img, destripe(img, model=net, device="cpu"), domain="log")
