@@ -32,7 +32,7 @@ import numpy as np
 from napari_restore.simulate.stripes import (
     StripeKindSpec,
     StripeParams,
-    _log_uniform,
+    log_uniform,
     register_stripe_kind,
     signed_amplitudes,
 )
@@ -51,7 +51,7 @@ def _profile(rng: np.random.Generator, phase: np.ndarray, may_centre: bool) -> n
     k = np.arange(1, n + 1, dtype=np.float64)
     weights = rng.uniform(0.2, 1.0, n) / k ** rng.uniform(0.5, 2.0)
     shifts = rng.uniform(0, 2 * np.pi, n)
-    power = _log_uniform(rng, 0.5, 4.0)
+    power = log_uniform(rng, 0.5, 4.0)
 
     def wave(t: np.ndarray) -> np.ndarray:
         return np.cos(2 * np.pi * k * t[..., None] + shifts) @ weights
@@ -69,7 +69,7 @@ def _envelope(rng: np.random.Generator, width: int) -> np.ndarray:
         return np.ones(width)
     start = rng.uniform(-0.3, 0.7) * width
     stop = start + rng.uniform(0.3, 1.2) * width
-    edge = _log_uniform(rng, 1.0, 30.0)
+    edge = log_uniform(rng, 1.0, 30.0)
     x = np.arange(width, dtype=np.float64)
     # logistic(z) = (1 + tanh(z / 2)) / 2, without overflow far from the ends
     return 0.25 * (1 + np.tanh((x - start) / (2 * edge))) * (1 + np.tanh((stop - x) / (2 * edge)))
@@ -112,7 +112,7 @@ def sample_bands(
 ) -> StripeParams:
     """Training parameters: mean spacing log-uniform 3 to 64 px (the profile, drift, strength
     from band to band and extent are drawn with the field)."""
-    return StripeParams(**common, period=_log_uniform(rng, 3.0, 64.0))
+    return StripeParams(**common, period=log_uniform(rng, 3.0, 64.0))
 
 
 register_stripe_kind(

@@ -452,7 +452,9 @@ def stripe_plane(
 # -- the built-in kinds: drawing and training samplers -------------------------------------
 
 
-def _log_uniform(rng: np.random.Generator, lo: float, hi: float) -> float:
+def log_uniform(rng: np.random.Generator, lo: float, hi: float) -> float:
+    """A number drawn log-uniformly between ``lo`` and ``hi`` (both > 0); the stripe kinds'
+    training samplers draw scales this way."""
     return float(np.exp(rng.uniform(np.log(lo), np.log(hi))))
 
 
@@ -478,7 +480,7 @@ def _sample_regular(
     rng: np.random.Generator, common: dict[str, Any], shape: tuple[int, int]
 ) -> StripeParams:
     """Period log-uniform 4 to 48 px, band sigma 0.5 px to a quarter period."""
-    period = _log_uniform(rng, 4.0, 48.0)
+    period = log_uniform(rng, 4.0, 48.0)
     w_lo = rng.uniform(0.5, max(0.5, period / 4))
     return StripeParams(
         **common, period=period, width=(w_lo, max(w_lo, rng.uniform(w_lo, period / 4)))
@@ -492,7 +494,7 @@ def _sample_line(
     U(1, 3)]`` with ``w`` log-uniform 0.5 to 5 px; full length with probability 0.6, else sigma
     along ``[L, 2L]``, ``L`` uniform 0.3 to 2 patch widths; tilted: a centre angle uniform in
     -20 to 20 degrees and a spread uniform in 0 to 10."""
-    w_lo = _log_uniform(rng, 0.5, 5.0)
+    w_lo = log_uniform(rng, 0.5, 5.0)
     length = None
     if rng.random() >= 0.6:
         ell = rng.uniform(0.3, 2.0) * shape[1]
@@ -504,7 +506,7 @@ def _sample_line(
     # At least one stripe: a small patch at a low density would otherwise often get none.
     max_tan = math.tan(math.radians(max(abs(angle[0]), abs(angle[1]))))
     extent = shape[0] + 2 * max_tan * shape[1]  # rows from which a stripe can cross the patch
-    count = max(1, round(_log_uniform(rng, 0.5, 15.0) * extent / 100.0))
+    count = max(1, round(log_uniform(rng, 0.5, 15.0) * extent / 100.0))
     return StripeParams(
         **common,
         count=count,
