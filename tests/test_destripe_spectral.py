@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -11,6 +13,9 @@ from skimage.draw import line_aa
 from napari_restore import load_sample
 from napari_restore.destripe.infer import destripe, destripe_progress
 from napari_restore.destripe.spectral import (
+    LEVEL_BIN,
+    LEVEL_MIN_AMPLITUDE,
+    LEVEL_MIN_EVIDENCE,
     LOG_OFFSET,
     MIN_CAP_RING,
     SECOND_LOOK_AMPLITUDE,
@@ -18,7 +23,9 @@ from napari_restore.destripe.spectral import (
     cap_stripe_wedge,
     correction_stripes,
     finish_plane,
+    keep_level,
     keep_stripe_shaped,
+    level_offset,
     stripe_evidence,
 )
 from napari_restore.models.rescbam_unet import ResCBAMUNet
@@ -263,3 +270,92 @@ def test_an_untrained_network_is_not_taken_for_stripes(seed):
     assert own.angles and own.amplitude > 5 * SECOND_LOOK_AMPLITUDE  # lines, and strong
     assert own.excess_share < SECOND_LOOK_EXCESS / 2
     np.testing.assert_array_equal(destripe(clean, random_net, device="cpu"), clean)
+
+
+@pytest.mark.parametrize("drift", [1.07, 0.94])
+def test_level_step_gives_the_unstriped_majority_its_intensity_back(drift):
+    """A correction that removed the stripes but moved the whole plane's level: the level
+    step divides the drift out, and the stripes stay removed."""
+    clean = cells(seed=3)
+    striped = with_stripes(clean, seed=4).astype(np.float32)
+    drifted = (clean * drift).astype(np.float32)
+    assert level_offset(drifted, striped) == pytest.approx(np.log(drift), abs=0.004)
+    kept = keep_level(drifted, striped)
+    assert kept.dtype == np.float32 and kept.shape == clean.shape
+    rows = np.abs(striped / clean - 1).max(axis=1) < 1e-3  # rows that no stripe touches
+    assert rows.sum() > 0.3 * len(rows)
+    ratio = kept[rows] / striped[rows]
+    assert abs(float(np.median(ratio)) - 1) < 0.005  # the unstriped rows are as they were
+    assert float(np.mean(np.abs(kept - clean))) < 0.1 * float(np.mean(np.abs(striped - clean)))
+    # A pure gain: zero stays zero, the correction's shape is kept.
+    dark = drifted.copy()
+    dark[:5] = 0
+    assert np.all(keep_level(dark, striped)[:5] == 0)
+    np.testing.assert_allclose(
+        kept / drifted, np.full_like(kept, kept[0, 0] / drifted[0, 0]), rtol=1e-5
+    )
+
+
+def test_level_step_leaves_a_level_correction_alone():
+    """When the unstriped majority is already unchanged, the level step changes nothing."""
+    clean = cells(seed=5)
+    striped = with_stripes(clean, seed=6).astype(np.float32)
+    assert abs(level_offset(clean, striped)) < LEVEL_BIN
+    np.testing.assert_allclose(keep_level(clean, striped), clean, rtol=LEVEL_BIN)
+    # A plane the correction leaves exactly as it is: offset 0, output = input.
+    assert level_offset(striped, striped) == 0.0
+    np.testing.assert_array_equal(keep_level(striped, striped), striped)
+
+
+def test_finish_plane_applies_the_level_step_last():
+    clean = cells(seed=6)
+    striped = with_stripes(clean, seed=7).astype(np.float32)
+    wedge = stripe_evidence(striped)
+    drifted = (clean * 1.08).astype(np.float32)
+    with_level = finish_plane(drifted, striped, wedge)
+    without = finish_plane(drifted, striped, wedge, level=False)
+    assert with_level is not None and without is not None
+    gain = with_level / without
+    np.testing.assert_allclose(gain, np.full_like(gain, float(np.median(gain))), rtol=1e-5)
+    assert float(np.median(gain)) == pytest.approx(1 / 1.08, abs=0.005)
+
+
+def test_builtin_model_keeps_the_level_of_unstriped_rows():
+    """The shipped network on unseen widefield nuclei with sparse attenuation stripes: the rows
+    that no stripe touches keep their intensity within half a percent."""
+    clean = load_sample("nuclei").astype(np.float32)
+    striped = with_stripes(clean, seed=11, depth=0.4).astype(np.float32)
+    out = destripe(striped, "builtin", device="cpu", output_dtype="float32")
+    rows = np.abs(striped / np.maximum(clean, 1e-6) - 1).max(axis=1) < 1e-3
+    bright = clean > np.median(clean)
+    sel = rows[:, None] & bright
+    assert sel.sum() > 1000
+    assert abs(float(np.median(out[sel] / striped[sel])) - 1) < 0.005
+    # ... and the stripes are corrected: closer to the truth than the input.
+    assert float(np.mean(np.abs(out - clean))) < 0.75 * float(np.mean(np.abs(striped - clean)))
+
+
+def test_faint_evidence_and_a_faint_correction_are_not_levelled():
+    """A plane whose stripe wedge barely stands out and whose network correction is a plain
+    drift (no stripe removed) has nothing to level against: the level step leaves it alone.
+    With clear evidence the same plane is levelled: a single gain on the finished plane."""
+    clean = cells(seed=8)
+    striped = with_stripes(clean, seed=9).astype(np.float32)
+    wedge = stripe_evidence(striped)
+    assert wedge.excess >= LEVEL_MIN_EVIDENCE * wedge.expected  # clear evidence
+    drift = (striped * 1.05).astype(np.float32)  # a correction that only drifts
+    assert correction_stripes(drift, striped).amplitude < LEVEL_MIN_AMPLITUDE
+    unlevelled = finish_plane(drift, striped, wedge, level=False)
+    levelled = finish_plane(drift, striped, wedge)
+    assert unlevelled is not None and levelled is not None
+    gain = levelled / unlevelled
+    np.testing.assert_allclose(gain, np.exp(-level_offset(unlevelled, striped)), rtol=1e-5)
+    assert abs(float(np.median(gain)) - 1) > 1e-3
+    faint = dataclasses.replace(wedge, excess=1.5 * wedge.expected)
+    left = finish_plane(drift, striped, faint)
+    np.testing.assert_array_equal(left, finish_plane(drift, striped, faint, level=False))
+    # The same faint evidence with a correction that removed the stripes: levelled.
+    assert correction_stripes(clean, striped).amplitude >= LEVEL_MIN_AMPLITUDE
+    out = finish_plane(clean, striped, faint)
+    gain = out / finish_plane(clean, striped, faint, level=False)
+    np.testing.assert_allclose(gain, np.full_like(gain, float(np.median(gain))), rtol=1e-5)
