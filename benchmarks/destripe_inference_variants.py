@@ -17,7 +17,11 @@ stripe models (``project``, ``independent``, ``blind``; multiplicative, the same
 - ``flip average 2 / 4``: the log-corrections of the crop and its mirror images (x; x, y, both)
   averaged (test-time augmentation);
 - ``notch ratio K``: the notch scales down only coefficients above K times their angular
-  neighbours' power (``cap_stripe_wedge(min_ratio=K)``; default 1).
+  neighbours' power (``cap_stripe_wedge(min_ratio=K)``; default 1);
+- ``no level step``: the pipeline without its last step (``spectral.keep_level``, which gives
+  the unstriped majority of a plane its input intensity back), i.e. the network's own level;
+- ``best single gain (oracle)``: the pipeline's output times the one factor per crop (0.85 to
+  1.15) that brings it closest to the truth: how much is left to gain from the level alone.
 
 Also the clean crops that the evidence flags (the others come back bit for bit with every
 variant), and with ``--real`` the stripe meter on the real striped images for the notch ratios
@@ -125,13 +129,21 @@ class Variants:
         return self._apply(x, np.mean(changes, axis=0))
 
 
-def finish(raw: np.ndarray, x: np.ndarray, ratio: float = 1.0) -> np.ndarray:
+def finish(raw: np.ndarray, x: np.ndarray, ratio: float = 1.0, level: bool = True) -> np.ndarray:
     """The pipeline's steps after the network (``spectral.finish_plane``, with this notch
-    ratio)."""
+    ratio, with or without the level step)."""
     from napari_restore.destripe.spectral import finish_plane, stripe_evidence
 
-    out = finish_plane(raw, x, stripe_evidence(x), min_ratio=ratio)
+    out = finish_plane(raw, x, stripe_evidence(x), min_ratio=ratio, level=level)
     return x if out is None else out
+
+
+ORACLE_GAINS = np.exp(np.linspace(-0.15, 0.15, 61))
+
+
+def mean_change(out: np.ndarray, clean: np.ndarray) -> float:
+    """Change of the mean intensity (percent)."""
+    return float(100 * (np.mean(out, dtype=np.float64) / np.mean(clean, dtype=np.float64) - 1))
 
 
 def evaluate(v: Variants, x: np.ndarray, clean: np.ndarray) -> dict[str, float]:
@@ -139,9 +151,12 @@ def evaluate(v: Variants, x: np.ndarray, clean: np.ndarray) -> dict[str, float]:
     from napari_restore.destripe.spectral import stripe_evidence
 
     raw = v.network(x)
+    out = finish(raw, x)
     scores = {
-        "pipeline": bd.fast_psnr(finish(raw, x), clean),
+        "pipeline": bd.fast_psnr(out, clean),
         "network only": bd.fast_psnr(raw, clean),
+        "no level step": bd.fast_psnr(finish(raw, x, level=False), clean),
+        "best single gain (oracle)": max(bd.fast_psnr(out * g, clean) for g in ORACLE_GAINS),
     }
     wedge = stripe_evidence(x)
     turn = wedge.striped and abs(wedge.angles[0]) >= ROTATE_MIN_DEG
@@ -157,7 +172,8 @@ def evaluate(v: Variants, x: np.ndarray, clean: np.ndarray) -> dict[str, float]:
 
 
 def real_images(data_dir: Path, model: str) -> list[dict[str, Any]]:
-    """Stripe meter (log and linear domains) on the real striped images per notch ratio."""
+    """Stripe meter (log and linear domains) on the real striped images per notch ratio, and
+    without the level step."""
     import imageio.v3 as iio
     import tifffile
 
@@ -174,17 +190,26 @@ def real_images(data_dir: Path, model: str) -> list[dict[str, Any]]:
     net = napari_restore.load_destripe_model(model, "cpu")
     defaults = sp.finish_plane.__kwdefaults__  # what destripe() calls after the network
     rows = []
+    settings = [(1.0, True), (1.0, False), *((r, True) for r in RATIOS)]
     try:
-        for ratio in (1.0, *RATIOS):
-            defaults["min_ratio"] = ratio  # the default pipeline, with this notch ratio
+        for ratio, level in settings:
+            # the default pipeline, with this notch ratio and with or without the level step
+            defaults["min_ratio"], defaults["level"] = ratio, level
             for label, img in images.items():
                 out = napari_restore.destripe(img, net, device="cpu", direction="horizontal")
                 for domain in ("log", "linear"):
                     m = measure_stripes(img, out, domain=domain)
-                    rows.append({"ratio": ratio, "image": label, "domain": domain, **m.as_dict()})
-                    print(f"notch ratio {ratio:g} / {label} ({domain}): {m.verdict}", flush=True)
+                    rows.append(
+                        {"ratio": ratio, "level": level, "image": label, "domain": domain}
+                        | m.as_dict()
+                    )
+                    print(
+                        f"notch ratio {ratio:g}, level step {level} / {label} ({domain}): "
+                        f"{m.verdict}",
+                        flush=True,
+                    )
     finally:
-        defaults["min_ratio"] = 1.0
+        defaults["min_ratio"], defaults["level"] = 1.0, True
     return rows
 
 
@@ -216,14 +241,16 @@ def to_markdown(res: dict[str, Any]) -> str:
     if res.get("real"):
         lines += [
             "",
-            "| notch ratio | image | domain | stripes removed | structure changed | median |",
-            "|---|---|---|---|---|---|",
+            "| notch ratio | level step | image | domain | stripes removed | structure changed "
+            "| median |",
+            "|---|---|---|---|---|---|---|",
         ]
         for r in res["real"]:
             removed = r["stripe_removed"]
             removed = "—" if removed is None else f"{100 * removed:.1f} %"
             lines.append(
-                f"| {r['ratio']:g} | {r['image']} | {r['domain']} | {removed} | "
+                f"| {r['ratio']:g} | {'yes' if r.get('level', True) else 'no'} | {r['image']} "
+                f"| {r['domain']} | {removed} | "
                 f"{100 * r['structure_changed']:.2f} % | {100 * r['median_change']:+.1f} % |"
             )
     return "\n".join(lines) + "\n"
@@ -258,7 +285,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     for c in crops:
         if stripe_evidence(c.clean).striped:
             raw = v.network(c.clean)
-            flagged[c.name] = {"pipeline": bd.fast_psnr(finish(raw, c.clean), c.clean)}
+            flagged[c.name] = {
+                "pipeline": bd.fast_psnr(finish(raw, c.clean), c.clean),
+                "no level step": bd.fast_psnr(finish(raw, c.clean, level=False), c.clean),
+                "pipeline, mean change %": mean_change(finish(raw, c.clean), c.clean),
+                "no level step, mean change %": mean_change(
+                    finish(raw, c.clean, level=False), c.clean
+                ),
+            }
             for ratio in RATIOS:
                 flagged[c.name][f"notch ratio {ratio:g}"] = bd.fast_psnr(
                     finish(raw, c.clean, ratio), c.clean
