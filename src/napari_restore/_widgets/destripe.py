@@ -146,7 +146,9 @@ class DestripeWidget(DockContainer):
             tooltip="After the network, keep only the stripe-shaped part of its correction "
             "(what it changed along other directions is dropped), then bring the stripe "
             "direction of the spectrum down to the level of the neighbouring directions where "
-            "the input shows stripes: removes fine, long stripes the network leaves.",
+            "the input shows stripes: removes fine, long stripes the network leaves. Last, "
+            "the plane's unstriped majority gets its input intensity back (the network's own "
+            "level drift is divided out).",
         )
         self.adapt = CheckBox(
             text="adapt the model to this image first",

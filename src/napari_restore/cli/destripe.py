@@ -125,7 +125,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="skip the spectral clean-up after the network (by default only the "
         "stripe-shaped part of the network's correction is kept, and the stripe wedge of the "
-        "spectrum is brought down to its neighbours' level where the input shows stripes)",
+        "spectrum is brought down to its neighbours' level where the input shows stripes, and "
+        "the plane's unstriped majority keeps its input intensity)",
     )
     p.add_argument(
         "--adapt",

@@ -503,7 +503,8 @@ def destripe_progress(
         the spectrum around the input's stripe angles, in the log domain), then scale the
         stripe wedge down to its neighbours' level on the rings where the input shows stripes
         (default; drops what the network changed at other orientations and removes fine long
-        stripes it leaves; see :mod:`napari_restore.destripe.spectral`).
+        stripes it leaves), then give the plane's unstriped majority its input intensity back
+        (the level step; see :mod:`napari_restore.destripe.spectral`).
     adapt_steps : int
         Adapt the network to this image first: a fine-tune of this many steps on the image's
         own destriped planes with fresh random stripes (:mod:`napari_restore.destripe.adapt`;
