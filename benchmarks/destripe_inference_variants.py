@@ -20,6 +20,8 @@ stripe models (``project``, ``independent``, ``blind``; multiplicative, the same
   neighbours' power (``cap_stripe_wedge(min_ratio=K)``; default 1);
 - ``no level step``: the pipeline without its last step (``spectral.keep_level``, which gives
   the unstriped majority of a plane its input intensity back), i.e. the network's own level;
+- ``level step without its guard``: the level step on every plane the pipeline changes, also
+  those with weak stripe evidence and a faint network correction;
 - ``best single gain (oracle)``: the pipeline's output times the one factor per crop (0.85 to
   1.15) that brings it closest to the truth: how much is left to gain from the level alone.
 
@@ -138,6 +140,14 @@ def finish(raw: np.ndarray, x: np.ndarray, ratio: float = 1.0, level: bool = Tru
     return x if out is None else out
 
 
+def finish_unguarded(raw: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """The pipeline with the level step on every plane it changes (no guard)."""
+    from napari_restore.destripe.spectral import keep_level
+
+    out = finish(raw, x, level=False)
+    return out if out is x else keep_level(out, x)
+
+
 ORACLE_GAINS = np.exp(np.linspace(-0.15, 0.15, 61))
 
 
@@ -156,6 +166,7 @@ def evaluate(v: Variants, x: np.ndarray, clean: np.ndarray) -> dict[str, float]:
         "pipeline": bd.fast_psnr(out, clean),
         "network only": bd.fast_psnr(raw, clean),
         "no level step": bd.fast_psnr(finish(raw, x, level=False), clean),
+        "level step without its guard": bd.fast_psnr(finish_unguarded(raw, x), clean),
         "best single gain (oracle)": max(bd.fast_psnr(out * g, clean) for g in ORACLE_GAINS),
     }
     wedge = stripe_evidence(x)
@@ -291,6 +302,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 "pipeline, mean change %": mean_change(finish(raw, c.clean), c.clean),
                 "no level step, mean change %": mean_change(
                     finish(raw, c.clean, level=False), c.clean
+                ),
+                "level step without its guard, mean change %": mean_change(
+                    finish_unguarded(raw, c.clean), c.clean
                 ),
             }
             for ratio in RATIOS:

@@ -297,14 +297,42 @@ def test_level_step_gives_the_unstriped_majority_its_intensity_back(drift):
 
 
 def test_level_step_leaves_a_level_correction_alone():
-    """When the unstriped majority is already unchanged, the level step changes nothing."""
+    """A correction that removes the stripes and leaves everything else exactly as it was has
+    its mode at exactly 0: the level step changes nothing, bit for bit."""
     clean = cells(seed=5)
     striped = with_stripes(clean, seed=6).astype(np.float32)
-    assert abs(level_offset(clean, striped)) < LEVEL_BIN
-    np.testing.assert_allclose(keep_level(clean, striped), clean, rtol=LEVEL_BIN)
+    assert level_offset(clean, striped) == 0.0
+    np.testing.assert_array_equal(keep_level(clean, striped), clean)
     # A plane the correction leaves exactly as it is: offset 0, output = input.
     assert level_offset(striped, striped) == 0.0
     np.testing.assert_array_equal(keep_level(striped, striped), striped)
+
+
+def test_level_is_the_unstriped_majority_not_the_median():
+    """Dense stripes over most of the bright half: the median of the correction is a stripe
+    value, its mode is still the unstriped rows' drift."""
+    clean = cells(seed=12)
+    rows = np.arange(clean.shape[0])
+    depth = 0.1 + 0.3 * (rows % 5 > 1) * ((rows * 7919) % 13) / 12  # 3 rows in 5 striped
+    striped = (clean * (1 - depth)[:, None]).astype(np.float32)
+    drifted = (clean * 1.04).astype(np.float32)
+    values = np.log(drifted / striped)[striped > np.median(striped)]
+    assert abs(float(np.median(values)) - np.log(1.04)) > 0.05  # the median is a stripe value
+    expected = np.log(1.04) - np.log(1 - 0.1)  # the rows with the smallest attenuation
+    assert level_offset(drifted, striped) == pytest.approx(expected, abs=LEVEL_BIN)
+
+
+def test_level_needs_enough_bright_pixels():
+    """Too few pixels above the median and the log offset: not levelled (offset 0)."""
+    plane = np.zeros((64, 64), np.float32)
+    plane[:4, :4] = 1.0  # 16 bright pixels
+    assert level_offset(plane * 1.2, plane) == 0.0
+    np.testing.assert_array_equal(keep_level(plane * 1.2, plane), plane * 1.2)
+    # Integer inputs are read as intensities like floats.
+    clean = (cells(seed=13) * 1000).astype(np.uint16)
+    assert level_offset(clean.astype(np.float32) * 1.03, clean) == pytest.approx(
+        np.log(1.03), abs=LEVEL_BIN
+    )
 
 
 def test_finish_plane_applies_the_level_step_last():
@@ -336,26 +364,45 @@ def test_builtin_model_keeps_the_level_of_unstriped_rows():
 
 
 def test_faint_evidence_and_a_faint_correction_are_not_levelled():
-    """A plane whose stripe wedge barely stands out and whose network correction is a plain
-    drift (no stripe removed) has nothing to level against: the level step leaves it alone.
-    With clear evidence the same plane is levelled: a single gain on the finished plane."""
+    """A plane whose stripe wedge barely stands out and whose network correction removes no
+    stripe (a plain drift) has nothing to level against: the level step leaves it alone. With
+    clear evidence, or with a correction that does remove the stripes, it is levelled."""
     clean = cells(seed=8)
     striped = with_stripes(clean, seed=9).astype(np.float32)
     wedge = stripe_evidence(striped)
     assert wedge.excess >= LEVEL_MIN_EVIDENCE * wedge.expected  # clear evidence
+    removed = (clean * 1.05).astype(np.float32)  # stripes removed, level drifted by 5 %
+
+    def levelled(wedge_used) -> bool:
+        """Whether finish_plane divided the level out of ``removed``'s finished plane."""
+        plain = finish_plane(removed, striped, wedge_used, level=False)
+        offset = level_offset(plain, striped)
+        assert offset > 0.01  # there is a drift to divide out
+        out = finish_plane(removed, striped, wedge_used)
+        return bool(np.allclose(out, plain * np.exp(-offset), rtol=1e-5))
+
+    assert levelled(wedge)
+    faint = dataclasses.replace(wedge, excess=1.5 * wedge.expected)
     drift = (striped * 1.05).astype(np.float32)  # a correction that only drifts
     assert correction_stripes(drift, striped).amplitude < LEVEL_MIN_AMPLITUDE
-    unlevelled = finish_plane(drift, striped, wedge, level=False)
-    levelled = finish_plane(drift, striped, wedge)
-    assert unlevelled is not None and levelled is not None
-    gain = levelled / unlevelled
-    np.testing.assert_allclose(gain, np.exp(-level_offset(unlevelled, striped)), rtol=1e-5)
-    assert abs(float(np.median(gain)) - 1) > 1e-3
-    faint = dataclasses.replace(wedge, excess=1.5 * wedge.expected)
     left = finish_plane(drift, striped, faint)
     np.testing.assert_array_equal(left, finish_plane(drift, striped, faint, level=False))
     # The same faint evidence with a correction that removed the stripes: levelled.
-    assert correction_stripes(clean, striped).amplitude >= LEVEL_MIN_AMPLITUDE
-    out = finish_plane(clean, striped, faint)
-    gain = out / finish_plane(clean, striped, faint, level=False)
+    assert correction_stripes(removed, striped).amplitude >= LEVEL_MIN_AMPLITUDE
+    assert levelled(faint)
+
+
+def test_second_look_planes_are_levelled_too():
+    """A plane whose stripes only the second look finds gets the level step as well: a
+    correction that removed them and drifted by 6 % comes back at the input's level."""
+    clean = fibres()
+    striped = with_stripes(clean, seed=7, depth=0.3).astype(np.float32)
+    wedge = stripe_evidence(striped)
+    assert not wedge.striped
+    drifted = (clean * 1.06).astype(np.float32)
+    unlevelled = finish_plane(drifted, striped, wedge, level=False)
+    levelled = finish_plane(drifted, striped, wedge)
+    assert unlevelled is not None and levelled is not None
+    gain = levelled / unlevelled
     np.testing.assert_allclose(gain, np.full_like(gain, float(np.median(gain))), rtol=1e-5)
+    assert float(np.median(gain)) == pytest.approx(1 / 1.06, abs=0.005)

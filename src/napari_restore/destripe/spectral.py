@@ -93,13 +93,16 @@ SECOND_LOOK_AMPLITUDE = 0.02
 # in a histogram of bins this wide (log units, about 0.4 %), smoothed over this many bins.
 LEVEL_BIN = 0.004
 LEVEL_SMOOTH_BINS = 1.5
-# ... only on planes with stripes to level against: the input's stripe wedge holds at least
-# this multiple of its angular neighbours' power, or the network's correction has a
-# stripe-band amplitude of at least this (log units, a 1 % modulation). The detection
-# thresholds are low so that faint tilted stripes count; what they flag with neither is mostly
-# the plane's own anisotropic content (2 of the 16 clean held-out crops: wedges of 2.2 x,
-# corrections of 0.3 %), where levelling against the notch's small changes moved the mean of
-# a sparse clean light-sheet crop by +1.5 % (-0.7 % without).
+# ... from at least this many pixels (fewer: the plane is not levelled).
+LEVEL_MIN_PIXELS = 256
+# ... only on planes with stripes to level against: the input's stripe wedge stands above its
+# angular neighbours' power by at least this multiple of that power (its excess), or the
+# network's correction has a stripe-band amplitude of at least this (log units, a 1 %
+# modulation). The detection thresholds are low so that faint tilted stripes count; what they
+# flag with neither is mostly the plane's own anisotropic content (2 of the 16 clean held-out
+# crops: excesses of 2.2 x, corrections of 0.3 %), where levelling against the notch's small
+# changes moved the mean of a sparse clean light-sheet crop from -1.0 % to +1.2 %
+# (benchmarks/destripe_inference_variants.py, row "level step without its guard").
 LEVEL_MIN_EVIDENCE = 2.5
 LEVEL_MIN_AMPLITUDE = 0.01
 
@@ -387,27 +390,30 @@ def level_offset(restored: np.ndarray, input_plane: np.ndarray) -> float:
     -------
     float
         The mode of ``log(restored / input)`` over the pixels above the input's median and
-        above the log domain's offset ``eps`` (1 % of its range; dimmer pixels are mostly
-        noise), where ``restored`` is positive: a histogram of :data:`LEVEL_BIN`-wide bins
-        between the 1st and 99th percentiles, Gaussian-smoothed over
-        :data:`LEVEL_SMOOTH_BINS` bins; the median when that range is narrower than one bin.
-        0 for a plane without such pixels.
+        above the log domain's offset ``eps`` (:func:`napari_restore.stripe_meter.log_offset`:
+        1 % of the 1st-99.9th percentile range plus the plane's negative part; dimmer pixels
+        are mostly noise), where ``restored`` is positive: the peak of a histogram of
+        :data:`LEVEL_BIN`-wide bins centred on multiples of the bin width (so that an
+        unchanged majority reads exactly 0), Gaussian-smoothed over :data:`LEVEL_SMOOTH_BINS`
+        bins, between the values' 1st and 99th percentiles; their median when that range is
+        narrower than one bin. 0 when fewer than :data:`LEVEL_MIN_PIXELS` pixels qualify.
     """
     from scipy.ndimage import gaussian_filter1d
 
     x = np.asarray(input_plane, dtype=np.float32)
     z = np.asarray(restored, dtype=np.float32)
     sel = (x > np.median(x)) & (x > _log_offset(x)) & (z > 0)
-    if not sel.any():
+    if np.count_nonzero(sel) < LEVEL_MIN_PIXELS:
         return 0.0
     values = np.log(z[sel] / x[sel])
     lo, hi = (float(v) for v in np.percentile(values, [1, 99]))
     if hi - lo < LEVEL_BIN:
         return float(np.median(values))
-    edges = np.arange(lo, hi + LEVEL_BIN, LEVEL_BIN)
+    first, last = (int(np.floor(v / LEVEL_BIN + 0.5)) for v in (lo, hi))
+    edges = (np.arange(first, last + 2) - 0.5) * LEVEL_BIN
     counts = np.histogram(values, edges)[0].astype(np.float64)
     peak = int(np.argmax(gaussian_filter1d(counts, LEVEL_SMOOTH_BINS)))
-    return float(0.5 * (edges[peak] + edges[peak + 1]))
+    return float((first + peak) * LEVEL_BIN)
 
 
 def keep_level(restored: np.ndarray, input_plane: np.ndarray) -> np.ndarray:
@@ -473,8 +479,8 @@ def finish_plane(
 
     A plane that is changed then gets its unstriped majority's intensity back
     (:func:`keep_level`; ``level=False`` leaves the network's level), unless its stripe
-    evidence is weak (under :data:`LEVEL_MIN_EVIDENCE` x the neighbours' power) and the
-    network's correction of it faint (under :data:`LEVEL_MIN_AMPLITUDE`).
+    evidence is weak (a wedge excess under :data:`LEVEL_MIN_EVIDENCE` x the neighbours' power)
+    and the network's correction of it faint (under :data:`LEVEL_MIN_AMPLITUDE`).
 
     Parameters
     ----------
@@ -516,6 +522,7 @@ __all__ = [
     "LEVEL_BIN",
     "LEVEL_MIN_AMPLITUDE",
     "LEVEL_MIN_EVIDENCE",
+    "LEVEL_MIN_PIXELS",
     "LEVEL_SMOOTH_BINS",
     "LOG_OFFSET",
     "MIN_CAP_EDGE",
