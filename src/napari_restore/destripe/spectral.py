@@ -101,7 +101,7 @@ LEVEL_MIN_PIXELS = 256
 # modulation). The detection thresholds are low so that faint tilted stripes count; what they
 # flag with neither is mostly the plane's own anisotropic content (2 of the 16 clean held-out
 # crops: excesses of 2.2 x, corrections of 0.3 %), where levelling against the notch's small
-# changes moved the mean of a sparse clean light-sheet crop from -1.0 % to +1.2 %
+# changes moved the mean of a sparse clean light-sheet crop from -1.0 % to +1.0 %
 # (benchmarks/destripe_inference_variants.py, row "level step without its guard").
 LEVEL_MIN_EVIDENCE = 2.5
 LEVEL_MIN_AMPLITUDE = 0.01
