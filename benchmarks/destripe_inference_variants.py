@@ -56,14 +56,17 @@ PADS = (32, 128)
 RATIOS = (2.0, 4.0, 9.0)
 
 
-def striped_sets(crops: list[bd.Crop]) -> dict[tuple[str, str], list[np.ndarray]]:
-    """The striped crops of every stripe model and type, seeded as in ``bench_destripe.py``."""
+def striped_sets(
+    crops: list[bd.Crop], mode: str = "multiplicative"
+) -> dict[tuple[str, str], list[np.ndarray]]:
+    """The striped crops of every stripe model and type in one mode, seeded as in
+    ``bench_destripe.py``."""
     seeds = {
         kind: [bd.crop_seed(2024, ti, ci) for ci in range(len(crops))]
         for ti, kind in enumerate(bd.STRIPE_TYPES)
     }
     return {
-        (gen, kind): bd.striped_crops(crops, gen, kind, "multiplicative", seeds[kind])
+        (gen, kind): bd.striped_crops(crops, gen, kind, mode, seeds[kind])
         for gen in bd.GENERATORS
         for kind in bd.STRIPE_TYPES
     }

@@ -6,12 +6,14 @@ the stripes of all three stripe models (the nine multiplicative sets of ``bench_
 (bar 2: >= 45 dB and |mean change| <= 1 % on every clean crop) and the log-domain stripe meter
 on the real striped images (bar 3: SPIM and both SmartSPIM images). No peers: their rows are in
 ``results/destripe_heldout_cpu/{project,independent,blind}/``. About 30 s per model on one CPU
-thread; run the full benchmarks on the one that is chosen.
+thread; run the full benchmarks on the one that is chosen. ``--additive`` adds the nine
+additive sets (the same crops and seeds, ``bench_destripe.py --modes additive``), reported
+beside the shipping means, not in them.
 
 Usage (project venv)::
 
     PYTHONPATH=src python benchmarks/screen_destripe_models.py --data-dir ../shared/data \
-        builtin runs/P5_step12807.safetensors ... [--json out.json]
+        builtin runs/P5_step12807.safetensors ... [--additive] [--json out.json]
 """
 
 from __future__ import annotations
@@ -46,8 +48,11 @@ def real_images(data_dir: Path) -> dict[str, np.ndarray]:
     }
 
 
-def screen(model: str, crops: list[bd.Crop], sets: dict, real: dict) -> dict[str, Any]:
-    """Set means, clean check and real-image meter of one model."""
+def screen(
+    model: str, crops: list[bd.Crop], sets: dict, real: dict, additive: dict | None = None
+) -> dict[str, Any]:
+    """Set means, clean check and real-image meter of one model (and the additive sets'
+    means, when given)."""
     from napari_restore import destripe, load_destripe_model
     from napari_restore.stripe_meter import measure_stripes
 
@@ -56,12 +61,15 @@ def screen(model: str, crops: list[bd.Crop], sets: dict, real: dict) -> dict[str
     def run(x: np.ndarray) -> np.ndarray:
         return destripe(x, model=net, device="cpu", direction="horizontal", output_dtype="input")
 
-    means = {
-        f"{gen} {kind}": float(
-            np.mean([bd.fast_psnr(run(x), c.clean) for x, c in zip(xs, crops, strict=True)])
-        )
-        for (gen, kind), xs in sets.items()
-    }
+    def set_means(striped: dict) -> dict[str, float]:
+        return {
+            f"{gen} {kind}": float(
+                np.mean([bd.fast_psnr(run(x), c.clean) for x, c in zip(xs, crops, strict=True)])
+            )
+            for (gen, kind), xs in striped.items()
+        }
+
+    means = set_means(sets)
     clean = []
     for c in crops:
         y = np.clip(run(c.clean), 0, 1)
@@ -74,7 +82,11 @@ def screen(model: str, crops: list[bd.Crop], sets: dict, real: dict) -> dict[str
         removed = 100 * m.stripe_removed if m.stripe_removed is not None else float("nan")
         meter[name] = [removed, 100 * m.structure_changed, 100 * m.median_change]
     values = list(means.values())
-    return {
+    extra = {}
+    if additive is not None:
+        extra["additive_means"] = set_means(additive)
+        extra["mean_additive"] = float(np.mean(list(extra["additive_means"].values())))
+    return extra | {
         "means": means,
         "mean_simulator_independent": float(np.mean(values[:6])),
         "mean_blind": float(np.mean(values[6:])),
@@ -97,6 +109,7 @@ def line(name: str, r: dict[str, Any]) -> str:
         f"{r['clean_within_bar2']}/16 ({r['clean_worst_psnr']:.1f} dB, "
         f"{r['clean_largest_change_pct']:.2f} %) | {spim[0]:.1f} % / {spim[1]:.2f} % / "
         f"{spim[2]:+.1f} % | {smart:.0f} % |"
+        + (f" {r['mean_additive']:.2f} |" if "mean_additive" in r else "")
     )
 
 
@@ -106,22 +119,25 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("models", nargs="+", help="builtin or model files")
     ap.add_argument("--data-dir", type=Path, default=Path(__file__).parents[2] / "shared/data")
     ap.add_argument("--json", type=Path, default=None)
+    ap.add_argument("--additive", action="store_true", help="also the nine additive sets")
     args = ap.parse_args(argv)
     import torch
 
     torch.set_num_threads(1)
     crops = bd.load_heldout(args.data_dir)
     sets, real = striped_sets(crops), real_images(args.data_dir)
+    additive = striped_sets(crops, "additive") if args.additive else None
     print(
         "| model | " + " / ".join(f"{g[0]}{k[0]}" for g, k in sets) + " (dB) | mean "
         "sim + ind | mean blind | clean crops within bar 2 (worst) | SPIM log: removed / "
         "structure / median | SmartSPIM log removed (lower) |"
+        + (" mean of the nine additive sets |" if additive else "")
     )
-    print("|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|" + ("---|" if additive else ""))
     out = {}
     for model in args.models:
         t0 = time.perf_counter()
-        out[model] = screen(model, crops, sets, real)
+        out[model] = screen(model, crops, sets, real, additive)
         out[model]["seconds"] = time.perf_counter() - t0
         print(line(Path(model).stem, out[model]), flush=True)
         if args.json is not None:
