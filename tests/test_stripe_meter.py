@@ -294,3 +294,47 @@ def test_log_domain_reads_exact_removal_of_attenuation_stripes_as_stripes_only(c
     assert measure_stripes(shadowed, shadowed, domain="log").stripe_removed == pytest.approx(0)
     blurred = measure_stripes(shadowed, ndimage.gaussian_filter(shadowed, 2.0), domain="log")
     assert blurred.structure_changed > max(0.01, 4 * log.structure_changed)
+
+
+def coarse_and_fine(shape=(256, 256)) -> tuple[np.ndarray, np.ndarray]:
+    """Stripes at the sample's scale (a sinusoid across y of a quarter of the plane's period:
+    ring 4) and fine ones (period 9 px)."""
+    y = np.arange(shape[0], dtype=float)[:, None] * np.ones(shape[1])[None]
+    coarse = 120.0 * np.sin(2 * np.pi * y / (shape[0] / 4))
+    fine = 40.0 * np.sin(2 * np.pi * y / 9.0)
+    return coarse, fine
+
+
+def test_fine_stripes_are_told_apart_from_the_sample_scale(rng):
+    clean = cells(rng, (256, 256))
+    coarse, fine = coarse_and_fine(clean.shape)
+    # Only the fine stripes are removed: the whole reads low, the fine part complete.
+    m = measure_stripes(clean + coarse + fine, clean + coarse)
+    assert m.coarse_share > 0.5
+    # (not 1: the content's own fluctuations on the stripe rings count in both images)
+    assert m.fine_stripe_removed > 0.95
+    assert m.stripe_removed < 0.25  # the coarse stripes, most of the energy, are still there
+    assert m.verdict.startswith(
+        f"stripes reduced by {round(100 * m.stripe_removed)} % (finer than 1/8 of the image: "
+        f"{round(100 * m.fine_stripe_removed)} %), structure changed 0 %"
+    )
+    assert m.as_dict()["fine_stripe_removed"] == pytest.approx(m.fine_stripe_removed)
+    assert stripe_rows("in", "out", m)[0]["fine_stripe_removed_pct"] > 95
+    # Only the coarse ones are removed: the fine part reads as left in place.
+    left = measure_stripes(clean + coarse + fine, clean + fine)
+    assert left.fine_stripe_removed < 0.05 and left.stripe_removed > 0.5
+    assert "(finer than 1/8 of the image: " in left.verdict
+    # Everything removed: no note, the two agree.
+    whole = measure_stripes(clean + coarse + fine, clean)
+    assert whole.stripe_removed > 0.95 and whole.fine_stripe_removed > 0.95
+    assert "finer than" not in whole.verdict
+
+
+def test_fine_stripes_alone_have_no_coarse_share(clean, striped):
+    tilted = clean + tilted_stripes(clean.shape, 8.0)
+    m = measure_stripes(tilted, clean)
+    assert m.coarse_share < 0.05
+    assert m.fine_stripe_removed == pytest.approx(m.stripe_removed, abs=0.02)
+    stack = measure_stripes(np.stack([tilted, striped]), np.stack([clean, clean]))
+    assert stack.per_plane["fine_stripe_removed"].shape == (2,)
+    assert (stack.per_plane["fine_stripe_removed"] > 0.9).all()
