@@ -29,6 +29,7 @@ import json
 import math
 import os
 import platform
+import textwrap
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -400,8 +401,8 @@ def figure(outputs: dict[str, Any], rows: list[dict[str, Any]], path: Path) -> N
 
     verdicts: dict[tuple[str, str], list[str]] = {}
     for r in rows:  # one line per meter domain
-        if r["domain"] == "linear":
-            line = r["verdict"]
+        if r["domain"] == "linear":  # wrapped: the fine-stripe clause makes it too wide
+            line = "\n".join(textwrap.wrap(r["verdict"], 60))
         else:  # short, so that the titles of neighbouring panels do not overlap
             removed = "—" if r["stripe_removed"] is None else f"{100 * r['stripe_removed']:.0f} %"
             line = f"log domain: {removed} removed, {100 * r['structure_changed']:.2g} % structure"
