@@ -57,8 +57,23 @@ correction brightens; batches made by seven worker processes (``--data-workers``
         --batch-size 16 --data-workers 7 --device cuda --minutes 4.5 --snapshots \
         --checkpoint-minutes 1.6 --no-eval --out runs/G
 
-The shipped model is its snapshot at step 11050 (``runs/G_step11050``; the run went on to step
+Phase 3's model was its snapshot at step 11050 (``runs/G_step11050``; the run went on to step
 12877), chosen with the other GPU candidates as ``docs/model-card-destripe.md`` tells.
+
+Phase 4 (2026-12-02, CPU, the shipped model): phase 3's model fine-tuned with absorber shadows,
+tilted stripes twice as often and half the learning rate of the other CPU fine-tunes, then the
+mean of its weights at step 12067 and phase 3's (WiSE-FT), chosen by the rule in
+``benchmarks/results/destripe_heldout_cpu/finetune_tilted/README.md`` (``runs/phase3``: the
+``pretrained/destripe_default`` files of git history before phase 4)::
+
+    python scripts/train_destripe_model.py ../shared/data --corpus \
+        --init runs/phase3.safetensors --lr 5e-5 \
+        --bright-fraction 0.5 --clean-fraction 0.25 --shadow-fraction 0.5 \
+        --mix regular=1 gaussian=1 tilted=2 --modes multiplicative --patch-size 256 \
+        --batch-size 4 --val-patches 16 --val-every 500 --threads 1 --seed 7 --steps 3000 \
+        --minutes 58 --snapshots --checkpoint-minutes 14 --no-eval --out runs/P12
+    python scripts/average_destripe_models.py runs/W runs/phase3.safetensors \
+        runs/P12_step12067.safetensors
 
 Fine-tuning on the whole corpus (``--corpus``: ``train/`` minus whole validation sources, see
 :data:`VALIDATION_SOURCES`) from a trained model (``--init``: its weights and step count, a
