@@ -9,14 +9,26 @@ the whole procedure (no statistics to recompute).
 Usage, from the repository root::
 
     python scripts/average_destripe_models.py OUT CKPT1 CKPT2 ... [--overwrite]
+        [--phase PHASE.json [--evaluate DATA_DIR]]
 
 The metadata of the last file is kept (training settings, steps), with the averaged files and
-their steps added under ``weight_average``. All files must hold the same architecture.
+their steps added under ``weight_average``. All files must hold the same architecture. Listing
+a file twice weighs it twice (WiSE-FT, Wortsman et al., CVPR 2022: the shipped model and a
+fine-tuned snapshot, ``alpha`` = the snapshot's share).
+
+A shipping candidate is a new *phase* of the shipped model: with ``--phase`` the metadata of the
+first file (the shipped model, which holds the history) is kept instead, and the JSON object in
+``PHASE.json`` (data, settings, command, device, minutes, selection, screen numbers) is
+appended to its ``training_phases``; ``steps`` and ``minutes`` follow the phase (its
+``steps`` ``[first, last]`` and ``minutes``). ``--evaluate DATA_DIR`` re-runs the training
+script's held-out evaluation on the averaged weights (CPU) and stores it as ``evaluation``, so
+that the shipped JSON is made by one command.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -47,20 +59,71 @@ def average(paths: list[Path]) -> tuple[dict, dict]:
     return mean, meta
 
 
+def as_phase(meta: dict, base: dict, phase: dict) -> dict:
+    """The base model's metadata with ``phase`` appended to its training phases (see the
+    module docstring); the averaged files stay under ``weight_average``."""
+    for key in ("steps", "command", "device"):
+        if key not in phase:
+            sys.exit(f"the phase record needs {key!r} (and should say data, settings, minutes)")
+    out = dict(base)
+    out["training_phases"] = [*base.get("training_phases", []), phase]
+    steps = phase["steps"]
+    out["steps"] = int(steps[-1] if isinstance(steps, list) else steps)
+    if "minutes" in phase and "minutes" in base:
+        out["minutes"] = round(float(base["minutes"]) + float(phase["minutes"]), 1)
+    weights = dict(meta["weight_average"])
+    shares = {f: weights["files"].count(f) / len(weights["files"]) for f in weights["files"]}
+    weights["shares"] = shares
+    out["weight_average"] = weights
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("out", type=Path, help="model to write (no suffix, or .safetensors)")
     p.add_argument("models", type=Path, nargs="+", help="model files of one run")
     p.add_argument("--overwrite", action="store_true")
+    p.add_argument(
+        "--phase", type=Path, help="JSON object: record the average as a new training phase"
+    )
+    p.add_argument(
+        "--evaluate",
+        type=Path,
+        metavar="DATA_DIR",
+        help="with --phase: re-run the held-out evaluation of scripts/train_destripe_model.py",
+    )
     args = p.parse_args(argv)
+    if args.evaluate and not args.phase:
+        sys.exit("--evaluate records the evaluation of a phase; pass --phase too")
     if not args.overwrite and any(f.exists() for f in model_paths(args.out)):
         sys.exit(f"{args.out} exists; pass --overwrite to replace it")
+    phase = None
+    if args.phase:
+        phase = json.loads(args.phase.read_text(encoding="utf-8"))
+        if not isinstance(phase, dict):
+            sys.exit(f"{args.phase} must hold one JSON object (the phase record)")
     state, meta = average(args.models)
+    if phase is not None:
+        meta = as_phase(meta, load_model_file(args.models[0], task="destripe")[1], phase)
+        if args.evaluate:
+            meta["evaluation"] = evaluate_weights(state, meta, args.evaluate)
     path = save_model_file(args.out, state, meta)
     print(
         f"wrote {path}: mean of {len(args.models)} models, steps {meta['weight_average']['steps']}"
     )
     return 0
+
+
+def evaluate_weights(state: dict, meta: dict, data: Path) -> dict:
+    """The training script's held-out evaluation of the averaged weights, on the CPU."""
+    from napari_restore.models import build_model
+
+    sys.path.insert(0, str(ROOT / "scripts"))
+    from train_destripe_model import evaluate
+
+    net = build_model(meta["architecture"])
+    net.load_state_dict(state)
+    return evaluate(net.eval(), data, "cpu")
 
 
 if __name__ == "__main__":
