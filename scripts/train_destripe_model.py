@@ -75,6 +75,10 @@ mean of its weights at step 12067 and phase 3's (WiSE-FT), chosen by the rule in
     python scripts/average_destripe_models.py runs/W runs/phase3.safetensors \
         runs/P12_step12067.safetensors
 
+(the shipped JSON's phase record was added by hand then; a new phase is recorded by the same
+command with ``--phase phase5.json --evaluate ../shared/data``, which keeps the shipped model's
+history, appends the record and re-runs the held-out evaluation).
+
 Fine-tuning on the whole corpus (``--corpus``: ``train/`` minus whole validation sources, see
 :data:`VALIDATION_SOURCES`) from a trained model (``--init``: its weights and step count, a
 fresh optimizer, a cosine warm restart over ``--steps`` more steps), with stripe-free patches::
