@@ -38,6 +38,7 @@ sys.path.insert(0, str(ROOT / "src"))
 from napari_restore.engine.model_files import (  # noqa: E402
     load_model_file,
     model_paths,
+    read_model_metadata,
     save_model_file,
 )
 
@@ -59,12 +60,20 @@ def average(paths: list[Path]) -> tuple[dict, dict]:
     return mean, meta
 
 
-def as_phase(meta: dict, base: dict, phase: dict) -> dict:
-    """The base model's metadata with ``phase`` appended to its training phases (see the
-    module docstring); the averaged files stay under ``weight_average``."""
+def read_phase(path: Path) -> dict:
+    """The phase record in ``path``, checked before any weights are read."""
+    phase = json.loads(path.read_text(encoding="utf-8"))
+    if not isinstance(phase, dict):
+        sys.exit(f"{path} must hold one JSON object (the phase record)")
     for key in ("steps", "command", "device"):
         if key not in phase:
             sys.exit(f"the phase record needs {key!r} (and should say data, settings, minutes)")
+    return phase
+
+
+def as_phase(meta: dict, base: dict, phase: dict) -> dict:
+    """The base model's metadata with ``phase`` appended to its training phases (see the
+    module docstring); the averaged files stay under ``weight_average``."""
     out = dict(base)
     out["training_phases"] = [*base.get("training_phases", []), phase]
     steps = phase["steps"]
@@ -97,14 +106,10 @@ def main(argv: list[str] | None = None) -> int:
         sys.exit("--evaluate records the evaluation of a phase; pass --phase too")
     if not args.overwrite and any(f.exists() for f in model_paths(args.out)):
         sys.exit(f"{args.out} exists; pass --overwrite to replace it")
-    phase = None
-    if args.phase:
-        phase = json.loads(args.phase.read_text(encoding="utf-8"))
-        if not isinstance(phase, dict):
-            sys.exit(f"{args.phase} must hold one JSON object (the phase record)")
+    phase = read_phase(args.phase) if args.phase else None
     state, meta = average(args.models)
     if phase is not None:
-        meta = as_phase(meta, load_model_file(args.models[0], task="destripe")[1], phase)
+        meta = as_phase(meta, read_model_metadata(args.models[0], task="destripe"), phase)
         if args.evaluate:
             meta["evaluation"] = evaluate_weights(state, meta, args.evaluate)
     path = save_model_file(args.out, state, meta)
