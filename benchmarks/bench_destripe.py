@@ -120,7 +120,10 @@ class Ours:
         self.module, meta = load_destripe_model(spec, device)
         self.load_seconds = time.perf_counter() - t0
         self.metadata = _jsonable(meta)
-        self.model_arg: Any = self.module
+        # The network with its metadata, as the CLI and the dock pass it: a bare module would
+        # lose the training config, which per-image adaptation draws its stripes from (before
+        # 2026-12-02 the adapted rows were measured with the default sampler by this slip).
+        self.model_arg: Any = (self.module, meta)
         self.load_subtracted = 0.0
         probe = np.zeros((64, 64), np.float32)
         try:
@@ -163,7 +166,9 @@ class Ours:
             "tile": show(self.tile),
             "overlap": show(self.overlap),
             "batch_size": show(self.batch_size),
-            "model_passed_as": "loaded module" if self.model_arg is self.module else "spec",
+            "model_passed_as": (
+                "spec" if self.model_arg == self.spec else "loaded module with its metadata"
+            ),
             "api_flags": dict(self.api_flags),
             "load_seconds": self.load_seconds,
             "load_seconds_subtracted_per_call": self.load_subtracted,
