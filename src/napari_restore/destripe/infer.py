@@ -283,11 +283,10 @@ class _Job:
     amp: bool
     only_striped: bool = True
     cleanup: bool = True
-    #: Stripe modes, kind weights and shares of brightening and shadow fields the model was
-    #: trained with (adaptation draws its stripes the same way).
+    #: Stripe modes, kind weights and share of absorber shadows the model was trained with
+    #: (adaptation draws its stripes the same way, but never brightening fields).
     modes: tuple[str, ...] = ("multiplicative",)
     mix: Any = (1.0, 1.0, 1.0)
-    bright_fraction: float = 0.0
     shadow_fraction: float = 0.0
 
 
@@ -329,7 +328,6 @@ def _prepare(
         bool(cleanup),
         tuple(trained.get("modes", ("multiplicative",))),
         trained.get("stripe_mix", (1.0, 1.0, 1.0)),
-        float(trained.get("bright_fraction", 0.0)),
         float(trained.get("shadow_fraction", 0.0)),
     )
 
@@ -379,7 +377,6 @@ def _adapted(image: Any, job: _Job, steps: int) -> ProgressGenerator[_Job]:
         steps,
         modes=job.modes,
         mix=job.mix,
-        bright_fraction=job.bright_fraction,
         shadow_fraction=job.shadow_fraction,
         amp=job.amp,
     )
