@@ -172,7 +172,7 @@ def test_planes_found_by_the_second_look_are_adapted_to():
 
 def test_adaptation_draws_stripes_as_trained_but_never_brightening(striped, tmp_path):
     # Adaptation draws its stripes in the modes, kind weights and shadow share recorded in the
-    # model file, but never brightening fields (with them the real SPIM image came out 11 %
+    # model file, but never brightening fields (with them the real SPIM image came out 13 %
     # darker): the recorded brightening share makes no difference, the others do.
     config = DestripeTrainConfig(
         steps=0,
