@@ -252,6 +252,7 @@ def config_from_args(args: argparse.Namespace, steps: int) -> DestripeTrainConfi
         clean_fraction=args.clean_fraction or 0.0,
         bright_fraction=args.bright_fraction or 0.0,
         shadow_fraction=args.shadow_fraction or 0.0,
+        shadow_profiles=args.shadow_profiles or "classic",
         **({"stripe_mix": parse_mix(args.mix)} if args.mix else {}),
         vgg_weights=str(args.vgg_weights) if args.vgg_weights else None,
     )
@@ -449,6 +450,13 @@ def main(argv: list[str] | None = None) -> int:
         "(0; resume: kept unless given)",
     )
     p.add_argument(
+        "--shadow-profiles",
+        choices=("classic", "varied"),
+        default=None,
+        help="cross-sections of the absorber shadows: Gaussian or flat-topped (classic), or also "
+        "generalised-Gaussian, lopsided and haloed (varied; classic; resume: kept unless given)",
+    )
+    p.add_argument(
         "--mix",
         nargs="+",
         metavar="KIND=W",
@@ -520,6 +528,7 @@ def main(argv: list[str] | None = None) -> int:
             "clean_fraction": args.clean_fraction or 0.0,
             "bright_fraction": args.bright_fraction or 0.0,
             "shadow_fraction": args.shadow_fraction or 0.0,
+            "shadow_profiles": args.shadow_profiles or "classic",
             **({"stripe_mix": parse_mix(args.mix)} if args.mix else {}),
             "val_patches": args.val_patches,
             "val_every": args.val_every,
@@ -541,6 +550,8 @@ def main(argv: list[str] | None = None) -> int:
             more["bright_fraction"] = args.bright_fraction
         if args.shadow_fraction is not None:
             more["shadow_fraction"] = args.shadow_fraction
+        if args.shadow_profiles is not None:
+            more["shadow_profiles"] = args.shadow_profiles
         if args.mix:
             more["stripe_mix"] = parse_mix(args.mix)
         if args.steps is not None:

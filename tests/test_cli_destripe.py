@@ -106,13 +106,15 @@ def test_perceptual_weight_without_vgg_weights(files, capsys, monkeypatch):
         ("clean_fraction", "0.25", "1.5"),
         ("bright_fraction", "0.5", "1"),
         ("shadow_fraction", "0.5", "1"),
+        ("shadow_profiles", "varied", "round"),
     ],
 )
 def test_training_shares_are_recorded_and_checked(files, capsys, name, good, bad):
     flag = "--" + name.replace("_", "-")
     assert train(files, flag, good, "-o", str(files / "m")) == 0
     meta = json.loads((files / "m.json").read_text())
-    assert meta["training"]["config"][name] == float(good)
+    recorded = meta["training"]["config"][name]
+    assert recorded == (good if name == "shadow_profiles" else float(good))
     assert train(files, flag, bad, "-o", str(files / "bad")) == 2
     assert name in capsys.readouterr().err
     assert not list(files.glob("bad*"))

@@ -207,6 +207,7 @@ def test_adaptation_draws_stripes_as_trained_but_never_brightening(striped, tmp_
         ("no_shadows", {"shadow_fraction": 0.0}),
         ("additive", {"modes": ["additive"]}),
         ("mix", {"stripe_mix": [0, 0, 1]}),
+        ("varied_profiles", {"shadow_profiles": "varied"}),
     ]:
         other = destripe(image, variant(name, **change), device="cpu", adapt_steps=2)
         assert not np.array_equal(first, other), name

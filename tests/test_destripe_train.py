@@ -18,7 +18,7 @@ from napari_restore.destripe.data import (
     random_degradation,
 )
 from napari_restore.destripe.infer import load_destripe_model
-from napari_restore.destripe.shadows import shadow_field
+from napari_restore.destripe.shadows import _cross_section, shadow_field
 from napari_restore.destripe.train import DestripeTrainConfig, DestripeTrainer
 from napari_restore.errors import RestoreInputError
 
@@ -143,6 +143,56 @@ def test_shadow_fraction_draws_absorber_shadows():
     assert trainer.metadata()["training"]["config"]["shadow_fraction"] == 0.4
     x, y = trainer._pairs(np.random.default_rng(1), trainer.sources, 4)
     assert x.shape == y.shape == (4, 1, 32, 32)
+
+
+def test_varied_shadow_profiles_widen_the_cross_sections():
+    # "classic" is the stream every shipped model was trained on: the default, bit for bit.
+    for seed in range(4):
+        np.testing.assert_array_equal(
+            shadow_field(np.random.default_rng(seed), (64, 96), (0.5, 0.8)),
+            shadow_field(np.random.default_rng(seed), (64, 96), (0.5, 0.8), "classic"),
+        )
+
+    def shapes(varied: bool) -> np.ndarray:
+        # Each cross-section's reach (width at 5 % of the peak over the width at half of it)
+        # and lopsidedness (difference of its two flanks' widths at a fifth of the peak).
+        d = np.arange(-200.0, 200.5, 0.5)
+        rng = np.random.default_rng(0)
+        out = []
+        for _ in range(400):
+            p = _cross_section(rng, d, varied)
+            reach = np.count_nonzero(p > 0.05) / max(1, np.count_nonzero(p > 0.5))
+            top = np.flatnonzero(p > 0.9)
+            centre = (top[0] + top[-1]) // 2  # the middle of a flat top
+            lop = abs(np.count_nonzero(p[:centre] > 0.2) - np.count_nonzero(p[centre:] > 0.2))
+            out.append((reach, lop))
+        return np.array(out, dtype=np.float64)
+
+    classic, varied = shapes(False), shapes(True)
+    # A Gaussian's 5 % width is 2.1 times its half width, a flat top's less (a narrow one
+    # sampled every half pixel up to 3); haloed and long-flanked profiles reach several times
+    # further, and lopsided ones are asymmetric.
+    assert classic[:, 0].max() <= 3 and classic[:, 1].max() <= 2
+    assert (varied[:, 0] > 4).mean() > 0.1 and (varied[:, 1] > 4).mean() > 0.03
+    with pytest.raises(ValueError, match="profiles"):
+        shadow_field(np.random.default_rng(0), (32, 32), (0.5, 0.8), "round")
+    # The trainer draws them when asked and records it.
+    clean = np.full((64, 96), 0.5, np.float32)
+    trainer = DestripeTrainer(
+        [clean * 100 + np.arange(96, dtype=np.float32)],
+        tiny_config(shadow_fraction=0.5, shadow_profiles="varied"),
+    )
+    assert trainer.metadata()["training"]["config"]["shadow_profiles"] == "varied"
+    mix, modes = check_mix((1, 1, 1), ("multiplicative",))
+    differ = 0
+    for seed in range(8):
+        a = random_degradation(np.random.default_rng(seed), clean, mix, modes, shadow_fraction=0.99)
+        b = random_degradation(
+            np.random.default_rng(seed), clean, mix, modes, 0.0, 0.99, shadow_profiles="varied"
+        )
+        assert a.shape == b.shape
+        differ += not np.array_equal(a, b)
+    assert differ >= 4
 
 
 def test_batch_source_feeds_the_training_steps(images):
@@ -346,6 +396,7 @@ def test_perceptual_loss_with_vgg_weights(images, tmp_path, monkeypatch):
         ({"bright_fraction": -0.5}, "bright_fraction"),
         ({"shadow_fraction": 1.0}, "shadow_fraction"),
         ({"shadow_fraction": -0.1}, "shadow_fraction"),
+        ({"shadow_profiles": "round"}, "shadow_profiles"),
     ],
 )
 def test_config_is_validated(changes, match):

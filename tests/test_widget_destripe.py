@@ -189,6 +189,7 @@ def test_train_stop_continue_save_load_and_use_in_destripe(viewer, qtbot, clean,
     trainer_dock.clean_fraction.value = 0.25
     trainer_dock.bright_fraction.value = 0.3
     trainer_dock.shadow_fraction.value = 0.4
+    trainer_dock.shadow_profiles.value = "varied"
     trainer_dock.train_button.clicked.emit()
     qtbot.waitUntil(lambda: steps_shown(trainer_dock) >= 3, timeout=60_000)
     assert trainer_dock.trainer is None, "the worker hands the trainer over only when done"
@@ -199,6 +200,7 @@ def test_train_stop_continue_save_load_and_use_in_destripe(viewer, qtbot, clean,
     assert trainer_dock.trainer.config.clean_fraction == 0.25
     assert trainer_dock.trainer.config.bright_fraction == 0.3
     assert trainer_dock.trainer.config.shadow_fraction == 0.4
+    assert trainer_dock.trainer.config.shadow_profiles == "varied"
     assert trainer_dock.curves.losses["total"][1], "losses were plotted"
     assert set(trainer_dock.curves.losses) == {"total", "mae", "perceptual"}
 

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from magicgui.widgets import (
     CheckBox,
+    ComboBox,
     Container,
     FileEdit,
     FloatSpinBox,
@@ -129,6 +130,13 @@ class TrainDestripeWidget(TrainingDock, DockContainer):
             "stripes that start sharply, trail off, fan out and bend, as real light-sheet "
             "shadows do (the simulator's stripes run through or fade symmetrically).",
         )
+        self.shadow_profiles = ComboBox(
+            label="shadow profiles",
+            choices=["classic", "varied"],
+            value=defaults.shadow_profiles,
+            tooltip="Cross-sections of the absorber shadows: Gaussian or flat-topped (classic), "
+            "or also generalised-Gaussian, lopsided and with a scattering halo (varied).",
+        )
         self.perceptual_weight = FloatSpinBox(
             label="perceptual weight λ",
             value=defaults.perceptual_weight,
@@ -171,6 +179,7 @@ class TrainDestripeWidget(TrainingDock, DockContainer):
                 self.clean_fraction,
                 self.bright_fraction,
                 self.shadow_fraction,
+                self.shadow_profiles,
                 self.perceptual_weight,
                 self.vgg_weights,
                 self.download_vgg,
@@ -235,6 +244,7 @@ class TrainDestripeWidget(TrainingDock, DockContainer):
             clean_fraction=self.clean_fraction.value,
             bright_fraction=self.bright_fraction.value,
             shadow_fraction=self.shadow_fraction.value,
+            shadow_profiles=self.shadow_profiles.value,
             base_channels=self.base_channels.value,
             depth=self.depth.value,
             seed=self.seed.value,

@@ -238,6 +238,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         f"fanned and bent) instead of the simulator's kinds ({_TRAIN.shadow_fraction:g})",
     )
     t.add_argument(
+        "--shadow-profiles",
+        default=None,
+        metavar="{classic,varied}",
+        help="cross-sections of those shadows: Gaussian or flat-topped (classic), or also "
+        f"generalised-Gaussian, lopsided and haloed (varied) ({_TRAIN.shadow_profiles})",
+    )
+    t.add_argument(
         "--base-channels",
         type=_positive_int,
         default=None,
@@ -381,6 +388,7 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
         "clean_fraction": args.clean_fraction,
         "bright_fraction": args.bright_fraction,
         "shadow_fraction": args.shadow_fraction,
+        "shadow_profiles": args.shadow_profiles,
         "base_channels": args.base_channels,
         "depth": args.depth,
         "seed": args.seed,

@@ -11,7 +11,8 @@ the image at hand before it corrects it, without ground truth:
    drawn as random patches of ``y0``, plus a share of unstriped patches ``(y0 -> y0)`` that
    must come back unchanged. It so learns what this image's structures look like under
    stripes, and that they are not stripes. The stripes are drawn as the model was trained
-   (its modes, kind weights and share of absorber shadows) but only darkening: fields that
+   (its modes, kind weights, share of absorber shadows and their cross-sections) but only
+   darkening: fields that
    brighten teach the copy, on this one image, that corrections may darken it: on the real
    SPIM image of the benchmarks the adapted output came out 13 % darker with them, 1.2 %
    without (``benchmarks/results/destripe_real_cpu/``; on the held-out crops the two draws are
@@ -93,6 +94,7 @@ def fine_tune_progress(
     clean_fraction: float = ADAPT_CLEAN_FRACTION,
     bright_fraction: float = 0.0,
     shadow_fraction: float = 0.0,
+    shadow_profiles: str = "classic",
     seed: int = 0,
     amp: bool = True,
 ) -> ProgressGenerator[nn.Module]:
@@ -115,6 +117,8 @@ def fine_tune_progress(
         Share of multiplicative stripe fields that brighten (as in the model's training).
     shadow_fraction : float
         Share of stripe fields drawn as absorber shadows (as in the model's training).
+    shadow_profiles : {"classic", "varied"}
+        Their cross-sections (as in the model's training).
     seed : int
         Seed of the patches and stripes (same seed, same adapted network on the CPU).
     amp : bool
@@ -148,7 +152,14 @@ def fine_tune_progress(
         for step in range(1, steps + 1):
             clean = _patches(rng, targets, batch_size, edge)
             striped = striped_batch(
-                rng, clean, probabilities, modes, clean_fraction, bright_fraction, shadow_fraction
+                rng,
+                clean,
+                probabilities,
+                modes,
+                clean_fraction,
+                bright_fraction,
+                shadow_fraction,
+                shadow_profiles,
             )
             x = torch.from_numpy(striped[:, None]).to(device)
             y = torch.from_numpy(clean[:, None]).to(device)

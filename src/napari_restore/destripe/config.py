@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from napari_restore.destripe.data import check_mix, normalise_mix
+from napari_restore.destripe.shadows import SHADOW_PROFILES
 from napari_restore.engine.trainer import TrainConfig
 from napari_restore.errors import RestoreInputError
 from napari_restore.simulate.stripes import STRIPE_KINDS
@@ -53,6 +54,10 @@ class DestripeTrainConfig(TrainConfig):
         Probability, in [0, 1), that a stripe field is one sheet's absorber shadows (sharp
         onsets that trail off, fanned and bent: :mod:`napari_restore.destripe.shadows`) instead
         of a kind of ``stripe_mix``.
+    shadow_profiles : {"classic", "varied"}
+        Cross-sections of those shadows: Gaussian or flat-topped (``"classic"``), or also
+        generalised-Gaussian, lopsided and haloed ones (``"varied"``;
+        :mod:`napari_restore.destripe.shadows`).
     base_channels, depth : int
         Width of the first level and number of down-sampling levels of the U-Net.
     reduction : int
@@ -102,6 +107,7 @@ class DestripeTrainConfig(TrainConfig):
     clean_fraction: float = 0.0
     bright_fraction: float = 0.0
     shadow_fraction: float = 0.0
+    shadow_profiles: str = "classic"
     base_channels: int = 16
     depth: int = 4
     reduction: int = 16
@@ -167,6 +173,10 @@ class DestripeTrainConfig(TrainConfig):
                 raise RestoreInputError(
                     f"{name}={value!r} must be in [0, 1) (the share of {share})."
                 )
+        if self.shadow_profiles not in SHADOW_PROFILES:
+            raise RestoreInputError(
+                f"shadow_profiles={self.shadow_profiles!r}: one of {', '.join(SHADOW_PROFILES)}."
+            )
         if self.lr_schedule not in ("constant", "cosine"):
             raise RestoreInputError(f"lr_schedule={self.lr_schedule!r}: constant or cosine.")
 

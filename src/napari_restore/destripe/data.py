@@ -184,10 +184,12 @@ def _strength(rng: np.random.Generator, mode: str) -> tuple[tuple[float, float],
     return (a_lo, a_lo + rng.uniform(0.02, 0.25)), str(rng.choice(["dark", "bright", "mixed"]))
 
 
-def _shadows(rng: np.random.Generator, mode: str, shape: tuple[int, ...]) -> np.ndarray:
+def _shadows(
+    rng: np.random.Generator, mode: str, shape: tuple[int, ...], profiles: str = "classic"
+) -> np.ndarray:
     """An absorber-shadow field: attenuation, or a signed additive field of the same shapes."""
     amplitude, polarity = _strength(rng, mode)
-    field = shadow_field(rng, (int(shape[0]), int(shape[1])), amplitude)
+    field = shadow_field(rng, (int(shape[0]), int(shape[1])), amplitude, profiles)
     if mode == "multiplicative":
         return field
     sign = {"dark": -1.0, "bright": 1.0}.get(polarity, float(rng.choice([-1.0, 1.0])))
@@ -252,6 +254,7 @@ def random_degradation(
     modes: Sequence[str],
     bright_fraction: float = 0.0,
     shadow_fraction: float = 0.0,
+    shadow_profiles: str = "classic",
 ) -> np.ndarray:
     """Striped version of a normalised clean patch, with freshly drawn random stripes.
 
@@ -275,6 +278,9 @@ def random_degradation(
         (:func:`~napari_restore.destripe.shadows.shadow_field`: sharp onsets, trailing off,
         fanned and bent) instead of a registered kind of the mix. 0 draws no extra random
         number.
+    shadow_profiles : {"classic", "varied"}
+        Cross-section family of those shadows (:func:`~napari_restore.destripe.shadows.
+        shadow_field`).
 
     Returns
     -------
@@ -288,7 +294,7 @@ def random_degradation(
     kinds, p = list(mix), np.fromiter(mix.values(), dtype=np.float64)
     for _ in range(n_fields):
         if shadow_fraction > 0 and rng.random() < shadow_fraction:
-            field = _shadows(rng, mode, shape)
+            field = _shadows(rng, mode, shape, shadow_profiles)
         else:
             kind = kinds[int(rng.choice(len(kinds), p=p))]
             field = stripe_plane(shape, random_stripe_params(rng, kind, mode, shape), rng)
@@ -309,9 +315,11 @@ def striped_batch(
     clean_fraction: float = 0.0,
     bright_fraction: float = 0.0,
     shadow_fraction: float = 0.0,
+    shadow_profiles: str = "classic",
 ) -> np.ndarray:
     """Each patch of ``clean`` (``(N, H, W)``) with fresh random stripes
-    (:func:`random_degradation`, ``bright_fraction`` and ``shadow_fraction`` passed on), or
+    (:func:`random_degradation`, ``bright_fraction``, ``shadow_fraction`` and ``shadow_profiles``
+    passed on), or
     left as it is with
     probability ``clean_fraction``.
 
@@ -322,7 +330,9 @@ def striped_batch(
         [
             c
             if clean_fraction > 0 and rng.random() < clean_fraction
-            else random_degradation(rng, c, mix, modes, bright_fraction, shadow_fraction)
+            else random_degradation(
+                rng, c, mix, modes, bright_fraction, shadow_fraction, shadow_profiles
+            )
             for c in clean
         ]
     )

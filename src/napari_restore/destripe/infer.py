@@ -283,11 +283,13 @@ class _Job:
     amp: bool
     only_striped: bool = True
     cleanup: bool = True
-    #: Stripe modes, kind weights and share of absorber shadows the model was trained with
-    #: (adaptation draws its stripes the same way, but never brightening fields).
+    #: Stripe modes, kind weights, share of absorber shadows and their cross-sections the
+    #: model was trained with (adaptation draws its stripes the same way, but never brightening
+    #: fields).
     modes: tuple[str, ...] = ("multiplicative",)
     mix: Any = (1.0, 1.0, 1.0)
     shadow_fraction: float = 0.0
+    shadow_profiles: str = "classic"
 
 
 def _prepare(
@@ -329,6 +331,7 @@ def _prepare(
         tuple(trained.get("modes", ("multiplicative",))),
         trained.get("stripe_mix", (1.0, 1.0, 1.0)),
         float(trained.get("shadow_fraction", 0.0)),
+        str(trained.get("shadow_profiles", "classic")),
     )
 
 
@@ -378,6 +381,7 @@ def _adapted(image: Any, job: _Job, steps: int) -> ProgressGenerator[_Job]:
         modes=job.modes,
         mix=job.mix,
         shadow_fraction=job.shadow_fraction,
+        shadow_profiles=job.shadow_profiles,
         amp=job.amp,
     )
     return dataclasses.replace(job, net=tuned)

@@ -203,6 +203,7 @@ class DestripeTrainer(Trainer):
             cfg.clean_fraction,
             cfg.bright_fraction,
             cfg.shadow_fraction,
+            cfg.shadow_profiles,
         )
         return striped[:, None], clean[:, None]
 
