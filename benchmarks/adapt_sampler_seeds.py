@@ -13,7 +13,10 @@ because one seed's crop-to-crop spread is several dB:
   model's modes (what the benchmark measured before 2026-12-02);
 - ``as trained, seed S``: adapted with the stripe shares recorded in the model's metadata;
 - ``no brightening, seed S``: the same without brightening fields (kinds and shadow share as
-  trained; what adaptation draws since 2026-12-02).
+  trained; what adaptation draws since 2026-12-02);
+- ``varied profiles, seed S``: the same with the shadows' ``"varied"`` cross-sections
+  (generalised-Gaussian, lopsided, haloed; ``napari_restore.destripe.shadows``), which the
+  built-in model was not trained on.
 
 Usage (project venv; about 50 CPU minutes for the four default sets, one torch thread; run
 one process per set list to use both cores)::
@@ -75,6 +78,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         },
     }
     draws["no brightening"] = {**draws["as trained"], "bright_fraction": 0.0}
+    draws["varied profiles"] = {**draws["no brightening"], "shadow_profiles": "varied"}
     draws = {k: draws[k] for k in args.draws.split(",")}
 
     def pipeline(x: np.ndarray, model: torch.nn.Module) -> np.ndarray:
