@@ -22,7 +22,9 @@
 # shadows 0.5, classic profiles; brightening fields 0.5; tilted stripes twice as often) is the
 # only one whose snapshots, averaged with the shipped weights, kept the real SPIM image's level;
 # higher rates, varied shadow profiles and additive stripes lifted or darkened it. On a GPU
-# the same recipe gets about thirty times the patches of a CPU run, so it is run at two rates
+# the same recipe sees several times the patches of an 80-minute CPU run (about 5000) in 5
+# minutes (2026-11-30: two runs side by side, 7 data workers each, made about 650 steps of 16
+# a minute each; three runs with 4 workers each will make fewer), so it is run at two rates
 # with snapshots (SNAPSHOTS=1.5 recommended), for WiSE-FT averages with the shipped weights
 # (scripts/average_destripe_models.py) to be screened afterwards on the CPU
 # (benchmarks/screen_destripe_models.py --additive, which also runs the real-image meter):
