@@ -16,6 +16,10 @@ stripe models (``project``, ``independent``, ``blind``; multiplicative, the same
   borders of one-tile planes), cropped back;
 - ``flip average 2 / 4``: the log-corrections of the crop and its mirror images (x; x, y, both)
   averaged (test-time augmentation);
+- ``network twice``: the network once more on its own output (stripes it only weakened);
+- ``half scale first`` / ``half scale after``: the network's log-correction of a 2x2-binned
+  copy (wide stripes look like the training sampler's narrower ones there), upsampled and
+  applied before / after the full-scale pass;
 - ``notch ratio K``: the notch scales down only coefficients above K times their angular
   neighbours' power (``cap_stripe_wedge(min_ratio=K)``; default 1);
 - ``no level step``: the pipeline without its last step (``spectral.keep_level``, which gives
@@ -133,6 +137,22 @@ class Variants:
             changes.append(self._log_change(x, self.network(x[f])[f]))
         return self._apply(x, np.mean(changes, axis=0))
 
+    def half_scale(self, x: np.ndarray) -> np.ndarray:
+        """The network's log-correction of ``x`` binned 2x2, upsampled to ``x``'s shape."""
+        from scipy import ndimage as ndi
+
+        h, w = (x.shape[0] // 2) * 2, (x.shape[1] // 2) * 2
+        small = x[:h, :w].reshape(h // 2, 2, w // 2, 2).mean(axis=(1, 3), dtype=np.float32)
+        change = self._log_change(small, self.network(small))
+        up = ndi.zoom(change, (x.shape[0] / small.shape[0], x.shape[1] / small.shape[1]), order=1)
+        return up[: x.shape[0], : x.shape[1]]
+
+    def coarse_fine(self, x: np.ndarray, first: np.ndarray, coarse_first: bool) -> np.ndarray:
+        """The half-scale correction applied before, or after, the full-scale pass."""
+        if coarse_first:
+            return self.network(self._apply(x, self.half_scale(x)))
+        return self._apply(first, self.half_scale(first))
+
 
 def finish(raw: np.ndarray, x: np.ndarray, ratio: float = 1.0, level: bool = True) -> np.ndarray:
     """The pipeline's steps after the network (``spectral.finish_plane``, with this notch
@@ -180,6 +200,9 @@ def evaluate(v: Variants, x: np.ndarray, clean: np.ndarray) -> dict[str, float]:
         scores[f"reflect pad {pad}"] = bd.fast_psnr(finish(v.padded(x, pad), x), clean)
     for n in (2, 4):
         scores[f"flip average {n}"] = bd.fast_psnr(finish(v.flipped(x, raw, n), x), clean)
+    scores["network twice"] = bd.fast_psnr(finish(v.network(raw), x), clean)
+    for coarse_first, name in ((True, "half scale first"), (False, "half scale after")):
+        scores[name] = bd.fast_psnr(finish(v.coarse_fine(x, raw, coarse_first), x), clean)
     for ratio in RATIOS:
         scores[f"notch ratio {ratio:g}"] = bd.fast_psnr(finish(raw, x, ratio), clean)
     return scores
@@ -310,6 +333,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                     finish_unguarded(raw, c.clean), c.clean
                 ),
             }
+            flagged[c.name]["network twice"] = bd.fast_psnr(
+                finish(v.network(raw), c.clean), c.clean
+            )
             for ratio in RATIOS:
                 flagged[c.name][f"notch ratio {ratio:g}"] = bd.fast_psnr(
                     finish(raw, c.clean, ratio), c.clean
