@@ -253,6 +253,7 @@ def config_from_args(args: argparse.Namespace, steps: int) -> DestripeTrainConfi
         bright_fraction=args.bright_fraction or 0.0,
         shadow_fraction=args.shadow_fraction or 0.0,
         shadow_profiles=args.shadow_profiles or "classic",
+        level_weight=args.level_weight or 0.0,
         **({"stripe_mix": parse_mix(args.mix)} if args.mix else {}),
         vgg_weights=str(args.vgg_weights) if args.vgg_weights else None,
     )
@@ -457,6 +458,13 @@ def main(argv: list[str] | None = None) -> int:
         "generalised-Gaussian, lopsided and haloed (varied; classic; resume: kept unless given)",
     )
     p.add_argument(
+        "--level-weight",
+        type=float,
+        default=None,
+        help="weight of the loss term on the mean of the pixels the stripes left unchanged "
+        "(0; resume: kept unless given)",
+    )
+    p.add_argument(
         "--mix",
         nargs="+",
         metavar="KIND=W",
@@ -529,6 +537,7 @@ def main(argv: list[str] | None = None) -> int:
             "bright_fraction": args.bright_fraction or 0.0,
             "shadow_fraction": args.shadow_fraction or 0.0,
             "shadow_profiles": args.shadow_profiles or "classic",
+            "level_weight": args.level_weight or 0.0,
             **({"stripe_mix": parse_mix(args.mix)} if args.mix else {}),
             "val_patches": args.val_patches,
             "val_every": args.val_every,
@@ -552,6 +561,8 @@ def main(argv: list[str] | None = None) -> int:
             more["shadow_fraction"] = args.shadow_fraction
         if args.shadow_profiles is not None:
             more["shadow_profiles"] = args.shadow_profiles
+        if args.level_weight is not None:
+            more["level_weight"] = args.level_weight
         if args.mix:
             more["stripe_mix"] = parse_mix(args.mix)
         if args.steps is not None:

@@ -19,7 +19,11 @@ from napari_restore.destripe.data import (
 )
 from napari_restore.destripe.infer import load_destripe_model
 from napari_restore.destripe.shadows import _cross_section, shadow_field
-from napari_restore.destripe.train import DestripeTrainConfig, DestripeTrainer
+from napari_restore.destripe.train import (
+    DestripeTrainConfig,
+    DestripeTrainer,
+    stripe_free_level_error,
+)
 from napari_restore.errors import RestoreInputError
 
 
@@ -253,8 +257,9 @@ def test_progress_reports(images):
     assert [p.step for p in reports] == [1, 2, 3, 4]
     assert all(p.total == 4 and p.stage == "train" for p in reports)
     for p in reports:
-        assert set(p.losses) == {"total", "mae", "perceptual"}
+        assert set(p.losses) == {"total", "mae", "perceptual", "level"}
         assert p.losses["perceptual"] == 0.0
+        assert p.losses["level"] == 0.0  # level_weight 0: the term is not computed
         assert p.losses["total"] == pytest.approx(p.losses["mae"])
     # Validation every 3 steps and at the end; previews every 2 steps and at the end.
     assert [bool(p.metrics) for p in reports] == [False, False, True, True]
@@ -387,6 +392,8 @@ def test_perceptual_loss_with_vgg_weights(images, tmp_path, monkeypatch):
         ({"modes": ()}, "modes"),
         ({"patch_size": 8}, "patch_size"),
         ({"perceptual_weight": -1.0}, "perceptual_weight"),
+        ({"level_weight": -0.5}, "level_weight"),
+        ({"level_weight": float("nan")}, "level_weight"),
         ({"learning_rate": 0.0}, "learning_rate"),
         ({"lr_schedule": "step"}, "lr_schedule"),
         ({"batch_size": 0}, "batch_size"),
@@ -472,3 +479,44 @@ def test_slow_steps_are_validated_by_time_with_the_same_losses(images):
     assert [bool(p.metrics) for p in plain] == [False, False, False, True]  # at the end only
     assert all(p.metrics and p.preview is not None for p in timed)
     assert [p.losses for p in timed] == [p.losses for p in plain]
+
+
+def test_level_error_measures_the_mean_of_unstriped_pixels():
+    clean = torch.rand(2, 1, 16, 16) + 0.5
+    striped = clean.clone()
+    striped[0, :, :4] *= 0.5  # patch 0: four striped rows; patch 1: no stripes
+    # A uniform +0.1 everywhere: the level of the unstriped pixels is off by 0.1 in both patches.
+    assert stripe_free_level_error(clean + 0.1, striped, clean).item() == pytest.approx(0.1)
+    # Changes on the striped rows alone are the MAE's business, not this term's.
+    pred = clean.clone()
+    pred[0, :, :4] += 1.0
+    assert stripe_free_level_error(pred, striped, clean).item() == pytest.approx(0.0, abs=1e-6)
+    # Changes of both signs that cancel in the mean cost nothing; of one sign, their mean.
+    pred = clean.clone()
+    pred[1, :, :8] += 0.2
+    pred[1, :, 8:] -= 0.2
+    assert stripe_free_level_error(pred, striped, clean).item() == pytest.approx(0.0, abs=1e-6)
+    # A patch striped everywhere has no level to keep.
+    assert stripe_free_level_error(clean, clean * 0.5, clean) is None
+
+
+def test_level_weight_trains_and_is_recorded(images, tmp_path):
+    plain = DestripeTrainer(images, tiny_config(clean_fraction=0.5))
+    levelled = DestripeTrainer(images, tiny_config(clean_fraction=0.5, level_weight=2.0))
+    plain_reports = list(itertools.islice(plain.train(), 6))
+    level_reports = list(itertools.islice(levelled.train(), 6))
+    # The same pairs and initial weights: the first step's loss differs by the level term.
+    first_plain, first_level = plain.history[0], levelled.history[0]
+    assert plain.history[0]["level"] == 0.0
+    assert first_level["level"] > 0.0
+    assert first_level["loss"] == pytest.approx(
+        first_plain["loss"] + 2.0 * first_level["level"], rel=1e-5
+    )
+    assert len(plain_reports) == len(level_reports) == 6
+    path = levelled.save(tmp_path / "level")
+    meta = json.loads(path.with_suffix(".json").read_text())
+    assert meta["training"]["config"]["level_weight"] == 2.0
+    assert "level_weight" in meta["training"]["loss"]
+    # Resuming keeps the setting.
+    resumed = DestripeTrainer.resume(path, images)
+    assert resumed.config.level_weight == 2.0

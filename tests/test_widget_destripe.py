@@ -190,6 +190,7 @@ def test_train_stop_continue_save_load_and_use_in_destripe(viewer, qtbot, clean,
     trainer_dock.bright_fraction.value = 0.3
     trainer_dock.shadow_fraction.value = 0.4
     trainer_dock.shadow_profiles.value = "varied"
+    trainer_dock.level_weight.value = 1.5
     trainer_dock.train_button.clicked.emit()
     qtbot.waitUntil(lambda: steps_shown(trainer_dock) >= 3, timeout=60_000)
     assert trainer_dock.trainer is None, "the worker hands the trainer over only when done"
@@ -202,7 +203,9 @@ def test_train_stop_continue_save_load_and_use_in_destripe(viewer, qtbot, clean,
     assert trainer_dock.trainer.config.shadow_fraction == 0.4
     assert trainer_dock.trainer.config.shadow_profiles == "varied"
     assert trainer_dock.curves.losses["total"][1], "losses were plotted"
-    assert set(trainer_dock.curves.losses) == {"total", "mae", "perceptual"}
+    assert trainer_dock.trainer.config.level_weight == 1.5
+    assert set(trainer_dock.curves.losses) == {"total", "mae", "perceptual", "level"}
+    assert any(trainer_dock.curves.losses["level"][1]), "the level term was plotted"
 
     trainer_dock.steps.value = stopped_at + 4
     trainer_dock.train_button.clicked.emit()
@@ -222,9 +225,11 @@ def test_train_stop_continue_save_load_and_use_in_destripe(viewer, qtbot, clean,
     assert path.exists() and "saved" in trainer_dock.status.value
     trainer_dock.new_button.clicked.emit()
     assert trainer_dock.trainer is None
+    trainer_dock.level_weight.value = 0.0
     trainer_dock.load_path.value = path
     trainer_dock.load_button.clicked.emit()
     assert trainer_dock.trainer.step == stopped_at + 4
+    assert trainer_dock.level_weight.value == 1.5, "the loaded model's setting is shown"
 
     destripe_dock = open_destripe(viewer)
     session = [c for c in destripe_dock.model.choices if c.startswith("trained here")]

@@ -161,6 +161,7 @@ CURVE_NAMES = {
     "total": "total loss",
     "mae": "mean absolute error",
     "perceptual": "perceptual (VGG-19)",
+    "level": "stripe-free level error",
     "l1": "L1 loss",
     "mse": "squared error",
     "val_psnr": "model output PSNR (dB)",

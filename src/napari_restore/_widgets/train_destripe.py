@@ -146,6 +146,16 @@ class TrainDestripeWidget(TrainingDock, DockContainer):
             tooltip="Loss = MAE + λ·perceptual (VGG-19 relu4_3 features). λ > 0 needs the "
             "ImageNet VGG-19 weights (torch hub cache, a file, or a download).",
         )
+        self.level_weight = FloatSpinBox(
+            label="level weight",
+            value=defaults.level_weight,
+            min=0,
+            max=100,
+            step=0.5,
+            tooltip="Adds level weight × the change of the mean of the pixels the stripes left "
+            "unchanged, per patch: small changes of one sign cost the MAE little per pixel "
+            "but add up to a brightened or darkened image. 0: MAE (and λ·perceptual) only.",
+        )
         self.vgg_weights = FileEdit(label="VGG-19 weights", mode="r", filter="*.pth *.safetensors")
         self.download_vgg = CheckBox(label="download VGG-19 if missing", value=False)
         self.steps = SpinBox(label="steps", value=defaults.steps, min=1, max=10_000_000, step=100)
@@ -181,6 +191,7 @@ class TrainDestripeWidget(TrainingDock, DockContainer):
                 self.shadow_fraction,
                 self.shadow_profiles,
                 self.perceptual_weight,
+                self.level_weight,
                 self.vgg_weights,
                 self.download_vgg,
                 self.learning_rate,
@@ -202,7 +213,7 @@ class TrainDestripeWidget(TrainingDock, DockContainer):
         self.advanced_section.addWidget(advanced.native)
         self.rows.layout().insertWidget(2, self.advanced_section)
         self.curves = TrainingCurves(
-            ("total", "mae", "perceptual"), ("val_psnr", "val_input_psnr"), height=3.2
+            ("total", "mae", "perceptual", "level"), ("val_psnr", "val_input_psnr"), height=3.2
         )
         self.preview = ImagePreview(("input", "output", "target"), height=1.5)
         self.rows.layout().addWidget(self.curves.plot)
@@ -239,6 +250,7 @@ class TrainDestripeWidget(TrainingDock, DockContainer):
             batch_size=self.batch_size.value,
             patch_size=self.patch_size.value,
             perceptual_weight=self.perceptual_weight.value,
+            level_weight=self.level_weight.value,
             stripe_mix={kind: spin.value for kind, spin in self.mix.items()},
             modes=modes,
             clean_fraction=self.clean_fraction.value,
@@ -389,5 +401,6 @@ class TrainDestripeWidget(TrainingDock, DockContainer):
         kwargs = self.trainer.config
         self.base_channels.value, self.depth.value = kwargs.base_channels, kwargs.depth
         self.perceptual_weight.value = kwargs.perceptual_weight
+        self.level_weight.value = kwargs.level_weight
         self.curves.reset()
         self.status.value = f"loaded {Path(path).name} at step {self.trainer.step}"

@@ -176,6 +176,15 @@ def register(sub: argparse._SubParsersAction) -> None:
         f"{_TRAIN.perceptual_weight:g}: MAE only, needs no VGG weights; with --resume: the "
         "model's)",
     )
+    t.add_argument(
+        "--level-weight",
+        type=_non_negative_float,
+        default=None,
+        metavar="W",
+        help="weight of a loss term on the mean of the pixels the stripes left unchanged, "
+        "against brightening or darkening what is not a stripe (default "
+        f"{_TRAIN.level_weight:g}; with --resume: the model's)",
+    )
     # None = not given: the default of DestripeTrainConfig, or the resumed model's setting.
     t.add_argument(
         "--steps",
@@ -380,6 +389,7 @@ def _load_clean(paths: list[Path]) -> list[Any]:
 def _overrides(args: argparse.Namespace) -> dict[str, Any]:
     pairs = {
         "perceptual_weight": args.perceptual_weight,
+        "level_weight": args.level_weight,
         "learning_rate": args.lr,
         "patch_size": args.patch_size,
         "batch_size": args.batch_size,

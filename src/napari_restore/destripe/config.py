@@ -35,6 +35,13 @@ class DestripeTrainConfig(TrainConfig):
         Edge of the square training patches (pixels).
     perceptual_weight : float
         lambda of the VGG-19 perceptual term; 0 (allowed always) trains with MAE alone.
+    level_weight : float
+        Weight of a term on the level of stripe-free pixels: per patch, the absolute
+        difference between the output's and the target's mean over the pixels that the stripes
+        left unchanged (all of a stripe-free patch). The MAE already asks those pixels to stay;
+        this term asks it of their mean, so that small changes of one sign, which cost the MAE
+        little per pixel, cannot add up to a brightened or darkened image. 0 (the default)
+        trains without it.
     stripe_mix : mapping of str to float
         Relative frequency of every stripe kind drawn for training pairs, e.g.
         ``{"regular": 1, "gaussian": 1, "tilted": 1}`` (the default); any registered kind
@@ -100,6 +107,7 @@ class DestripeTrainConfig(TrainConfig):
     batch_size: int = 8
     patch_size: int = 128
     perceptual_weight: float = 0.0
+    level_weight: float = 0.0
     stripe_mix: Mapping[str, float] = field(
         default_factory=lambda: dict.fromkeys(STRIPE_KINDS, 1.0)
     )
@@ -159,6 +167,8 @@ class DestripeTrainConfig(TrainConfig):
             raise RestoreInputError(f"val_seconds={self.val_seconds!r} must be >= 0.")
         if not (math.isfinite(self.learning_rate) and self.learning_rate > 0):
             raise RestoreInputError(f"learning_rate={self.learning_rate!r} must be > 0.")
+        if not (math.isfinite(self.level_weight) and self.level_weight >= 0):
+            raise RestoreInputError(f"level_weight={self.level_weight!r} must be a number >= 0.")
         if not (math.isfinite(self.perceptual_weight) and self.perceptual_weight >= 0):
             raise RestoreInputError(
                 f"perceptual_weight={self.perceptual_weight!r} must be a number >= 0."

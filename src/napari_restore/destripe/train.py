@@ -92,6 +92,40 @@ def _prepare_sources(
     return sources
 
 
+#: Pixels whose striped value is within this fraction of the patch's range of the clean value
+#: count as left unchanged by the stripes (float32 round-off and the clipping of [0, 1] data).
+_UNCHANGED_TOL = 1e-4
+#: Patches with fewer unchanged pixels than this share add nothing to the level term.
+_MIN_UNCHANGED = 0.05
+
+
+def stripe_free_level_error(
+    pred: torch.Tensor, striped: torch.Tensor, clean: torch.Tensor
+) -> torch.Tensor | None:
+    """Mean absolute error of the level of the pixels that the stripes left unchanged.
+
+    Parameters
+    ----------
+    pred, striped, clean : torch.Tensor
+        ``(B, 1, H, W)`` output of the network, its input and the target.
+
+    Returns
+    -------
+    torch.Tensor or None
+        The mean over the patches with at least 5 % unchanged pixels of
+        ``|mean_F(pred) - mean_F(clean)|``, ``F`` those pixels (the whole patch when it has no
+        stripes); None when no patch has enough of them.
+    """
+    span = clean.amax(dim=(1, 2, 3), keepdim=True) - clean.amin(dim=(1, 2, 3), keepdim=True)
+    free = ((striped - clean).abs() <= _UNCHANGED_TOL * span.clamp_min(1e-6)).to(pred.dtype)
+    count = free.sum(dim=(1, 2, 3))
+    keep = count >= _MIN_UNCHANGED * free[0].numel()
+    if not bool(keep.any()):
+        return None
+    diff = ((pred - clean) * free).sum(dim=(1, 2, 3)) / count.clamp_min(1.0)
+    return diff[keep].abs().mean()
+
+
 class DestripeTrainer(Trainer):
     """Trains a :class:`~napari_restore.models.rescbam_unet.ResCBAMUNet` to remove stripes.
 
@@ -253,6 +287,9 @@ class DestripeTrainer(Trainer):
             )
         mae = (pred.float() - yt).abs().mean()
         loss = mae + cfg.perceptual_weight * perceptual.float()
+        level = stripe_free_level_error(pred.float(), xt, yt) if cfg.level_weight else None
+        if level is not None:
+            loss = loss + cfg.level_weight * level
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if cfg.grad_clip:
@@ -264,6 +301,7 @@ class DestripeTrainer(Trainer):
             "loss": float(loss.detach()),
             "mae": float(mae.detach()),
             "perceptual": float(perceptual.detach()),
+            "level": float(level.detach()) if level is not None else 0.0,
             "lr": lr,
             "seconds": time.perf_counter() - started,
         }
@@ -333,7 +371,7 @@ class DestripeTrainer(Trainer):
         """One step; validation every ``val_every`` steps, every ``val_seconds`` and at the end
         of the call, a preview every ``preview_every`` steps and with a validation by time
         (the reports of :meth:`train`: ``losses`` =
-        ``{"total", "mae", "perceptual"}``, ``metrics`` = ``{"val_psnr", "val_ssim",
+        ``{"total", "mae", "perceptual", "level"}``, ``metrics`` = ``{"val_psnr", "val_ssim",
         "val_input_psnr", "val_input_ssim"}`` on validation steps, ``preview`` = ``{"input",
         "output", "target"}`` of validation patch 0)."""
         cfg = self.config
@@ -360,6 +398,7 @@ class DestripeTrainer(Trainer):
                 "total": record["loss"],
                 "mae": record["mae"],
                 "perceptual": record["perceptual"],
+                "level": record["level"],
             },
             metrics=metrics,
             preview=preview,
@@ -388,8 +427,14 @@ class DestripeTrainer(Trainer):
             "training": {
                 "config": cfg.to_dict(),
                 "perceptual_weight": cfg.perceptual_weight,
-                "loss": "MAE + perceptual_weight * mean((phi(y_hat) - phi(y))^2), "
-                "phi = VGG-19 relu4_3 (features.24)",
+                "loss": "MAE + perceptual_weight * mean((phi(y_hat) - phi(y))^2)"
+                + (
+                    " + level_weight * mean over patches of |mean_F(y_hat) - mean_F(y)|, "
+                    "F = the pixels the stripes left unchanged"
+                    if cfg.level_weight
+                    else ""
+                )
+                + ", phi = VGG-19 relu4_3 (features.24)",
                 "optimizer": "Adam",
                 "augmentation": "random patches, flips along x and y, brightness gain "
                 f"{GAIN_RANGE[0]}-{GAIN_RANGE[1]}, fresh random stripes per patch",
