@@ -208,9 +208,11 @@ def test_train_stop_continue_save_load_and_use_in_destripe(viewer, qtbot, clean,
     assert any(trainer_dock.curves.losses["level"][1]), "the level term was plotted"
 
     trainer_dock.steps.value = stopped_at + 4
+    trainer_dock.level_weight.value = 0.5
     trainer_dock.train_button.clicked.emit()
     wait_idle(qtbot, trainer_dock)
     assert trainer_dock.trainer.step == stopped_at + 4, "Train continues the same model"
+    assert trainer_dock.trainer.config.level_weight == 0.5, "with the level weight set now"
     assert "val_psnr" in trainer_dock.curves.metrics
     # The status puts the validation PSNR beside the input's; the legend speaks in words.
     assert " dB (input " in trainer_dock.status.value
@@ -229,7 +231,7 @@ def test_train_stop_continue_save_load_and_use_in_destripe(viewer, qtbot, clean,
     trainer_dock.load_path.value = path
     trainer_dock.load_button.clicked.emit()
     assert trainer_dock.trainer.step == stopped_at + 4
-    assert trainer_dock.level_weight.value == 1.5, "the loaded model's setting is shown"
+    assert trainer_dock.level_weight.value == 0.5, "the loaded model's setting is shown"
 
     destripe_dock = open_destripe(viewer)
     session = [c for c in destripe_dock.model.choices if c.startswith("trained here")]

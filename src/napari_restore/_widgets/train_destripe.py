@@ -2,7 +2,8 @@
 
 Training pairs are made on the fly from the chosen layers with fresh synthetic stripes (the
 three types in the proportions set here). The loss is MAE + λ·perceptual (VGG-19 features); λ is
-the "perceptual weight". Loss curves, validation PSNR/SSIM and a before/after preview update
+the "perceptual weight"; a "level weight" adds a term on the mean of the pixels the stripes left
+unchanged. Loss curves, validation PSNR/SSIM and a before/after preview update
 while it trains; Stop keeps the weights, Train continues, Save/Load write and resume model files.
 """
 
@@ -313,7 +314,9 @@ class TrainDestripeWidget(TrainingDock, DockContainer):
                     raise
             else:
                 trainer.config = trainer.config.replace(
-                    steps=config.steps, learning_rate=config.learning_rate
+                    steps=config.steps,
+                    learning_rate=config.learning_rate,
+                    level_weight=config.level_weight,
                 )
             summary = yield from trainer.train()
             return summary, session_snapshot(trainer)

@@ -162,8 +162,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="train a destriping model on clean images (synthetic stripes on the fly)",
         description="Train a ResCBAM U-Net to remove stripes: random patches of the clean "
         "images get fresh random stripes every step (regular, Gaussian, tilted; additive or "
-        "multiplicative). Loss = MAE + lambda * VGG-19 perceptual loss. Writes MODEL.safetensors "
-        "and MODEL.json.",
+        "multiplicative). Loss = MAE + lambda * VGG-19 perceptual loss (+ W * the level error "
+        "of the stripe-free pixels with --level-weight W). Writes MODEL.safetensors and "
+        "MODEL.json.",
     )
     t.add_argument("clean", type=Path, nargs="+", help="clean images or stacks (TIFF, PNG ...)")
     t.add_argument("-o", "--output", type=Path, required=True, help="model file to write")
@@ -462,7 +463,13 @@ def run_train(args: argparse.Namespace) -> int:
         try:
             for p in gen:
                 bar.update(p.step - bar.n)
-                post.update({k: f"{v:.4g}" for k, v in p.losses.items() if k != "perceptual" or v})
+                post.update(
+                    {
+                        k: f"{v:.4g}"
+                        for k, v in p.losses.items()
+                        if k not in ("perceptual", "level") or v
+                    }
+                )
                 if "val_psnr" in p.metrics:
                     post["val_psnr"] = f"{p.metrics['val_psnr']:.2f}"
                 bar.set_postfix(post, refresh=False)

@@ -38,7 +38,8 @@ class DestripeTrainConfig(TrainConfig):
     level_weight : float
         Weight of a term on the level of stripe-free pixels: per patch, the absolute
         difference between the output's and the target's mean over the pixels that the stripes
-        left unchanged (all of a stripe-free patch). The MAE already asks those pixels to stay;
+        left unchanged (all of a stripe-free patch), averaged over the patches of which at
+        least 5 % are such pixels. The MAE already asks those pixels to stay;
         this term asks it of their mean, so that small changes of one sign, which cost the MAE
         little per pixel, cannot add up to a brightened or darkened image. 0 (the default)
         trains without it.

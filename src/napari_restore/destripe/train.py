@@ -5,10 +5,12 @@ of a clean image, flipped at random (flips along x and y keep stripes horizontal
 rotations would not, so there are none), given a random brightness gain, and degraded by fresh
 random stripes (:mod:`napari_restore.destripe.data`). The loss is
 
-    L = MAE(y_hat, y) + lambda * mean((phi(y_hat) - phi(y))**2)
+    L = MAE(y_hat, y) + lambda * mean((phi(y_hat) - phi(y))**2) [+ w * level error]
 
 with phi the frozen VGG-19 relu4_3 features (:mod:`napari_restore.models.vgg`); lambda = 0
-trains with the MAE alone and needs no VGG weights.
+trains with the MAE alone and needs no VGG weights. The optional level term (``level_weight``
+w, :func:`stripe_free_level_error`) asks the mean of the pixels that the stripes left unchanged
+to stay.
 
 :meth:`DestripeTrainer.train` is a generator: it yields a
 :class:`~napari_restore.core.progress.Progress` after every step and returns a summary. The
@@ -114,10 +116,13 @@ def stripe_free_level_error(
     torch.Tensor or None
         The mean over the patches with at least 5 % unchanged pixels of
         ``|mean_F(pred) - mean_F(clean)|``, ``F`` those pixels (the whole patch when it has no
-        stripes); None when no patch has enough of them.
+        stripes); None when no patch has enough of them. The mean is over those patches, not
+        the batch, so a batch with few of them weighs each more (about half of the patches
+        of the built-in model's sampler qualify).
     """
+    pred, striped, clean = pred.float(), striped.float(), clean.float()
     span = clean.amax(dim=(1, 2, 3), keepdim=True) - clean.amin(dim=(1, 2, 3), keepdim=True)
-    free = ((striped - clean).abs() <= _UNCHANGED_TOL * span.clamp_min(1e-6)).to(pred.dtype)
+    free = ((striped - clean).abs() <= _UNCHANGED_TOL * span.clamp_min(1e-6)).float()
     count = free.sum(dim=(1, 2, 3))
     keep = count >= _MIN_UNCHANGED * free[0].numel()
     if not bool(keep.any()):
