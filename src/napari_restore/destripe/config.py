@@ -168,12 +168,10 @@ class DestripeTrainConfig(TrainConfig):
             raise RestoreInputError(f"val_seconds={self.val_seconds!r} must be >= 0.")
         if not (math.isfinite(self.learning_rate) and self.learning_rate > 0):
             raise RestoreInputError(f"learning_rate={self.learning_rate!r} must be > 0.")
-        if not (math.isfinite(self.level_weight) and self.level_weight >= 0):
-            raise RestoreInputError(f"level_weight={self.level_weight!r} must be a number >= 0.")
-        if not (math.isfinite(self.perceptual_weight) and self.perceptual_weight >= 0):
-            raise RestoreInputError(
-                f"perceptual_weight={self.perceptual_weight!r} must be a number >= 0."
-            )
+        for name in ("perceptual_weight", "level_weight"):  # the loss terms' weights
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value >= 0):
+                raise RestoreInputError(f"{name}={value!r} must be a number >= 0.")
         for name, share in (
             ("clean_fraction", "training patches left without stripes"),
             ("bright_fraction", "multiplicative stripe fields that brighten"),

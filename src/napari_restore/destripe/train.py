@@ -290,9 +290,10 @@ class DestripeTrainer(Trainer):
                 if self.perceptual is not None
                 else torch.zeros((), device=self.device)
             )
-        mae = (pred.float() - yt).abs().mean()
+        pred = pred.float()
+        mae = (pred - yt).abs().mean()
         loss = mae + cfg.perceptual_weight * perceptual.float()
-        level = stripe_free_level_error(pred.float(), xt, yt) if cfg.level_weight else None
+        level = stripe_free_level_error(pred, xt, yt) if cfg.level_weight else None
         if level is not None:
             loss = loss + cfg.level_weight * level
         self.optimizer.zero_grad(set_to_none=True)
