@@ -254,6 +254,7 @@ def config_from_args(args: argparse.Namespace, steps: int) -> DestripeTrainConfi
         shadow_fraction=args.shadow_fraction or 0.0,
         shadow_profiles=args.shadow_profiles or "classic",
         level_weight=args.level_weight or 0.0,
+        pixel_loss=args.pixel_loss or "mae",
         **({"stripe_mix": parse_mix(args.mix)} if args.mix else {}),
         vgg_weights=str(args.vgg_weights) if args.vgg_weights else None,
     )
@@ -465,6 +466,13 @@ def main(argv: list[str] | None = None) -> int:
         "(0; resume: kept unless given)",
     )
     p.add_argument(
+        "--pixel-loss",
+        choices=("mae", "mse"),
+        default=None,
+        help="per-pixel loss term: mean absolute (the paper's) or squared error (mae; resume: "
+        "kept unless given)",
+    )
+    p.add_argument(
         "--mix",
         nargs="+",
         metavar="KIND=W",
@@ -538,6 +546,7 @@ def main(argv: list[str] | None = None) -> int:
             "shadow_fraction": args.shadow_fraction or 0.0,
             "shadow_profiles": args.shadow_profiles or "classic",
             "level_weight": args.level_weight or 0.0,
+            "pixel_loss": args.pixel_loss or "mae",
             **({"stripe_mix": parse_mix(args.mix)} if args.mix else {}),
             "val_patches": args.val_patches,
             "val_every": args.val_every,
@@ -563,6 +572,8 @@ def main(argv: list[str] | None = None) -> int:
             more["shadow_profiles"] = args.shadow_profiles
         if args.level_weight is not None:
             more["level_weight"] = args.level_weight
+        if args.pixel_loss is not None:
+            more["pixel_loss"] = args.pixel_loss
         if args.mix:
             more["stripe_mix"] = parse_mix(args.mix)
         if args.steps is not None:

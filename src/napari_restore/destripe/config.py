@@ -17,6 +17,8 @@ from napari_restore.simulate.stripes import STRIPE_KINDS
 #: Fine-tuning steps of per-image adaptation when it is switched on without a count (about a
 #: minute on two CPU cores; :mod:`napari_restore.destripe.adapt`).
 DEFAULT_ADAPT_STEPS = 40
+#: Per-pixel loss terms of destriping training (:attr:`DestripeTrainConfig.pixel_loss`).
+PIXEL_LOSSES = ("mae", "mse")
 
 
 @dataclass(frozen=True)
@@ -35,6 +37,13 @@ class DestripeTrainConfig(TrainConfig):
         Edge of the square training patches (pixels).
     perceptual_weight : float
         lambda of the VGG-19 perceptual term; 0 (allowed always) trains with MAE alone.
+    pixel_loss : {"mae", "mse"}
+        The per-pixel term: the mean absolute error of the paper (default), or the mean
+        squared error. Where the training pairs leave it ambiguous whether a faint horizontal
+        dip is a stripe or content, the MAE's best answer is the median (no correction at all
+        when a stripe is the less likely reading), the MSE's the mean (a partial correction):
+        a network trained with the MAE and stripe-free patches learns to leave faint stripes
+        alone (``benchmarks/destripe_response.py``).
     level_weight : float
         Weight of a term on the level of stripe-free pixels: per patch, the absolute
         difference between the output's and the target's mean over the pixels that the stripes
@@ -108,6 +117,7 @@ class DestripeTrainConfig(TrainConfig):
     batch_size: int = 8
     patch_size: int = 128
     perceptual_weight: float = 0.0
+    pixel_loss: str = "mae"
     level_weight: float = 0.0
     stripe_mix: Mapping[str, float] = field(
         default_factory=lambda: dict.fromkeys(STRIPE_KINDS, 1.0)
@@ -182,6 +192,10 @@ class DestripeTrainConfig(TrainConfig):
                 raise RestoreInputError(
                     f"{name}={value!r} must be in [0, 1) (the share of {share})."
                 )
+        if self.pixel_loss not in PIXEL_LOSSES:
+            raise RestoreInputError(
+                f"pixel_loss={self.pixel_loss!r}: one of {', '.join(PIXEL_LOSSES)}."
+            )
         if self.shadow_profiles not in SHADOW_PROFILES:
             raise RestoreInputError(
                 f"shadow_profiles={self.shadow_profiles!r}: one of {', '.join(SHADOW_PROFILES)}."

@@ -7,6 +7,8 @@ random stripes (:mod:`napari_restore.destripe.data`). The loss is
 
     L = MAE(y_hat, y) + lambda * mean((phi(y_hat) - phi(y))**2) [+ w * level error]
 
+(or the MSE in place of the MAE, ``pixel_loss="mse"``)
+
 with phi the frozen VGG-19 relu4_3 features (:mod:`napari_restore.models.vgg`); lambda = 0
 trains with the MAE alone and needs no VGG weights. The optional level term (``level_weight``
 w, :func:`stripe_free_level_error`) asks the mean of the pixels that the stripes left unchanged
@@ -291,8 +293,10 @@ class DestripeTrainer(Trainer):
                 else torch.zeros((), device=self.device)
             )
         pred = pred.float()
-        mae = (pred - yt).abs().mean()
-        loss = mae + cfg.perceptual_weight * perceptual.float()
+        error = pred - yt
+        mae = error.abs().mean()  # reported whichever pixel term the loss uses
+        pixel = mae if cfg.pixel_loss == "mae" else error.square().mean()
+        loss = pixel + cfg.perceptual_weight * perceptual.float()
         level = stripe_free_level_error(pred, xt, yt) if cfg.level_weight else None
         if level is not None:
             loss = loss + cfg.level_weight * level
@@ -433,7 +437,8 @@ class DestripeTrainer(Trainer):
             "training": {
                 "config": cfg.to_dict(),
                 "perceptual_weight": cfg.perceptual_weight,
-                "loss": "MAE + perceptual_weight * mean((phi(y_hat) - phi(y))^2)"
+                "loss": ("MAE" if cfg.pixel_loss == "mae" else "MSE")
+                + " + perceptual_weight * mean((phi(y_hat) - phi(y))^2)"
                 + (
                     " + level_weight * mean over patches of |mean_F(y_hat) - mean_F(y)|, "
                     "F = the pixels the stripes left unchanged"
