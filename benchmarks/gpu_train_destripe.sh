@@ -28,7 +28,10 @@
 # the level term and with bands, with snapshots (SNAPSHOTS=1.5 recommended), for WiSE-FT
 # averages with the shipped weights (scripts/average_destripe_models.py) to be screened
 # afterwards on the CPU
-# (benchmarks/screen_destripe_models.py --additive, which also runs the real-image meter):
+# (benchmarks/screen_destripe_models.py --additive, which also runs the real-image meter, and
+# benchmarks/destripe_response.py, the share of single faint stripes the network takes out:
+# the shipped network leaves stripes up to 30 % deep alone, results/destripe_heldout_cpu/response/;
+# a candidate that narrows that dead zone and keeps the clean crops is what bar 1 needs):
 #   F5: the shipped model fine-tuned with phase 4's recipe, lr 5e-5;
 #   L5: as F5 with the loss term on the level of stripe-free pixels (--level-weight 1: on the
 #       CPU it kept clean crops in 19 of 20 candidates against 6 of 12 without it, at the same
