@@ -28,8 +28,6 @@ one process per set list to use both cores)::
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -40,6 +38,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import _destripe_data as bd
+from _results import command_line, load_average, save_results
 from destripe_inference_variants import striped_sets
 
 DEFAULT_SETS = "independent:gaussian,independent:tilted,blind:gaussian,blind:tilted"
@@ -64,7 +63,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     from napari_restore.destripe.infer import load_destripe_model
 
     torch.set_num_threads(1)
-    t0, load0 = time.perf_counter(), [round(a, 2) for a in os.getloadavg()]
+    t0, load0 = time.perf_counter(), load_average()
     crops = bd.load_heldout(args.data_dir)
     net, meta = load_destripe_model("builtin", "cpu")
     trained = meta["training"]["config"]
@@ -111,7 +110,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         means[name] = {k: float(np.mean([r[k] for r in rows])) for k in rows[0]}
         print(name, ", ".join(f"{k} {v:.2f}" for k, v in means[name].items()), flush=True)
     res: dict[str, Any] = {
-        "command": " ".join(["python benchmarks/adapt_sampler_seeds.py", *(argv or sys.argv[1:])]),
+        "command": command_line("adapt_sampler_seeds.py", argv),
         "steps": STEPS,
         "draws": {
             k: {a: list(b) if isinstance(b, tuple) else b for a, b in v.items()}
@@ -123,9 +122,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "means": means,
     }
     res["seconds"] = time.perf_counter() - t0
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "results.json").write_text(json.dumps(res, indent=1) + "\n")
-    (args.out / "results.md").write_text(to_markdown(res))
+    save_results(args.out, res, to_markdown(res))
     return res
 
 

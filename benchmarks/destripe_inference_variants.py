@@ -42,8 +42,6 @@ Usage (project venv; about 3 minutes with ``--real`` on the 2-core CPU, one torc
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -54,6 +52,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import _destripe_data as bd
+from _results import command_line, load_average, save_results
 
 ROTATE_MIN_DEG = 4.0
 PADS = (32, 128)
@@ -304,7 +303,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     import torch
 
     torch.set_num_threads(1)
-    t0, load0 = time.perf_counter(), [round(a, 2) for a in os.getloadavg()]
+    t0, load0 = time.perf_counter(), load_average()
     crops = bd.load_heldout(args.data_dir)
     v = Variants(args.model)
     means: dict[str, dict[str, float]] = {}
@@ -341,9 +340,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                     finish(raw, c.clean, ratio), c.clean
                 )
     res: dict[str, Any] = {
-        "command": " ".join(
-            ["python benchmarks/destripe_inference_variants.py", *(argv or sys.argv[1:])]
-        ),
+        "command": command_line("destripe_inference_variants.py", argv),
         "model": args.model,
         "load_average_start": load0,
         "means": means,
@@ -351,10 +348,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "real": real_images(args.data_dir, args.model) if args.real else [],
     }
     res["seconds"] = time.perf_counter() - t0
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "results.json").write_text(json.dumps(res, indent=1) + "\n")
     md = to_markdown(res)
-    (args.out / "results.md").write_text(md)
+    save_results(args.out, res, md)
     print(md)
     return res
 

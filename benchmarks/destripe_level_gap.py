@@ -14,11 +14,11 @@ read with and without that unidentifiable part:
 - ``gain-matched PSNR``: the output times the one factor per crop that brings it closest to
   the truth (least squares, then clipped), for the striped input, each peer and the model alike.
 
-Peers run at the settings their stored sweeps chose per stripe type (``--peer-dir``, the
-``bench_destripe.py`` results of each stripe model); the best peer is picked per kind of image,
-separately for each column (the most favourable peer each time). The model runs through the
-default ``napari_restore.destripe`` pipeline, as the benchmark does. Multiplicative stripes,
-the benchmark's seeds.
+Peers run at the settings their stored sweeps chose per stripe type (the ``bench_destripe.py``
+results of each stripe model in ``results/destripe_heldout_cpu/<generator>/``); the best peer
+is picked per kind of image, separately for each column (the most favourable peer each time).
+The model runs through the default ``napari_restore.destripe`` pipeline, as the benchmark does.
+Multiplicative stripes, the benchmark's seeds (``destripe_inference_variants.striped_sets``).
 
 Usage (project venv with the peers of ``requirements-peers.txt``; under a minute on the 2-core
 CPU, one torch thread)::
@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -43,6 +42,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import _destripe_data as bd
 import _destripe_peers as bp
+from _results import command_line, load_average, save_results
+from destripe_inference_variants import striped_sets
 
 RESULTS = Path(__file__).parent / "results" / "destripe_heldout_cpu"
 CATEGORIES = ("light-sheet", "dense", "sparse")
@@ -84,29 +85,26 @@ def run(data_dir: Path, model: str) -> dict[str, Any]:
     net = load_destripe_model(model, "cpu")
     peers = {p.name: p for p in bp.available_peers(list(bp.PEERS))[0]}
     sets: dict[str, Any] = {}
-    for gen in bd.GENERATORS:
-        for ti, kind in enumerate(bd.STRIPE_TYPES):
-            seeds = [bd.crop_seed(2024, ti, ci) for ci in range(len(crops))]
-            striped = bd.striped_crops(crops, gen, kind, "multiplicative", seeds)
-            methods = {"striped input": scores(striped, cleans)}
-            for name, params in stored_peer_params(RESULTS / gen, kind).items():
-                if name in peers:
-                    methods[name] = scores(peers[name].run(striped, params), cleans)
-            ours = [
-                destripe(x, model=net, device="cpu", direction="horizontal", output_dtype="input")
-                for x in striped
-            ]
-            methods["ours"] = scores(ours, cleans)
-            sets[f"{gen} {kind}"] = methods
-            print(
-                f"{gen} {kind}: "
-                + ", ".join(
-                    f"{m} {np.mean([r['psnr'] for r in v]):.2f} / "
-                    f"{np.mean([r['matched'] for r in v]):.2f}"
-                    for m, v in methods.items()
-                ),
-                flush=True,
-            )
+    for (gen, kind), striped in striped_sets(crops).items():
+        methods = {"striped input": scores(striped, cleans)}
+        for name, params in stored_peer_params(RESULTS / gen, kind).items():
+            if name in peers:
+                methods[name] = scores(peers[name].run(striped, params), cleans)
+        ours = [
+            destripe(x, model=net, device="cpu", direction="horizontal", output_dtype="input")
+            for x in striped
+        ]
+        methods["ours"] = scores(ours, cleans)
+        sets[f"{gen} {kind}"] = methods
+        print(
+            f"{gen} {kind}: "
+            + ", ".join(
+                f"{m} {np.mean([r['psnr'] for r in v]):.2f} / "
+                f"{np.mean([r['matched'] for r in v]):.2f}"
+                for m, v in methods.items()
+            ),
+            flush=True,
+        )
     return {
         "crops": [{"name": c.name, "category": bd.category(c)} for c in crops],
         "sets": sets,
@@ -175,20 +173,18 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--model", default="builtin")
     ap.add_argument("--out", type=Path, required=True)
     args = ap.parse_args(argv)
-    t0, load0 = time.perf_counter(), [round(a, 2) for a in os.getloadavg()]
+    t0, load0 = time.perf_counter(), load_average()
     res = run(args.data_dir, args.model)
     res |= {
-        "command": " ".join(["python benchmarks/destripe_level_gap.py", *(argv or sys.argv[1:])]),
+        "command": command_line("destripe_level_gap.py", argv),
         "model": args.model,
         "load_average_start": load0,
-        "load_average_end": [round(a, 2) for a in os.getloadavg()],
+        "load_average_end": load_average(),
         "seconds": time.perf_counter() - t0,
     }
     res["summary"] = summary(res)
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "results.json").write_text(json.dumps(res, indent=1) + "\n")
     md = to_markdown(res)
-    (args.out / "results.md").write_text(md)
+    save_results(args.out, res, md)
     print(md)
     return res
 

@@ -18,7 +18,7 @@ over the stripe's pixels (where it is at least 5 % of its peak) on content above
 (``only_striped=False, cleanup=False``) and the default pipeline. Four crops: LSTree nuclei
 (light-sheet), ClearMap brain (light-sheet), neocortex CTIP2 (dense), TERRA foci (sparse).
 
-Usage (project venv; a few minutes per model on the 2-core CPU, one torch thread)::
+Usage (project venv; about 30 s per model on the 2-core CPU, one torch thread)::
 
     PYTHONPATH=src python benchmarks/destripe_response.py --data-dir ../shared/data \\
         --out benchmarks/results/destripe_heldout_cpu/response [--model FILE ...]
@@ -28,8 +28,6 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -40,6 +38,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import _destripe_data as bd
+from _results import command_line, load_average, save_results
 
 CROPS = (
     "lsfm_organoid_nuclei_lstree",
@@ -161,7 +160,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     import torch
 
     torch.set_num_threads(1)
-    t0, load0 = time.perf_counter(), [round(a, 2) for a in os.getloadavg()]
+    t0, load0 = time.perf_counter(), load_average()
     res: dict[str, Any] = {"models": {}, "per_crop": {}}
     for model in args.model:
         rows = run(args.data_dir, model)
@@ -170,14 +169,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         res["models"][name] = {k: table(rows, k) for k in ("network", "pipeline")}
         print(f"{name}: done", flush=True)
     res |= {
-        "command": " ".join(["python benchmarks/destripe_response.py", *(argv or sys.argv[1:])]),
+        "command": command_line("destripe_response.py", argv),
         "load_average_start": load0,
         "seconds": time.perf_counter() - t0,
     }
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "results.json").write_text(json.dumps(res, indent=1) + "\n")
     md = to_markdown(res)
-    (args.out / "results.md").write_text(md)
+    save_results(args.out, res, md)
     print(md)
     return res
 
