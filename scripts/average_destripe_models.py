@@ -12,7 +12,9 @@ Usage, from the repository root::
         [--phase PHASE.json [--evaluate DATA_DIR]]
 
 The metadata of the last file is kept (training settings, steps), with the averaged files and
-their steps added under ``weight_average``. All files must hold the same architecture. Listing
+their steps added under ``weight_average``. All files must hold the same architecture, except
+that a file without strip context is grown to match one with it (its context output at zero,
+so it computes what it did). Listing
 a file twice weighs it twice (WiSE-FT, Wortsman et al., CVPR 2022: the shipped model and a
 fine-tuned snapshot, ``alpha`` = the snapshot's share).
 
@@ -43,9 +45,38 @@ from napari_restore.engine.model_files import (  # noqa: E402
 )
 
 
+def grow_without_strip_context(states: list[dict], metas: list[dict]) -> None:
+    """Give the files without strip context (``ResCBAMUNet(strip_context=True)``) the module
+    of the first file that has it, with its output convolution at zero, in place.
+
+    Such a grown network computes exactly what the file did (the module adds
+    ``out(...) = 0``), whatever its other context weights; taking them from the fine-tuned file
+    makes the average of a plain model and a fine-tune grown from it the fine-tune with its
+    context output scaled by the fine-tune's share (WiSE-FT's interpolation).
+    """
+    donor = next(
+        (i for i, m in enumerate(metas) if m["architecture"]["kwargs"].get("strip_context")), None
+    )
+    if donor is None:
+        return
+    for state, meta in zip(states, metas, strict=True):
+        kwargs = meta["architecture"]["kwargs"]
+        if (
+            kwargs.get("strip_context")
+            or {**kwargs, "strip_context": True} != metas[donor]["architecture"]["kwargs"]
+        ):
+            continue
+        for key, value in states[donor].items():
+            if key.startswith("contexts."):
+                state[key] = value.clone().zero_() if ".out." in key else value.clone()
+        meta["architecture"] = metas[donor]["architecture"]
+
+
 def average(paths: list[Path]) -> tuple[dict, dict]:
     """Mean weights of the model files and the metadata of the last one (with the sources)."""
-    states, metas = zip(*(load_model_file(p, task="destripe") for p in paths), strict=True)
+    loaded = [load_model_file(p, task="destripe") for p in paths]
+    states, metas = [dict(s) for s, _ in loaded], [dict(m) for _, m in loaded]
+    grow_without_strip_context(states, metas)
     arch = metas[0]["architecture"]
     for p, state, meta in zip(paths, states, metas, strict=True):
         if meta["architecture"] != arch or set(state) != set(states[0]):

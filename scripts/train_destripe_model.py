@@ -255,6 +255,7 @@ def config_from_args(args: argparse.Namespace, steps: int) -> DestripeTrainConfi
         shadow_profiles=args.shadow_profiles or "classic",
         level_weight=args.level_weight or 0.0,
         pixel_loss=args.pixel_loss or "mae",
+        strip_context=args.strip_context,
         **({"stripe_mix": parse_mix(args.mix)} if args.mix else {}),
         vgg_weights=str(args.vgg_weights) if args.vgg_weights else None,
     )
@@ -473,6 +474,13 @@ def main(argv: list[str] | None = None) -> int:
         "kept unless given)",
     )
     p.add_argument(
+        "--strip-context",
+        action="store_true",
+        help="not in the paper: row and column means of the tile as context after every "
+        "decoder level; with --init or --resume it grows the saved network (the new module "
+        "starts as the identity)",
+    )
+    p.add_argument(
         "--mix",
         nargs="+",
         metavar="KIND=W",
@@ -547,6 +555,7 @@ def main(argv: list[str] | None = None) -> int:
             "shadow_profiles": args.shadow_profiles or "classic",
             "level_weight": args.level_weight or 0.0,
             "pixel_loss": args.pixel_loss or "mae",
+            **({"strip_context": True} if args.strip_context else {}),
             **({"stripe_mix": parse_mix(args.mix)} if args.mix else {}),
             "val_patches": args.val_patches,
             "val_every": args.val_every,
@@ -574,6 +583,8 @@ def main(argv: list[str] | None = None) -> int:
             more["level_weight"] = args.level_weight
         if args.pixel_loss is not None:
             more["pixel_loss"] = args.pixel_loss
+        if args.strip_context:
+            more["strip_context"] = True
         if args.mix:
             more["stripe_mix"] = parse_mix(args.mix)
         if args.steps is not None:

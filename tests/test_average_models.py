@@ -76,3 +76,25 @@ def test_a_phase_record_without_its_command_is_refused(models):
             [str(out), str(root / "base"), str(root / "tuned"), "--phase", str(root / "phase.json")]
         )
     assert not out.with_suffix(".safetensors").exists()
+
+
+def test_a_plain_model_is_grown_to_average_with_a_strip_context_fine_tune(models):
+    root, base, _ = models
+    torch.manual_seed(2)
+    net = ResCBAMUNet(base_channels=4, depth=2, strip_context=True)
+    tuned = {k: v.clone() for k, v in net.state_dict().items()}
+    for k in tuned:
+        if k.startswith("contexts.") and ".out." in k:
+            tuned[k].normal_()
+    save_model_file(root / "grown", tuned, {"task": "destripe", "architecture": net.architecture()})
+    out = root / "wise"
+    assert avg.main([str(out), str(root / "base"), str(root / "grown")]) == 0
+    state, meta = load_model_file(out, task="destripe")
+    assert meta["architecture"]["kwargs"]["strip_context"] is True
+    for key, value in tuned.items():
+        if key in base:  # the shared weights: the plain mean
+            torch.testing.assert_close(state[key].float(), (base[key] + value).float() / 2)
+        elif ".out." in key:  # the context output: halved (the plain file's is zero)
+            torch.testing.assert_close(state[key].float(), value.float() / 2)
+        else:  # the rest of the module: the fine-tune's (it does nothing at zero output)
+            torch.testing.assert_close(state[key].float(), value.float())

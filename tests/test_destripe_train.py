@@ -548,3 +548,28 @@ def test_squared_error_loss_trains_and_is_recorded(images, tmp_path):
     assert DestripeTrainer.resume(path, images).config.pixel_loss == "mse"
     # Model files written before the option read as the MAE (unknown keys default).
     assert DestripeTrainConfig.from_dict({"steps": 3}).pixel_loss == "mae"
+
+
+def test_fine_tune_grows_strip_context_from_a_plain_model(images, tmp_path):
+    plain = DestripeTrainer(images, tiny_config(steps=3))
+    run_to_end(plain.train(), progress_bar=False)
+    path = plain.save(tmp_path / "plain")
+    grown = DestripeTrainer.resume(path, images, steps=5, strip_context=True)
+    assert grown.model.architecture()["kwargs"]["strip_context"] is True
+    assert grown.step == 3
+    x = torch.rand(1, 1, 32, 48)
+    with torch.no_grad():
+        assert torch.equal(grown.model(x), plain.model(x))  # it starts where the file was
+    run_to_end(grown.train(), progress_bar=False)
+    assert any(
+        not torch.equal(v, torch.zeros_like(v))
+        for k, v in weights(grown.model).items()
+        if k.startswith("contexts.") and ".out." in k
+    )
+    grown_path = grown.save(tmp_path / "grown")
+    _, meta = load_destripe_model(grown_path, device="cpu")
+    assert meta["architecture"]["kwargs"]["strip_context"] is True
+    # Resuming keeps the module; the one change allowed is adding it, never dropping it.
+    assert DestripeTrainer.resume(grown_path, images).config.strip_context is True
+    with pytest.raises(RestoreInputError, match="strip_context"):
+        DestripeTrainer.resume(grown_path, images, strip_context=False)

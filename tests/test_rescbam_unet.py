@@ -109,3 +109,33 @@ def test_build_model_round_trip():
     x = torch.rand(1, 1, 20, 30)
     with torch.no_grad():
         assert torch.equal(rebuilt(x), net(x))
+
+
+def _far_gradient(net: ResCBAMUNet, source: tuple[int, int]) -> float:
+    """|d output[0, 0] / d input[source]| for a 64 x 160 input."""
+    x = torch.rand(1, 1, 64, 160, generator=torch.Generator().manual_seed(1), requires_grad=True)
+    net(x)[0, 0, 0, 0].backward()
+    return float(x.grad[0, 0][source].abs())
+
+
+def test_strip_context_starts_as_the_plain_network_and_sees_whole_rows():
+    plain = tiny(use_cbam=False)  # no CBAM: its global pooling would reach far pixels anyway
+    grown = tiny(use_cbam=False, strip_context=True)
+    assert grown.architecture()["kwargs"]["strip_context"] is True
+    assert "strip_context" not in plain.architecture()["kwargs"]  # old files read as before
+    fresh = {k: v for k, v in grown.state_dict().items() if k.startswith("contexts.")}
+    grown.load_state_dict({**plain.state_dict(), **fresh}, strict=True)
+    x = torch.rand(2, 1, 40, 72)
+    with torch.no_grad():
+        assert torch.equal(grown(x), plain(x))  # the module's output convolution starts at zero
+    # Trained (here: a non-zero output convolution), a pixel 150 px along the same row, far
+    # beyond the convolutions' reach, moves the output; for the plain network it does not.
+    with torch.no_grad():
+        for ctx in grown.contexts:
+            torch.nn.init.normal_(ctx.out.weight, std=0.1)
+    assert _far_gradient(plain, (0, 150)) == 0.0
+    assert _far_gradient(grown, (0, 150)) > 0.0
+    rebuilt = build_model(grown.architecture())
+    rebuilt.load_state_dict(grown.state_dict(), strict=True)
+    with torch.no_grad():
+        assert torch.equal(rebuilt(x), grown(x))

@@ -81,6 +81,11 @@ class DestripeTrainConfig(TrainConfig):
         CBAM channel-attention reduction ratio.
     use_cbam, use_residual, residual_learning : bool
         Ablation switches of :class:`~napari_restore.models.rescbam_unet.ResCBAMUNet`.
+    strip_context : bool
+        Not in the paper: row and column means of the tile as context after every decoder
+        level (:class:`~napari_restore.models.rescbam_unet.StripContext`). Fine-tuning a model
+        without it (:meth:`~napari_restore.destripe.train.DestripeTrainer.resume` with
+        ``strip_context=True``) grows the module, starting from the model's own output.
     seed : int
         Seed of the weights' initialisation, the training pairs and (separately) the validation
         set. The same seed on the CPU gives identical losses.
@@ -133,6 +138,7 @@ class DestripeTrainConfig(TrainConfig):
     use_cbam: bool = True
     use_residual: bool = True
     residual_learning: bool = True
+    strip_context: bool = False
     seed: int = 0
     val_patches: int = 16
     val_every: int = 100
@@ -212,4 +218,5 @@ class DestripeTrainConfig(TrainConfig):
             "use_cbam": self.use_cbam,
             "use_residual": self.use_residual,
             "residual_learning": self.residual_learning,
+            **({"strip_context": True} if self.strip_context else {}),
         }

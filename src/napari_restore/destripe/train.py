@@ -492,7 +492,9 @@ class DestripeTrainer(Trainer):
         """Continue training a saved model.
 
         The settings come from the model file, changed by ``config_overrides`` (e.g.
-        ``steps=5000, device="cuda:0"``); the network's architecture must stay the same. The
+        ``steps=5000, device="cuda:0"``); the network's architecture must stay the same, except
+        that ``strip_context=True`` may grow a model without it (the new module starts as the
+        identity). The
         weights, step count and validation history are restored. The optimizer state is not
         saved in model files, so Adam starts afresh (its moment estimates rebuild within a few
         hundred steps), and the stream of training pairs is reseeded from ``(seed, step)``.
@@ -518,12 +520,23 @@ class DestripeTrainer(Trainer):
             raise RestoreInputError(f"{path} holds no training settings; it cannot be resumed.")
         config = DestripeTrainConfig.from_dict(saved, **config_overrides)
         arch = meta["architecture"]
-        if arch.get("name") != "ResCBAMUNet" or arch.get("kwargs") != config.architecture_kwargs():
+        wanted = config.architecture_kwargs()
+        saved_kwargs = dict(arch.get("kwargs", {}))
+        # The one change allowed: growing the strip context (zero-initialised, so the grown
+        # network starts from the saved one's output).
+        grow = wanted.get("strip_context", False) and not saved_kwargs.get("strip_context", False)
+        if grow:
+            saved_kwargs["strip_context"] = True
+        if arch.get("name") != "ResCBAMUNet" or saved_kwargs != wanted:
             raise RestoreInputError(
                 f"{path} holds a network {arch}; the settings ask for a different one "
-                f"{config.architecture_kwargs()}. Do not change the network when resuming."
+                f"{wanted}. Do not change the network when resuming (adding strip_context "
+                "is the one change allowed)."
             )
         trainer = cls(data, config, names=names, val_images=val_images)
+        if grow:
+            grown = trainer.model.state_dict()
+            state = {**state, **{k: v for k, v in grown.items() if k.startswith("contexts.")}}
         load_weights(trainer.model, state, path)
         trainer.step = int(meta.get("steps", 0))
         trainer.history = [dict(h) for h in meta.get("validation_history", [])]

@@ -53,6 +53,7 @@ ARCHITECTURE_LIMITS: dict[str, dict[str, tuple[str, float, float]]] = {
         "use_cbam": ("bool", 0, 1),
         "use_residual": ("bool", 0, 1),
         "residual_learning": ("bool", 0, 1),
+        "strip_context": ("bool", 0, 1),
     },
     "SRDTrans": {
         "patch_t": ("int", 2, 1024),
@@ -65,6 +66,10 @@ ARCHITECTURE_LIMITS: dict[str, dict[str, tuple[str, float, float]]] = {
         "mlp_ratio": ("float", 0.25, 16),
         "attn_drop": ("float", 0, 0.99),
     },
+}
+# Keys that files may leave out (their default then applies; files written before they existed).
+OPTIONAL_ARCHITECTURE_KEYS: dict[str, frozenset[str]] = {
+    "ResCBAMUNet": frozenset({"strip_context"}),
 }
 # The widest level of the U-Net (base_channels * 2**depth channels; 256 in the shipped model).
 MAX_UNET_WIDTH = 2048
@@ -124,7 +129,8 @@ def validate_architecture(architecture: Any, *, source: str = "the model") -> No
     limits = ARCHITECTURE_LIMITS.get(name)
     if limits is None:
         return  # another registered network: build_model says whether it knows it
-    missing = [key for key in limits if key not in kwargs]
+    optional = OPTIONAL_ARCHITECTURE_KEYS.get(name, frozenset())
+    missing = [key for key in limits if key not in kwargs and key not in optional]
     if missing:
         raise RestoreInputError(
             f"{source}: the key 'architecture.kwargs.{missing[0]}' of {name} is missing."

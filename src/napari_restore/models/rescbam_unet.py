@@ -18,6 +18,14 @@ He initialisation of the feature convolutions instead;
 down-sampling by 2x2 max pooling; up-sampling by bilinear interpolation followed by a 1x1
 convolution (no transposed convolutions, so no checkerboard pattern); channels double per level
 from ``base_channels``.
+
+Optional, not in the paper (``strip_context=True``): a strip-pooling context module after every
+decoder level, after Hou, Zhang, Cheng, Feng, "Strip Pooling: Rethinking Spatial Pooling for
+Scene Parsing", CVPR 2020. Measured on the built-in model, 96 % of the gradient of one output
+pixel falls within +-16 px of it, so the network judges a faint dip from a small window, where a
+stripe and straight content look alike; the means of every row and every column of a tile tell
+the decoder whether a dip runs on across the tile. Its last convolution starts at zero, so a
+trained network grown by it computes exactly what it did.
 """
 
 from __future__ import annotations
@@ -126,6 +134,34 @@ class AttentionBlock(nn.Module):
         return F.relu(y)
 
 
+class StripContext(nn.Module):
+    """Row and column means of the features, mixed across rows / columns, added back.
+
+    ``y = x + conv1x1(ReLU(conv_h(mean over x) + conv_w(mean over y)))``, the two pooled
+    profiles broadcast back over the plane; ``conv_h`` / ``conv_w`` are 1-D convolutions of
+    kernel 3 along the profile. The output convolution is zero-initialised (identity at start).
+
+    Parameters
+    ----------
+    channels : int
+        Feature channels in and out.
+    """
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        hidden = max(4, channels // 2)
+        self.rows = nn.Conv2d(channels, hidden, (3, 1), padding=(1, 0))
+        self.cols = nn.Conv2d(channels, hidden, (1, 3), padding=(0, 1))
+        self.out = nn.Conv2d(hidden, channels, 1)
+        nn.init.zeros_(self.out.weight)
+        nn.init.zeros_(self.out.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        rows = self.rows(x.mean(dim=3, keepdim=True))  # (B, hidden, H, 1): one value per row
+        cols = self.cols(x.mean(dim=2, keepdim=True))  # (B, hidden, 1, W)
+        return x + self.out(F.relu(rows + cols))
+
+
 class Up(nn.Module):
     """Bilinear 2x up-sampling followed by a 1x1 convolution that halves the channels."""
 
@@ -158,6 +194,10 @@ class ResCBAMUNet(nn.Module):
     residual_learning : bool
         Global residual learning: the network predicts the stripe component ``s`` and returns
         ``input - s`` (True, as in the paper), or it predicts the clean image directly.
+    strip_context : bool
+        Not in the paper: a :class:`StripContext` after every decoder level (row and column
+        means of the tile as context). Recorded in :meth:`architecture` only when True, so
+        files of the paper's network read as before.
 
     Notes
     -----
@@ -174,6 +214,7 @@ class ResCBAMUNet(nn.Module):
         use_cbam: bool = True,
         use_residual: bool = True,
         residual_learning: bool = True,
+        strip_context: bool = False,
     ) -> None:
         super().__init__()
         if depth < 1 or base_channels < 1 or reduction < 1:
@@ -186,6 +227,8 @@ class ResCBAMUNet(nn.Module):
             "use_residual": bool(use_residual),
             "residual_learning": bool(residual_learning),
         }
+        if strip_context:
+            self._kwargs["strip_context"] = True
         self.depth = int(depth)
         self.residual_learning = bool(residual_learning)
 
@@ -207,6 +250,9 @@ class ResCBAMUNet(nn.Module):
             w = widths[level]
             self.ups.append(Up(widths[level + 1], w))
             self.decoders.append(block(2 * w, w))  # concatenated skip + up-sampled features
+        self.contexts: nn.ModuleList | None = None
+        if strip_context:
+            self.contexts = nn.ModuleList(StripContext(widths[lv]) for lv in reversed(range(depth)))
         self.head = nn.Conv2d(widths[0], 1, 1)
         self._init_weights()
 
@@ -219,6 +265,7 @@ class ResCBAMUNet(nn.Module):
             if (
                 isinstance(module, nn.Conv2d)
                 and ".attention." not in f".{name}."
+                and not name.startswith("contexts.")
                 and name != "head"
             ):
                 nn.init.kaiming_normal_(module.weight, nonlinearity="relu")
@@ -253,8 +300,12 @@ class ResCBAMUNet(nn.Module):
             skips.append(y)
             y = F.max_pool2d(y, 2)
         y = self.bottleneck(y)
-        for up, dec, skip in zip(self.ups, self.decoders, reversed(skips), strict=True):
+        for i, (up, dec, skip) in enumerate(
+            zip(self.ups, self.decoders, reversed(skips), strict=True)
+        ):
             y = dec(torch.cat([skip, up(y)], dim=1))
+            if self.contexts is not None:
+                y = self.contexts[i](y)
         y = self.head(y)
         if self.residual_learning:
             y = xp - y  # the head predicts the stripe component
