@@ -20,6 +20,11 @@ stripe models (``project``, ``independent``, ``blind``; multiplicative, the same
 - ``half scale first`` / ``half scale after``: the network's log-correction of a 2x2-binned
   copy (wide stripes look like the training sampler's narrower ones there), upsampled and
   applied before / after the full-scale pass;
+- ``log contrast xK``: the input's log-contrast around a 12-px blur raised K-fold before the
+  network (a faint stripe then looks like the strong ones it does correct), the network's
+  log-correction divided by K;
+- ``stripe band xK``: on planes with stripe evidence, only the input's stripe-band part (the
+  band of step 2, in ``log(I + eps)``) raised K-fold, the correction divided by K;
 - ``notch ratio K``: the notch scales down only coefficients above K times their angular
   neighbours' power (``cap_stripe_wedge(min_ratio=K)``; default 1);
 - ``no level step``: the pipeline without its last step (``spectral.keep_level``, which gives
@@ -30,8 +35,8 @@ stripe models (``project``, ``independent``, ``blind``; multiplicative, the same
   1.15) that brings it closest to the truth: how much is left to gain from the level alone.
 
 Also the clean crops that the evidence flags (the others come back bit for bit with every
-variant), and with ``--real`` the stripe meter on the real striped images for the notch ratios
-(which is where they pay).
+variant but ``log contrast x2``, whose changes are listed), and with ``--real`` the stripe
+meter on the real striped images for the notch ratios (which is where they pay).
 
 Usage (project venv; about 3 minutes with ``--real`` on the 2-core CPU, one torch thread)::
 
@@ -57,6 +62,7 @@ from _results import command_line, load_average, save_results
 ROTATE_MIN_DEG = 4.0
 PADS = (32, 128)
 RATIOS = (2.0, 4.0, 9.0)
+AMPLIFY = (1.5, 2.0)
 
 
 def striped_sets(
@@ -146,6 +152,31 @@ class Variants:
         up = ndi.zoom(change, (x.shape[0] / small.shape[0], x.shape[1] / small.shape[1]), order=1)
         return up[: x.shape[0], : x.shape[1]]
 
+    def amplified(self, x: np.ndarray, k: float, wedge: Any = None) -> np.ndarray:
+        """The network's log-correction of ``x`` with its log-contrast (around a 12-px blur) or,
+        given the stripe ``wedge``, only its stripe-band part, raised ``k``-fold; divided by ``k``
+        and applied to ``x``."""
+        from scipy import ndimage as ndi
+
+        from napari_restore.destripe.spectral import (
+            BAND_MARGIN_DEG,
+            BAND_MIN_STEPS,
+            _band_split,
+            _log_offset,
+        )
+        from napari_restore.stripe_meter import periodic_spectrum
+
+        eps = _log_offset(x)
+        log_x = np.log(np.maximum(x, 0) + eps).astype(np.float32)
+        if wedge is None:
+            part = log_x - ndi.gaussian_filter(log_x, 12.0)
+        else:
+            part, _ = _band_split(
+                log_x, periodic_spectrum(log_x), wedge.angles, BAND_MARGIN_DEG, BAND_MIN_STEPS
+            )
+        xa = (np.exp(log_x + (k - 1) * part) - eps).astype(np.float32)
+        return self._apply(x, self._log_change(xa, self.network(xa)) / k)
+
     def coarse_fine(self, x: np.ndarray, first: np.ndarray, coarse_first: bool) -> np.ndarray:
         """The half-scale correction applied before, or after, the full-scale pass."""
         if coarse_first:
@@ -202,6 +233,10 @@ def evaluate(v: Variants, x: np.ndarray, clean: np.ndarray) -> dict[str, float]:
     scores["network twice"] = bd.fast_psnr(finish(v.network(raw), x), clean)
     for coarse_first, name in ((True, "half scale first"), (False, "half scale after")):
         scores[name] = bd.fast_psnr(finish(v.coarse_fine(x, raw, coarse_first), x), clean)
+    scores["log contrast x2"] = bd.fast_psnr(finish(v.amplified(x, 2.0), x), clean)
+    for k in AMPLIFY:
+        amp = v.amplified(x, k, wedge) if wedge.striped else raw
+        scores[f"stripe band x{k:g}"] = bd.fast_psnr(finish(amp, x), clean)
     for ratio in RATIOS:
         scores[f"notch ratio {ratio:g}"] = bd.fast_psnr(finish(raw, x, ratio), clean)
     return scores
@@ -274,6 +309,17 @@ def to_markdown(res: dict[str, Any]) -> str:
     lines += ["", "Clean crops flagged by the stripe evidence (PSNR against themselves, dB):", ""]
     for name, per in res["clean_flagged"].items():
         lines.append(f"- {name}: " + ", ".join(f"{k} {v:.1f}" for k, v in per.items()))
+    if "clean_changed_by_log_contrast_x2" in res:
+        lines += [
+            "",
+            "Clean crops that `log contrast x2` changes (every other variant returns the "
+            "unflagged ones bit for bit; PSNR dB, mean change %):",
+            "",
+        ]
+        lines += [
+            f"- {name}: {p:.1f} dB, {m:+.2f} %"
+            for name, (p, m) in res["clean_changed_by_log_contrast_x2"].items()
+        ] or ["- none"]
     if res.get("real"):
         lines += [
             "",
@@ -335,12 +381,25 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             flagged[c.name]["network twice"] = bd.fast_psnr(
                 finish(v.network(raw), c.clean), c.clean
             )
+            wedge = stripe_evidence(c.clean)
+            for k in AMPLIFY:
+                flagged[c.name][f"stripe band x{k:g}"] = bd.fast_psnr(
+                    finish(v.amplified(c.clean, k, wedge), c.clean), c.clean
+                )
             for ratio in RATIOS:
                 flagged[c.name][f"notch ratio {ratio:g}"] = bd.fast_psnr(
                     finish(raw, c.clean, ratio), c.clean
                 )
+    # The only variant that can change a clean crop without stripe evidence (through the
+    # pipeline's second look): its changes, PSNR against itself (dB) and mean change (%).
+    amplified_clean = {}
+    for c in crops:
+        out = finish(v.amplified(c.clean, 2.0), c.clean)
+        if not np.array_equal(out, c.clean):
+            amplified_clean[c.name] = [bd.fast_psnr(out, c.clean), mean_change(out, c.clean)]
     res: dict[str, Any] = {
         "command": command_line("destripe_inference_variants.py", argv),
+        "clean_changed_by_log_contrast_x2": amplified_clean,
         "model": args.model,
         "load_average_start": load0,
         "means": means,

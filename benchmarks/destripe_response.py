@@ -18,6 +18,9 @@ over the stripe's pixels (where it is at least 5 % of its peak) on content above
 (``only_striped=False, cleanup=False``) and the default pipeline. Four crops: LSTree nuclei
 (light-sheet), ClearMap brain (light-sheet), neocortex CTIP2 (dense), TERRA foci (sparse).
 
+Also where the network looks (``reach``): the share of the gradient of one output pixel with
+respect to the input that lies near it, and along its row far from it.
+
 Usage (project venv; about 30 s per model on the 2-core CPU, one torch thread)::
 
     PYTHONPATH=src python benchmarks/destripe_response.py --data-dir ../shared/data \\
@@ -109,6 +112,41 @@ def run(data_dir: Path, model: str) -> list[dict[str, Any]]:
     return rows
 
 
+REACH_RADII = (16, 64)
+
+
+def reach(data_dir: Path, model: str) -> dict[str, float]:
+    """Where the network looks: shares of ``|d out[centre] / d in|`` over the input.
+
+    For each of the four crops, the gradient of the network's output at the centre pixel with
+    respect to its input (the crop as the network sees one tile); the share of its absolute
+    sum inside square windows of radius ``REACH_RADII``, and along the centre row (±2 px)
+    beyond 64 px, where only a stripe running on across the tile puts anything. Mean over
+    the crops.
+    """
+    import torch
+
+    from napari_restore import load_destripe_model
+
+    net = load_destripe_model(model, "cpu")[0].eval()
+    shares: dict[str, list[float]] = {}
+    for c in (c for c in bd.load_heldout(data_dir) if c.name in CROPS):
+        x = torch.from_numpy(np.ascontiguousarray(c.clean, dtype=np.float32))[None, None]
+        x.requires_grad_(True)
+        h, w = c.clean.shape
+        net(x)[0, 0, h // 2, w // 2].backward()
+        g = x.grad[0, 0].abs().numpy().astype(np.float64)
+        dy = np.abs(np.arange(h) - h // 2)[:, None]
+        dx = np.abs(np.arange(w) - w // 2)[None, :]
+        total = g.sum()
+        for r in REACH_RADII:
+            shares.setdefault(f"within {r} px", []).append(g[(dy <= r) & (dx <= r)].sum() / total)
+        shares.setdefault("along the row beyond 64 px", []).append(
+            g[(dy <= 2) & (dx > 64)].sum() / total
+        )
+    return {k: float(np.mean(v)) for k, v in shares.items()}
+
+
 def table(rows: list[dict[str, Any]], key: str) -> dict[str, float]:
     """Mean share recovered over the crops, per stripe."""
     groups: dict[str, list[float]] = {}
@@ -141,12 +179,24 @@ def to_markdown(res: dict[str, Any]) -> str:
         ]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     lines += ["", "Mean over every stripe:", ""]
+    reach_lines = [
+        "",
+        "Where the network looks (`reach`): share of |d out[centre] / d in| (mean "
+        "over the four crops):",
+        "",
+    ]
     for m in models:
         net, pipe = res["models"][m]["network"], res["models"][m]["pipeline"]
         lines.append(
             f"- {m}: network {np.mean(list(net.values())):.2f}, "
             f"pipeline {np.mean(list(pipe.values())):.2f}"
         )
+        if "reach" in res["models"][m]:
+            reach_lines.append(
+                f"- {m}: " + ", ".join(f"{k} {v:.3f}" for k, v in res["models"][m]["reach"].items())
+            )
+    if len(reach_lines) > 3:
+        lines += reach_lines
     return "\n".join(lines) + "\n"
 
 
@@ -167,6 +217,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         name = model if model == "builtin" else Path(model).stem
         res["per_crop"][name] = rows
         res["models"][name] = {k: table(rows, k) for k in ("network", "pipeline")}
+        res["models"][name]["reach"] = reach(args.data_dir, model)
         print(f"{name}: done", flush=True)
     res |= {
         "command": command_line("destripe_response.py", argv),
