@@ -37,6 +37,11 @@
 #       CPU it kept clean crops in 19 of 20 candidates against 6 of 12 without it, at the same
 #       gain; results/destripe_heldout_cpu/finetune_level/);
 #   B5: as F5 with periodic bands in the stripe mix (the blind generator's bands).
+# Not in the default: --strip-context (row and column means as context in the decoder, grown
+# into the shipped model at zero). On the CPU, an hour of it narrowed the dead zone a little
+# and passed nothing (results/destripe_heldout_cpu/finetune_strip/); a GPU run of it: RUNS='C5
+# --init $SHIPPED --lr 1e-4 --bright-fraction 0.5 --shadow-fraction 0.5 --mix regular=1
+# gaussian=1 tilted=2 --strip-context' (one line).
 # (Phase 3 was RUNS='G --init $SHIPPED --lr 3e-4 --bright-fraction 0.5 ...'; the runs of
 # 2026-11-30 were 'S5 --init $SHIPPED --lr 3e-4 --bright-fraction 0.5 --shadow-fraction 0.5'.)
 # Every candidate leaves 25 % of its patches without stripes.
