@@ -21,11 +21,12 @@ from ``base_channels``.
 
 Optional, not in the paper (``strip_context=True``): a strip-pooling context module after every
 decoder level, after Hou, Zhang, Cheng, Feng, "Strip Pooling: Rethinking Spatial Pooling for
-Scene Parsing", CVPR 2020. Measured on the built-in model, 96 % of the gradient of one output
-pixel falls within +-16 px of it, so the network judges a faint dip from a small window, where a
-stripe and straight content look alike; the means of every row and every column of a tile tell
-the decoder whether a dip runs on across the tile. Its last convolution starts at zero, so a
-trained network grown by it computes exactly what it did.
+Scene Parsing", CVPR 2020. On the built-in model, 94 % of the gradient of one output pixel
+with respect to the input falls within +-16 px of it (four held-out crops,
+``benchmarks/destripe_response.py``), so the network judges a faint dip from a small window,
+where a stripe and straight content look alike; the means of every row and every column of a
+tile tell the decoder whether a dip runs on across the tile. Its last convolution starts at
+zero, so a trained network grown by it computes exactly what it did.
 """
 
 from __future__ import annotations
