@@ -1,13 +1,27 @@
-"""Run records of the benchmark scripts: the command line, the load average, the result files."""
+"""Run records of the benchmark scripts: their arguments, the command line, the load average,
+the result files."""
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+
+# The workspace's shared data folder, beside the repository (held-out crops, real images).
+DATA_DIR = Path(__file__).parents[2] / "shared/data"
+
+
+def results_parser(doc: str) -> argparse.ArgumentParser:
+    """A parser described by the first line of ``doc``, with ``--data-dir`` (default
+    :data:`DATA_DIR`) and the required ``--out`` folder of :func:`save_results`."""
+    ap = argparse.ArgumentParser(description=doc.split("\n", 1)[0])
+    ap.add_argument("--data-dir", type=Path, default=DATA_DIR)
+    ap.add_argument("--out", type=Path, required=True)
+    return ap
 
 
 def command_line(script: str, argv: Sequence[str] | None) -> str:

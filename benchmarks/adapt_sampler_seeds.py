@@ -27,7 +27,6 @@ one process per set list to use both cores)::
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 from pathlib import Path
@@ -38,7 +37,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import _destripe_data as bd
-from _results import command_line, load_average, save_results
+from _results import command_line, load_average, results_parser, save_results
 from destripe_inference_variants import striped_sets
 
 DEFAULT_SETS = "independent:gaussian,independent:tilted,blind:gaussian,blind:tilted"
@@ -48,11 +47,9 @@ SEEDS = (0, 1)
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     """Run the comparison; write ``results.json`` and ``results.md`` to ``--out``."""
-    ap = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
-    ap.add_argument("--data-dir", type=Path, default=Path(__file__).parents[2] / "shared/data")
+    ap = results_parser(__doc__)
     ap.add_argument("--sets", default=DEFAULT_SETS, help="generator:type,... (bench names)")
     ap.add_argument("--draws", default="plain,as trained", help="which draws, comma-separated")
-    ap.add_argument("--out", type=Path, required=True)
     args = ap.parse_args(argv)
     import torch
 

@@ -46,7 +46,6 @@ Usage (project venv; about 3 minutes with ``--real`` on the 2-core CPU, one torc
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 from pathlib import Path
@@ -57,7 +56,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import _destripe_data as bd
-from _results import command_line, load_average, save_results
+from _results import command_line, load_average, results_parser, save_results
 
 ROTATE_MIN_DEG = 4.0
 PADS = (32, 128)
@@ -340,10 +339,8 @@ def to_markdown(res: dict[str, Any]) -> str:
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     """Run the variants; write ``results.json`` and ``results.md`` to ``--out``."""
-    ap = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
-    ap.add_argument("--data-dir", type=Path, default=Path(__file__).parents[2] / "shared/data")
+    ap = results_parser(__doc__)
     ap.add_argument("--model", default="builtin")
-    ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--real", action="store_true", help="also the real images per notch ratio")
     args = ap.parse_args(argv)
     import torch
@@ -365,7 +362,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
     flagged: dict[str, dict[str, float]] = {}
     for c in crops:
-        if stripe_evidence(c.clean).striped:
+        wedge = stripe_evidence(c.clean)
+        if wedge.striped:
             raw = v.network(c.clean)
             flagged[c.name] = {
                 "pipeline": bd.fast_psnr(finish(raw, c.clean), c.clean),
@@ -381,7 +379,6 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             flagged[c.name]["network twice"] = bd.fast_psnr(
                 finish(v.network(raw), c.clean), c.clean
             )
-            wedge = stripe_evidence(c.clean)
             for k in AMPLIFY:
                 flagged[c.name][f"stripe band x{k:g}"] = bd.fast_psnr(
                     finish(v.amplified(c.clean, k, wedge), c.clean), c.clean

@@ -29,7 +29,6 @@ CPU, one torch thread)::
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import time
@@ -42,7 +41,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import _destripe_data as bd
 import _destripe_peers as bp
-from _results import command_line, load_average, save_results
+from _results import command_line, load_average, results_parser, save_results
 from destripe_inference_variants import striped_sets
 
 RESULTS = Path(__file__).parent / "results" / "destripe_heldout_cpu"
@@ -168,10 +167,8 @@ def to_markdown(res: dict[str, Any]) -> str:
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     """Run; write ``results.json`` and ``results.md`` to ``--out``."""
-    ap = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
-    ap.add_argument("--data-dir", type=Path, default=Path(__file__).parents[2] / "shared/data")
+    ap = results_parser(__doc__)
     ap.add_argument("--model", default="builtin")
-    ap.add_argument("--out", type=Path, required=True)
     args = ap.parse_args(argv)
     t0, load0 = time.perf_counter(), load_average()
     res = run(args.data_dir, args.model)

@@ -29,7 +29,6 @@ Usage (project venv; about 30 s per model on the 2-core CPU, one torch thread)::
 
 from __future__ import annotations
 
-import argparse
 import itertools
 import sys
 import time
@@ -41,7 +40,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import _destripe_data as bd
-from _results import command_line, load_average, save_results
+from _results import command_line, load_average, results_parser, save_results
 
 CROPS = (
     "lsfm_organoid_nuclei_lstree",
@@ -81,12 +80,11 @@ def recovered(clean: np.ndarray, transmission: np.ndarray, out: np.ndarray, x: n
     return float(np.sum(got[mask] * true[mask]) / np.sum(true[mask] ** 2))
 
 
-def run(data_dir: Path, model: str) -> list[dict[str, Any]]:
-    """Every stripe on every crop through the network alone and the pipeline."""
-    from napari_restore import destripe, load_destripe_model
+def run(crops: list[bd.Crop], net: tuple[Any, dict[str, Any]]) -> list[dict[str, Any]]:
+    """Every stripe on every crop through the network alone and the pipeline (``net``: a
+    loaded model, as ``load_destripe_model`` returns it)."""
+    from napari_restore import destripe
 
-    net = load_destripe_model(model, "cpu")
-    crops = [c for c in bd.load_heldout(data_dir) if c.name in CROPS]
     rows = []
     for c, (profile, width, depth, extent) in itertools.product(
         crops, itertools.product(PROFILES, WIDTHS, DEPTHS, EXTENTS)
@@ -115,7 +113,7 @@ def run(data_dir: Path, model: str) -> list[dict[str, Any]]:
 REACH_RADII = (16, 64)
 
 
-def reach(data_dir: Path, model: str) -> dict[str, float]:
+def reach(crops: list[bd.Crop], net: tuple[Any, dict[str, Any]]) -> dict[str, float]:
     """Where the network looks: shares of ``|d out[centre] / d in|`` over the input.
 
     For each of the four crops, the gradient of the network's output at the centre pixel with
@@ -126,15 +124,13 @@ def reach(data_dir: Path, model: str) -> dict[str, float]:
     """
     import torch
 
-    from napari_restore import load_destripe_model
-
-    net = load_destripe_model(model, "cpu")[0].eval()
+    module = net[0].eval()
     shares: dict[str, list[float]] = {}
-    for c in (c for c in bd.load_heldout(data_dir) if c.name in CROPS):
+    for c in crops:
         x = torch.from_numpy(np.ascontiguousarray(c.clean, dtype=np.float32))[None, None]
         x.requires_grad_(True)
         h, w = c.clean.shape
-        net(x)[0, 0, h // 2, w // 2].backward()
+        module(x)[0, 0, h // 2, w // 2].backward()
         g = x.grad[0, 0].abs().numpy().astype(np.float64)
         dy = np.abs(np.arange(h) - h // 2)[:, None]
         dx = np.abs(np.arange(w) - w // 2)[None, :]
@@ -202,22 +198,24 @@ def to_markdown(res: dict[str, Any]) -> str:
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     """Run; write ``results.json`` and ``results.md`` to ``--out``."""
-    ap = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
-    ap.add_argument("--data-dir", type=Path, default=Path(__file__).parents[2] / "shared/data")
+    ap = results_parser(__doc__)
     ap.add_argument("--model", nargs="+", default=["builtin"], help="builtin and/or model files")
-    ap.add_argument("--out", type=Path, required=True)
     args = ap.parse_args(argv)
     import torch
 
     torch.set_num_threads(1)
     t0, load0 = time.perf_counter(), load_average()
+    from napari_restore import load_destripe_model
+
+    crops = [c for c in bd.load_heldout(args.data_dir) if c.name in CROPS]
     res: dict[str, Any] = {"models": {}, "per_crop": {}}
     for model in args.model:
-        rows = run(args.data_dir, model)
+        net = load_destripe_model(model, "cpu")
+        rows = run(crops, net)
         name = model if model == "builtin" else Path(model).stem
         res["per_crop"][name] = rows
         res["models"][name] = {k: table(rows, k) for k in ("network", "pipeline")}
-        res["models"][name]["reach"] = reach(args.data_dir, model)
+        res["models"][name]["reach"] = reach(crops, net)
         print(f"{name}: done", flush=True)
     res |= {
         "command": command_line("destripe_response.py", argv),

@@ -31,6 +31,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import _destripe_data as bd
+from _results import DATA_DIR
 from destripe_inference_variants import striped_sets
 
 
@@ -123,7 +124,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     """Screen the models given; print a Markdown table, optionally write JSON."""
     ap = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     ap.add_argument("models", nargs="+", help="builtin or model files")
-    ap.add_argument("--data-dir", type=Path, default=Path(__file__).parents[2] / "shared/data")
+    ap.add_argument("--data-dir", type=Path, default=DATA_DIR)
     ap.add_argument("--json", type=Path, default=None)
     ap.add_argument("--additive", action="store_true", help="also the nine additive sets")
     args = ap.parse_args(argv)
