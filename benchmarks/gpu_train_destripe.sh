@@ -44,7 +44,8 @@
 # gaussian=1 tilted=2 --strip-context' (one line).
 # A CPU diagnostic trained on the benchmark's own independent stripes (not shippable) gained
 # +0.9 / +0.6 dB on its Gaussian / tilted sets in an hour and lifted the SPIM image by 7-18 %
-# (results/destripe_heldout_cpu/coverage/): keep the level term (L5) in any longer run.
+# (results/destripe_heldout_cpu/coverage/); the level term kept clean crops there but not the
+# SPIM level (+6 to +17 %): keep it (L5) for the clean crops, and judge the SPIM median.
 # (Phase 3 was RUNS='G --init $SHIPPED --lr 3e-4 --bright-fraction 0.5 ...'; the runs of
 # 2026-11-30 were 'S5 --init $SHIPPED --lr 3e-4 --bright-fraction 0.5 --shadow-fraction 0.5'.)
 # Every candidate leaves 25 % of its patches without stripes.
