@@ -97,6 +97,9 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     torch.set_num_threads(1)
 
+    final = args.out.with_suffix(".safetensors")
+    if final.exists():  # never replace a trained model unasked
+        sys.exit(f"{final} exists: choose another --out")
     images, names = load_training_images(args.data, corpus=True)
     start = int(load_model_file(SHIPPED, task="destripe")[1].get("steps", 0))
     trainer = DestripeTrainer.resume(
@@ -113,7 +116,10 @@ def main(argv: list[str] | None = None) -> int:
     rng = np.random.default_rng([RECIPE["seed"], 20261203])
 
     def batch() -> tuple[np.ndarray, np.ndarray]:
-        clean = np.stack([trainer._patch(rng, trainer.sources) for _ in range(4)])
+        # The trainer's own patch sampler (corpus, flips, random gain), so that only the
+        # stripes differ from P14's pairs.
+        n = RECIPE["batch_size"]
+        clean = np.stack([trainer._patch(rng, trainer.sources) for _ in range(n)])
         striped = np.stack(
             [
                 c if rng.random() < RECIPE["clean_fraction"] else independent_pair(c, rng)
@@ -149,7 +155,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         gen.close()
     extra["minutes"] = round((time.monotonic() - started) / 60, 1)
-    trainer.save(args.out, extra=extra, overwrite=True)
+    trainer.save(args.out, extra=extra)
     print(json.dumps({"steps": trainer.step, "minutes": extra["minutes"]}))
     return 0
 
