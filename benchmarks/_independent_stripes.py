@@ -104,6 +104,18 @@ def stripe_field(
     return stripes
 
 
+def log_transmission(
+    stripes: list[tuple[np.ndarray, float]], rng: np.random.Generator
+) -> np.ndarray:
+    """``log T`` of the attenuation by ``stripes``, with a strength drawn from ``rng`` (0.3 to
+    0.9); one stripe never takes away more than 95 %."""
+    strength = rng.uniform(0.3, 0.9)
+    log_t = np.zeros(stripes[0][0].shape)
+    for p, rel in stripes:
+        log_t += np.log1p(-np.clip(strength * rel * p, 0.0, 0.95))
+    return log_t
+
+
 def degrade(
     clean: np.ndarray, kind: str, mode: str, seed: int
 ) -> tuple[np.ndarray, dict[str, float | str]]:
@@ -116,11 +128,7 @@ def degrade(
     rng = np.random.default_rng(seed)
     stripes = stripe_field(clean.shape, kind, rng)
     if mode == "multiplicative":
-        strength = rng.uniform(0.3, 0.9)
-        log_t = np.zeros(clean.shape)
-        for p, rel in stripes:
-            log_t += np.log1p(-np.clip(strength * rel * p, 0.0, 0.95))
-        out = clean * np.exp(log_t)
+        out = clean * np.exp(log_transmission(stripes, rng))
     else:
         strength = rng.uniform(0.08, 0.35)
         polarity = str(rng.choice(["bright", "dark", "mixed"]))

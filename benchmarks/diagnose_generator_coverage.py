@@ -63,7 +63,6 @@ RECIPE = {
 }
 #: Kinds drawn from the independent generator, tilted twice as often (P14's mix).
 KIND_WEIGHTS = {"regular": 1.0, "gaussian": 1.0, "tilted": 2.0}
-MAX_ATTENUATION = 0.95  # the generator's own cap on one stripe's depth
 
 
 def independent_pair(clean: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -75,11 +74,7 @@ def independent_pair(clean: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     kinds = list(KIND_WEIGHTS)
     p = np.array([KIND_WEIGHTS[k] for k in kinds])
     kind = kinds[int(rng.choice(len(kinds), p=p / p.sum()))]
-    stripes = ind.stripe_field(clean.shape, kind, rng)
-    strength = rng.uniform(0.3, 0.9)
-    log_t = np.zeros(clean.shape)
-    for prof, rel in stripes:
-        log_t += np.log1p(-np.clip(strength * rel * prof, 0.0, MAX_ATTENUATION))
+    log_t = ind.log_transmission(ind.stripe_field(clean.shape, kind, rng), rng)
     return (clean * np.exp(log_t)).astype(np.float32)
 
 
