@@ -7,6 +7,7 @@ import argparse
 import json
 import os
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,24 @@ def command_line(script: str, argv: Sequence[str] | None) -> str:
 def load_average() -> list[float]:
     """The 1, 5 and 15 minute load averages, rounded to two decimals."""
     return [round(a, 2) for a in os.getloadavg()]
+
+
+class RunClock:
+    """When and under what load a benchmark ran: started when made, read by :meth:`record`."""
+
+    def __init__(self) -> None:
+        self.t0 = time.perf_counter()
+        self.load_start = load_average()
+
+    def record(self, script: str, argv: Sequence[str] | None) -> dict[str, Any]:
+        """The run record of ``benchmarks/<script>``: command line, load averages at the start
+        and now, and the seconds since the clock started."""
+        return {
+            "command": command_line(script, argv),
+            "load_average_start": self.load_start,
+            "load_average_end": load_average(),
+            "seconds": time.perf_counter() - self.t0,
+        }
 
 
 def save_results(out: Path, res: dict[str, Any], markdown: str) -> None:

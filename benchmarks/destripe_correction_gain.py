@@ -29,7 +29,6 @@ Usage (project venv; about three minutes on the 2-core CPU, one torch thread)::
 from __future__ import annotations
 
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +37,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import _destripe_data as bd
-from _results import command_line, load_average, results_parser, save_results
+from _results import RunClock, results_parser, save_results
 from destripe_inference_variants import striped_sets
 
 #: Offset of the log domain, in units of the crops' [0, 1] range (the pipeline's own: 1 %).
@@ -163,15 +162,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap = results_parser(__doc__)
     ap.add_argument("--model", default="builtin")
     args = ap.parse_args(argv)
-    t0, load0 = time.perf_counter(), load_average()
+    clock = RunClock()
     res = run(args.data_dir, args.model)
-    res |= {
-        "command": command_line("destripe_correction_gain.py", argv),
-        "model": args.model,
-        "load_average_start": load0,
-        "load_average_end": load_average(),
-        "seconds": time.perf_counter() - t0,
-    }
+    res |= clock.record("destripe_correction_gain.py", argv) | {"model": args.model}
     md = to_markdown(res)
     save_results(args.out, res, md)
     print(md)

@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import json
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import _destripe_data as bd
 import _destripe_peers as bp
-from _results import command_line, load_average, results_parser, save_results
+from _results import RunClock, results_parser, save_results
 from destripe_inference_variants import striped_sets
 
 RESULTS = Path(__file__).parent / "results" / "destripe_heldout_cpu"
@@ -170,15 +169,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap = results_parser(__doc__)
     ap.add_argument("--model", default="builtin")
     args = ap.parse_args(argv)
-    t0, load0 = time.perf_counter(), load_average()
+    clock = RunClock()
     res = run(args.data_dir, args.model)
-    res |= {
-        "command": command_line("destripe_level_gap.py", argv),
-        "model": args.model,
-        "load_average_start": load0,
-        "load_average_end": load_average(),
-        "seconds": time.perf_counter() - t0,
-    }
+    res |= clock.record("destripe_level_gap.py", argv) | {"model": args.model}
     res["summary"] = summary(res)
     md = to_markdown(res)
     save_results(args.out, res, md)

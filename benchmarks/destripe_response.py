@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import itertools
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +39,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import _destripe_data as bd
-from _results import command_line, load_average, results_parser, save_results
+from _results import RunClock, results_parser, save_results
 
 CROPS = (
     "lsfm_organoid_nuclei_lstree",
@@ -204,7 +203,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     import torch
 
     torch.set_num_threads(1)
-    t0, load0 = time.perf_counter(), load_average()
+    clock = RunClock()
     from napari_restore import load_destripe_model
 
     crops = [c for c in bd.load_heldout(args.data_dir) if c.name in CROPS]
@@ -217,11 +216,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         res["models"][name] = {k: table(rows, k) for k in ("network", "pipeline")}
         res["models"][name]["reach"] = reach(crops, net)
         print(f"{name}: done", flush=True)
-    res |= {
-        "command": command_line("destripe_response.py", argv),
-        "load_average_start": load0,
-        "seconds": time.perf_counter() - t0,
-    }
+    res |= clock.record("destripe_response.py", argv)
     md = to_markdown(res)
     save_results(args.out, res, md)
     print(md)
