@@ -44,8 +44,9 @@ from destripe_inference_variants import striped_sets
 EPS = 0.01
 #: Fixed gains on the correction.
 GAINS = (1.0, 1.25, 1.5, 2.0)
-#: Oracle search grid.
+#: Oracle search grid (holds :data:`GAINS`, whose scores are read from it).
 ORACLE_GAINS = np.round(np.arange(0.5, 3.01, 0.05), 2)
+assert set(GAINS) <= set(ORACLE_GAINS.tolist())
 CATEGORIES = ("light-sheet", "dense", "sparse")
 #: PSNR of an exact result, so that means stay finite.
 PSNR_CAP = 100.0
@@ -67,16 +68,16 @@ def crop_scores(x: np.ndarray, y: np.ndarray, clean: np.ndarray) -> dict[str, An
     e, r = x - clean, y - clean
     alpha = float((r * e).sum() / max(float((e * e).sum()), 1e-12))
     other = r - alpha * e
-    oracle = [psnr(scaled(x, y, k), clean) for k in ORACLE_GAINS]
-    best = int(np.argmax(oracle))
+    by_gain = {float(k): psnr(scaled(x, y, k), clean) for k in ORACLE_GAINS}
+    best = max(by_gain, key=by_gain.get)
     return {
         "input": psnr(x, clean),
         "ours": psnr(y, clean),
         "alpha": alpha,
         "other_share": float((other**2).sum() / max(float((r**2).sum()), 1e-12)),
-        "gain": {str(k): psnr(scaled(x, y, k), clean) for k in GAINS},
-        "oracle": oracle[best],
-        "oracle_gain": float(ORACLE_GAINS[best]),
+        "gain": {str(k): by_gain[k] for k in GAINS},
+        "oracle": by_gain[best],
+        "oracle_gain": best,
     }
 
 
